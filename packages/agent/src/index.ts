@@ -1,0 +1,1 @@
+/** Placeholder module; filled by its issue. */ export {};

@@ -1,0 +1,10 @@
+/** @opsplane/models — the wire contract: zod schemas, inferred types, typed errors. No I/O. */
+export * from './names.js';
+export * from './time.js';
+export * from './controller.js';
+export * from './agent.js';
+export * from './health.js';
+export * from './metrics.js';
+export * from './batch.js';
+export * from './errors.js';
+export * from './protocol.js';
