@@ -3,3 +3,4 @@
  * registration, the controller HTTP client, and the helpers to aggregate and batch across areas.
  */
 export * from './logger.js';
+export * from './config/index.js';
