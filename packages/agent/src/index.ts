@@ -1,1 +1,44 @@
-/** Placeholder module; filled by its issue. */ export {};
+/**
+ * @opsplane/agent — the host agent daemon. The CLI runs it as
+ *   const agent = await startAgent(await loadAgentConfig(path));
+ *   process.on('SIGTERM', () => void agent.stop());
+ */
+export { Agent, AgentLockedError, startAgent, type RunningAgent, type StartAgentOptions } from './agent.js';
+export {
+  defaultAddress,
+  loadAgentConfig,
+  parseAgentConfig,
+  TOKEN_ENV,
+  type AgentConfig,
+  type AgentConfigFile,
+} from './config.js';
+export { AgentConfigError, ManifestError, SpawnError } from './errors.js';
+export {
+  ControllerLink,
+  connectUrl,
+  type ControllerLinkOptions,
+  type LinkEvents,
+  type RequestOutcome,
+} from './connection/controller-link.js';
+export { parseControllerFrame, type ParsedFrame } from './connection/frames.js';
+export { Supervisor, type SupervisorOptions } from './packages/supervisor.js';
+export { PackageRunner, type DesiredState } from './packages/package-runner.js';
+export {
+  loadManifest,
+  scanPackages,
+  MANIFEST_FILE,
+  type PackageManifest,
+  type HealthCheckSpec,
+  type RestartPolicy,
+} from './packages/manifest.js';
+export {
+  applyConfigUpdate,
+  validateConfigUpdate,
+  HISTORY_DIR,
+  type ConfigUpdate,
+} from './packages/config-writer.js';
+export { createRequestHandler } from './requests/request-handler.js';
+export { SystemMetricsCollector } from './metrics/system-metrics.js';
+export { ServiceMetricsCollector } from './metrics/service-metrics.js';
+export { parseDuration, formatDuration } from './util/duration.js';
+export { AGENT_VERSION } from './version.js';

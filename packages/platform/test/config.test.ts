@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadPlatformConfig, parseDuration, etcdClientOptions } from '@opsplane/platform';
+import { loadPlatformConfig, parseDuration, etcdClientOptions, controllerClientOptions } from '@opsplane/platform';
 import { ValidationError } from '@opsplane/models';
 import { tempDir } from '@opsplane/test-support';
 
@@ -54,6 +54,7 @@ test("the guide's platform.yaml loads with its values", async () => {
     assert.equal(cfg.cache.agent_ttl, 300_000);
     assert.equal(cfg.cache.controller_ttl, 60_000);
     assert.equal(cfg.concurrency.max_workers, 10);
+    assert.deepEqual(controllerClientOptions(cfg), { timeoutMs: 30_000, retryTimes: 3, retryIntervalMs: 1000 });
     assert.deepEqual(etcdClientOptions(cfg).hosts, ['http://platform-etcd-1:2379', 'http://platform-etcd-2:2379']);
   } finally {
     await dir.cleanup();

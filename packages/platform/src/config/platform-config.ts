@@ -116,3 +116,13 @@ export function etcdClientOptions(cfg: PlatformConfig) {
       : {}),
   };
 }
+
+/** ControllerClient options from the config's `controller` section. */
+export function controllerClientOptions(cfg: PlatformConfig) {
+  return {
+    timeoutMs: cfg.controller.api_timeout,
+    retryTimes: cfg.controller.retry_times,
+    retryIntervalMs: cfg.controller.retry_interval,
+    ...(cfg.controller.api_token ? { apiToken: cfg.controller.api_token } : {}),
+  };
+}

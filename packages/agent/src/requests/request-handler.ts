@@ -1,0 +1,97 @@
+/**
+ * Maps controller requests to local actions. This is the whole attack surface a controller has:
+ * the ops of AgentRequestSchema, on packages named in local manifests — never a command line.
+ * Every result is checked against AgentResultSchemas before it goes on the wire.
+ */
+import { AgentResultSchemas, formatIssues, type AgentRequest } from '@opsplane/models';
+import type { Logger } from '../log.js';
+import type { RequestOutcome } from '../connection/controller-link.js';
+import type { ServiceMetricsCollector } from '../metrics/service-metrics.js';
+import type { SystemMetricsCollector } from '../metrics/system-metrics.js';
+import { applyConfigUpdate } from '../packages/config-writer.js';
+import type { Supervisor } from '../packages/supervisor.js';
+
+export interface RequestHandlerDeps {
+  agentId: string;
+  supervisor: Supervisor;
+  system: SystemMetricsCollector;
+  services: ServiceMetricsCollector;
+  logger: Logger;
+  onHandled?: (op: string, ok: boolean) => void;
+}
+
+const notFound = (pkg: string): RequestOutcome => ({
+  ok: false,
+  error: { code: 'package_not_found', message: `no package '${pkg}' on this agent` },
+});
+
+/** Health-verdict budget for a config update that must answer within `timeoutMs` (two waits). */
+export function configBudgetMs(timeoutMs: number | undefined): number | undefined {
+  return timeoutMs === undefined ? undefined : Math.max(1000, Math.floor((timeoutMs - 2000) / 2));
+}
+
+export function createRequestHandler(deps: RequestHandlerDeps) {
+  const { supervisor: sup } = deps;
+
+  async function run(req: AgentRequest, timeoutMs: number | undefined): Promise<RequestOutcome> {
+    switch (req.op) {
+      case 'action':
+        return { ok: true, result: { results: await sup.action(req.action, req.packages) } };
+      case 'configs': {
+        const budgetMs = configBudgetMs(timeoutMs);
+        const r = await applyConfigUpdate(
+          sup,
+          {
+            package: req.package,
+            configs: req.configs,
+            ...(req.config_file !== undefined ? { config_file: req.config_file } : {}),
+          },
+          { logger: deps.logger, ...(budgetMs !== undefined ? { budgetMs } : {}) },
+        );
+        return { ok: true, result: { results: [r] } };
+      }
+      case 'packages':
+        return { ok: true, result: { packages: sup.list() } };
+      case 'health':
+        return { ok: true, result: sup.health(deps.agentId) };
+      case 'health_package': {
+        const h = sup.packageHealth(req.package);
+        return h ? { ok: true, result: h } : notFound(req.package);
+      }
+      case 'metrics_system':
+        return { ok: true, result: await deps.system.collect() };
+      case 'metrics_services': {
+        if (req.package !== undefined && !sup.get(req.package)) return notFound(req.package);
+        return {
+          ok: true,
+          result: await deps.services.collect({
+            ...(req.package !== undefined ? { package: req.package } : {}),
+            ...(req.running_only !== undefined ? { runningOnly: req.running_only } : {}),
+          }),
+        };
+      }
+    }
+  }
+
+  return async (
+    req: AgentRequest,
+    ctx: { id: string; timeoutMs: number | undefined },
+  ): Promise<RequestOutcome> => {
+    const log = deps.logger.child({ request_id: ctx.id, op: req.op });
+    log.debug('request');
+    let outcome = await run(req, ctx.timeoutMs);
+    if (outcome.ok) {
+      const check = AgentResultSchemas[req.op].safeParse(outcome.result);
+      if (!check.success) {
+        // Our bug, not the controller's: say so rather than send a malformed result.
+        log.error({ problem: formatIssues(check.error.issues) }, 'result does not match the protocol schema');
+        outcome = {
+          ok: false,
+          error: { code: 'internal', message: `agent produced an invalid ${req.op} result` },
+        };
+      }
+    }
+    deps.onHandled?.(req.op, outcome.ok);
+    return outcome;
+  };
+}

@@ -1,0 +1,339 @@
+/**
+ * Controller configuration: a YAML file (snake_case keys, durations like `10s`, sizes like
+ * `16MiB`), overridden by environment variables (secrets), overridden by explicit values (CLI
+ * flags, tests). Everything is validated with zod and normalised into `ControllerConfig`
+ * (camelCase, milliseconds, bytes) so the rest of the controller never re-parses anything.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import {
+  AreaNameSchema,
+  ControllerIdSchema,
+  DEFAULT_CONTROLLER_PREFIX,
+  OpsplaneError,
+  formatIssues,
+} from '@opsplane/models';
+import { parseDuration } from '@opsplane/platform';
+
+/** A configuration problem the operator must fix; the CLI prints it and exits 2. */
+export class ConfigError extends OpsplaneError {
+  constructor(message: string, details?: unknown) {
+    super('validation_failed', message, { details });
+  }
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  k: 1000,
+  kb: 1000,
+  kib: 1024,
+  m: 1000 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1000 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** Bytes in `16MiB`, `512kb`, `1048576`; throws a RangeError naming the input. */
+export function parseSize(input: string | number): number {
+  if (typeof input === 'number') {
+    if (!Number.isInteger(input) || input <= 0) throw new RangeError(`invalid size ${input}`);
+    return input;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
+  const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase() || 'b'];
+  if (!m || unit === undefined)
+    throw new RangeError(`invalid size '${input}' (expected e.g. 1048576, 512KiB, 16MiB)`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+function zodFrom<T>(parse: (v: string | number) => T, what: string) {
+  return z.union([z.string(), z.number()]).transform((v, ctx) => {
+    try {
+      return parse(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `${what}: ${(e as Error).message}` });
+      return z.NEVER;
+    }
+  });
+}
+
+const Duration = zodFrom(parseDuration, 'duration');
+const Size = zodFrom(parseSize, 'size');
+
+/** `host:port`, `:port` (all interfaces) or `[v6]:port`. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export function parseListen(s: string): ListenAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(s.trim());
+  const port = Number(m?.[3]);
+  if (!m || !Number.isInteger(port) || port > 65535) {
+    throw new RangeError(`invalid listen address '${s}' (expected host:port, e.g. 127.0.0.1:8081)`);
+  }
+  const host = m[1] ?? m[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+const Listen = zodFrom((v) => parseListen(String(v)), 'listen');
+
+/** The file format (and the shape of `overrides`). Unknown keys are errors: typos must not pass silently. */
+export const ControllerFileConfigSchema = z
+  .object({
+    area: AreaNameSchema,
+    id: ControllerIdSchema.optional(),
+    listen: Listen.prefault('127.0.0.1:8081'),
+    /** What goes into etcd for the platform and peers to call; default: the bound listen address. */
+    advertise: z.string().min(1).optional(),
+    etcd: z
+      .object({
+        endpoints: z.array(z.string().min(1)).min(1).default(['http://127.0.0.1:2379']),
+        prefix: z
+          .string()
+          .regex(/^[^\s]*\/$/, { message: "prefix must end with '/'" })
+          .default(DEFAULT_CONTROLLER_PREFIX),
+        dial_timeout: Duration.prefault('5s'),
+      })
+      .strict()
+      .prefault({}),
+    /** HMAC secret of the area's agent tokens (env OPSPLANE_AGENT_SECRET). */
+    agent_secret: z
+      .string({
+        message: 'agent_secret is required (set OPSPLANE_AGENT_SECRET or agent_secret in the config file)',
+      })
+      .min(16, { message: 'agent_secret must be at least 16 characters' }),
+    /** When set, every /api/v1 route except the agent socket needs `Authorization: Bearer` (env OPSPLANE_CONTROLLER_TOKEN). */
+    api_token: z.string().min(1).optional(),
+    lease_ttl: Duration.prefault('10s'),
+    /** How often the etcd value (last_heartbeat, agent_count) is rewritten. */
+    refresh_interval: Duration.prefault('5s'),
+    agents: z
+      .object({
+        heartbeat_interval: Duration.prefault('10s'),
+        /** Default: 3 × heartbeat_interval. */
+        offline_after: Duration.optional(),
+        offline_retention: Duration.prefault('24h'),
+        /** Timeout of single-agent requests (packages, health, metrics). */
+        request_timeout: Duration.prefault('15s'),
+        /** A connection that sends no hello within this is closed. */
+        hello_timeout: Duration.prefault('10s'),
+        max_frame_size: Size.prefault('16MiB'),
+      })
+      .strict()
+      .prefault({}),
+    batch: z
+      .object({
+        per_agent_timeout: Duration.prefault('30s'),
+        max_agents: z.number().int().positive().default(10_000),
+        /** Agent requests in flight per batch. */
+        concurrency: z.number().int().positive().default(1000),
+      })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({
+        body_limit: Size.prefault('16MiB'),
+        rate_limit: z
+          .object({
+            /** Requests per client IP and window; 0 disables rate limiting. */
+            max: z.number().int().nonnegative().default(6000),
+            window: Duration.prefault('1m'),
+          })
+          .strict()
+          .prefault({}),
+        trust_proxy: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    peers: z
+      .object({
+        /** Reach agents held by other controllers of the area. */
+        forward: z.boolean().default(true),
+        /** Extra time a forwarded call may take beyond the agent timeout. */
+        timeout_margin: Duration.prefault('5s'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ControllerFileConfig = z.input<typeof ControllerFileConfigSchema>;
+
+/** Normalised configuration used by startController. */
+export interface ControllerConfig {
+  area: string;
+  id: string;
+  listen: ListenAddress;
+  advertise: string | undefined;
+  etcd: { endpoints: string[]; prefix: string; dialTimeoutMs: number };
+  agentSecret: string;
+  apiToken: string | undefined;
+  leaseTtlSeconds: number;
+  refreshIntervalMs: number;
+  agents: {
+    heartbeatIntervalMs: number;
+    offlineAfterMs: number;
+    offlineRetentionMs: number;
+    requestTimeoutMs: number;
+    helloTimeoutMs: number;
+    maxFrameBytes: number;
+  };
+  batch: { perAgentTimeoutMs: number; maxAgents: number; concurrency: number };
+  http: { bodyLimitBytes: number; rateLimit: { max: number; windowMs: number }; trustProxy: boolean };
+  peers: { forward: boolean; timeoutMarginMs: number };
+}
+
+export interface LoadControllerConfigOptions {
+  /** YAML file path. */
+  file?: string | undefined;
+  /** Values that win over the file and the environment (CLI flags, tests). Same shape as the file. */
+  overrides?: DeepPartial<ControllerFileConfig>;
+  /** Environment to read OPSPLANE_* from; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export type DeepPartial<T> = T extends readonly unknown[]
+  ? T
+  : T extends object
+    ? { [K in keyof T]?: DeepPartial<T[K]> | undefined }
+    : T;
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Merges `b` over `a`; objects recursively, everything else replaced; undefined never overrides. */
+function deepMerge(a: Plain, b: Plain): Plain {
+  const out: Plain = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const prev = out[k];
+    out[k] = isPlain(prev) && isPlain(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
+}
+
+/** `web-01.example.com` → `web-01.example.com-3f9a1c`; characters etcd keys must not carry are replaced. */
+export function defaultControllerId(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/\.\.+/g, '.')
+    .replace(/^[^A-Za-z0-9]+/, '');
+  return `${host.slice(0, 100) || 'controller'}-${randomBytes(3).toString('hex')}`;
+}
+
+function envLayer(env: NodeJS.ProcessEnv): Plain {
+  const layer: Plain = {};
+  if (env.OPSPLANE_AGENT_SECRET) layer.agent_secret = env.OPSPLANE_AGENT_SECRET;
+  if (env.OPSPLANE_CONTROLLER_TOKEN) layer.api_token = env.OPSPLANE_CONTROLLER_TOKEN;
+  if (env.OPSPLANE_ETCD_ENDPOINTS) {
+    layer.etcd = {
+      endpoints: env.OPSPLANE_ETCD_ENDPOINTS.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    };
+  }
+  return layer;
+}
+
+/** Validates a raw (file-shaped) object and normalises it. */
+export function parseControllerConfig(raw: unknown): ControllerConfig {
+  if (isPlain(raw) && raw.area === undefined) {
+    throw new ConfigError('area is required (--area <area> or `area:` in the config file)');
+  }
+  const parsed = ControllerFileConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `invalid controller configuration: ${formatIssues(parsed.error.issues)}`,
+      parsed.error.issues,
+    );
+  }
+  const c = parsed.data;
+  const heartbeatIntervalMs = c.agents.heartbeat_interval;
+  const offlineAfterMs = c.agents.offline_after ?? 3 * heartbeatIntervalMs;
+  if (heartbeatIntervalMs < 100) throw new ConfigError('agents.heartbeat_interval must be at least 100ms');
+  if (offlineAfterMs <= heartbeatIntervalMs) {
+    throw new ConfigError('agents.offline_after must be longer than agents.heartbeat_interval');
+  }
+  // etcd refuses leases shorter than its minimum (about 2 s with default election timeouts).
+  const leaseTtlSeconds = Math.ceil(c.lease_ttl / 1000);
+  if (leaseTtlSeconds < 2) throw new ConfigError('lease_ttl must be at least 2s');
+  if (c.refresh_interval < 100 || c.refresh_interval > 10_000) {
+    throw new ConfigError(
+      'refresh_interval must be between 100ms and 10s (the value is rewritten at least every 10 s)',
+    );
+  }
+  for (const [name, ms] of [
+    ['batch.per_agent_timeout', c.batch.per_agent_timeout],
+    ['agents.request_timeout', c.agents.request_timeout],
+    ['agents.hello_timeout', c.agents.hello_timeout],
+    ['etcd.dial_timeout', c.etcd.dial_timeout],
+  ] as const) {
+    if (ms <= 0) throw new ConfigError(`${name} must be positive`);
+  }
+  return {
+    area: c.area,
+    id: c.id ?? defaultControllerId(),
+    listen: c.listen,
+    advertise: c.advertise,
+    etcd: { endpoints: c.etcd.endpoints, prefix: c.etcd.prefix, dialTimeoutMs: c.etcd.dial_timeout },
+    agentSecret: c.agent_secret,
+    apiToken: c.api_token,
+    leaseTtlSeconds,
+    refreshIntervalMs: c.refresh_interval,
+    agents: {
+      heartbeatIntervalMs,
+      offlineAfterMs,
+      offlineRetentionMs: c.agents.offline_retention,
+      requestTimeoutMs: c.agents.request_timeout,
+      helloTimeoutMs: c.agents.hello_timeout,
+      maxFrameBytes: c.agents.max_frame_size,
+    },
+    batch: {
+      perAgentTimeoutMs: c.batch.per_agent_timeout,
+      maxAgents: c.batch.max_agents,
+      concurrency: c.batch.concurrency,
+    },
+    http: {
+      bodyLimitBytes: c.http.body_limit,
+      rateLimit: { max: c.http.rate_limit.max, windowMs: c.http.rate_limit.window },
+      trustProxy: c.http.trust_proxy,
+    },
+    peers: { forward: c.peers.forward, timeoutMarginMs: c.peers.timeout_margin },
+  };
+}
+
+/** Reads the file (if any), layers environment and overrides on it, validates. */
+export async function loadControllerConfig(
+  opts: LoadControllerConfigOptions = {},
+): Promise<ControllerConfig> {
+  let fromFile: Plain = {};
+  if (opts.file !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(opts.file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`cannot read config file '${opts.file}': ${(e as Error).message}`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (e) {
+      throw new ConfigError(`config file '${opts.file}' is not valid YAML: ${(e as Error).message}`);
+    }
+    if (doc !== null && doc !== undefined && !isPlain(doc)) {
+      throw new ConfigError(`config file '${opts.file}' must hold a mapping at the top level`);
+    }
+    fromFile = doc ?? {};
+  }
+  const merged = deepMerge(
+    deepMerge(fromFile, envLayer(opts.env ?? process.env)),
+    (opts.overrides ?? {}) as Plain,
+  );
+  return parseControllerConfig(merged);
+}

@@ -1,0 +1,241 @@
+/**
+ * startController: wires one controller together — agent registry and socket, batch dispatcher,
+ * peer forwarding, HTTP API — then listens, and only then registers in etcd (so that whoever
+ * finds it in etcd can already call it). etcd being down never stops it: it serves anyway and
+ * registration/discovery keep retrying in the background.
+ *
+ * stop() is the graceful shutdown: refuse new agents, close agent sockets with
+ * CLOSE_CODES.shutdown (agents fail over to a peer), deregister from etcd, close the HTTP
+ * server, stop discovery, close the etcd client. Signal handling belongs to the CLI.
+ */
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { Etcd3 } from 'etcd3';
+import type { FastifyInstance } from 'fastify';
+import { ControllerDiscovery, ControllerRegistration, createLogger, type Logger } from '@opsplane/platform';
+import { AgentRegistry } from './agent-registry.js';
+import { AgentSocketServer } from './agent-socket.js';
+import { BatchDispatcher } from './batch-dispatcher.js';
+import type { ControllerConfig } from './config.js';
+import type { ControllerContext } from './context.js';
+import { buildApp } from './http/app.js';
+import { createMetrics } from './metrics.js';
+import { PeerForwarder } from './peer-forwarder.js';
+
+export interface RunningController {
+  readonly id: string;
+  readonly area: string;
+  /** Base URL of the HTTP API as bound, e.g. `http://127.0.0.1:8081`. */
+  readonly url: string;
+  /** The address registered in etcd (host:port, or the configured advertise value). */
+  readonly address: string;
+  readonly version: string;
+  /** Whether the etcd registration is in place right now. */
+  readonly registered: boolean;
+  readonly agentCount: number;
+  readonly app: FastifyInstance;
+  /** Graceful shutdown; idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartControllerOptions {
+  logger?: Logger;
+  /** Collect Node process metrics (default true; tests running several controllers may turn it off). */
+  processMetrics?: boolean;
+}
+
+function readVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** A host others can reach when listening on a wildcard address. */
+function reachableHost(listenHost: string): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::')
+    return listenHost.includes(':') ? `[${listenHost}]` : listenHost;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const ni of list ?? []) if (ni.family === 'IPv4' && !ni.internal) return ni.address;
+  }
+  return '127.0.0.1';
+}
+
+async function bounded(what: string, p: Promise<unknown>, ms: number, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      log.warn({ ms }, `${what} did not finish in time; continuing shutdown`);
+      resolve();
+    }, ms);
+  });
+  await Promise.race([p.catch((err: Error) => log.warn({ err: err.message }, `${what} failed`)), timeout]);
+  clearTimeout(timer);
+}
+
+export async function startController(
+  config: ControllerConfig,
+  opts: StartControllerOptions = {},
+): Promise<RunningController> {
+  const log = (opts.logger ?? createLogger('controller')).child({ controller: config.id, area: config.area });
+  // `module`, not `component`: the base logger usually carries component=controller already.
+  const sub = (module: string) => log.child({ module });
+  const version = readVersion();
+  const startTimeMs = Date.now();
+
+  const registry = new AgentRegistry({
+    controllerId: config.id,
+    area: config.area,
+    offlineAfterMs: config.agents.offlineAfterMs,
+    offlineRetentionMs: config.agents.offlineRetentionMs,
+  });
+  const metrics = createMetrics(
+    { connected: () => registry.connectedCount, known: () => registry.size },
+    { defaultMetrics: opts.processMetrics ?? true },
+  );
+
+  const etcd = new Etcd3({ hosts: config.etcd.endpoints, dialTimeout: config.etcd.dialTimeoutMs });
+  const discovery = config.peers.forward
+    ? new ControllerDiscovery(etcd, config.etcd.prefix, {
+        // Keep retrying forever: peers are an extra, never a reason to give up.
+        startTimeoutMs: 0,
+        logger: sub('discovery'),
+      })
+    : null;
+  const forwarder = discovery
+    ? new PeerForwarder({
+        area: config.area,
+        selfId: config.id,
+        source: discovery,
+        apiToken: config.apiToken,
+        metrics,
+        logger: sub('peers'),
+      })
+    : null;
+  const dispatcher = new BatchDispatcher({
+    area: config.area,
+    controllerId: config.id,
+    registry,
+    forwarder,
+    perAgentTimeoutMs: config.batch.perAgentTimeoutMs,
+    maxAgents: config.batch.maxAgents,
+    concurrency: config.batch.concurrency,
+    peerTimeoutMarginMs: config.peers.timeoutMarginMs,
+    metrics,
+    logger: sub('batch'),
+  });
+
+  let address = config.advertise ?? '';
+  // Created once the bound port is known; the routes read it through this holder.
+  const etcdState: { registration?: ControllerRegistration } = {};
+  const ctx: ControllerContext = {
+    config,
+    version,
+    startTimeMs,
+    registry,
+    dispatcher,
+    forwarder,
+    metrics,
+    advertisedAddress: () => address,
+    isRegistered: () => etcdState.registration?.registered ?? false,
+  };
+
+  const app = await buildApp(ctx, sub('http'));
+  const sockets = new AgentSocketServer({
+    area: config.area,
+    controllerId: config.id,
+    agentSecret: config.agentSecret,
+    heartbeatIntervalMs: config.agents.heartbeatIntervalMs,
+    helloTimeoutMs: config.agents.helloTimeoutMs,
+    maxFrameBytes: config.agents.maxFrameBytes,
+    sweepIntervalMs: Math.min(1000, Math.max(50, Math.floor(config.agents.offlineAfterMs / 10))),
+    registry,
+    metrics,
+    logger: sub('agents'),
+  });
+  sockets.attach(app.server);
+
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+  } catch (err) {
+    etcd.close();
+    await sockets.shutdown(0);
+    throw err;
+  }
+  const bound = app.server.address();
+  const port = typeof bound === 'object' && bound ? bound.port : config.listen.port;
+  const url = `http://${reachableHost(config.listen.host)}:${port}`;
+  address ||= `${reachableHost(config.listen.host)}:${port}`;
+  log.info({ url, address, version }, `controller ${config.id} (area ${config.area}) listening on ${url}`);
+
+  const registration = new ControllerRegistration(etcd, {
+    prefix: config.etcd.prefix,
+    area: config.area,
+    id: config.id,
+    address,
+    version,
+    metadata: {
+      listen: `${config.listen.host}:${port}`,
+      pid: process.pid,
+      agent_socket_path: '/api/v1/agents/connect',
+    },
+    ttlSeconds: config.leaseTtlSeconds,
+    refreshIntervalMs: config.refreshIntervalMs,
+    agentCount: () => registry.connectedCount,
+    startTime: new Date(startTimeMs).toISOString(),
+    registrationTimeoutMs: config.etcd.dialTimeoutMs,
+    // Back in etcd within about half a TTL once it is reachable again.
+    maxBackoffMs: Math.min(5000, (config.leaseTtlSeconds * 1000) / 2),
+    logger: sub('registration'),
+  });
+  etcdState.registration = registration;
+  registration.on('error', () => undefined); // already logged by the registration; listening keeps it from throwing
+  registration.on('lost', (err) => log.warn({ err: err.message }, 'etcd registration lost; re-registering'));
+  registration.on('registered', (info) => {
+    if (info.generation > 1) log.info(info, 're-registered in etcd');
+  });
+  try {
+    await registration.start();
+  } catch (err) {
+    log.warn(
+      { err: (err as Error).message },
+      'etcd unreachable; serving anyway and registering in the background',
+    );
+  }
+  if (discovery) {
+    discovery.on('error', (err) => log.debug({ err: err.message }, 'discovery error'));
+    discovery.start().catch((err: Error) => log.warn({ err: err.message }, 'peer discovery failed to start'));
+  }
+
+  let stopping: Promise<void> | undefined;
+  const reg = registration;
+  const stop = async () => {
+    log.info('shutting down');
+    await sockets.shutdown(2000);
+    await bounded('deregistration', reg.stop(), 5000, log);
+    await bounded('http close', app.close(), 5000, log);
+    if (discovery) await bounded('discovery stop', discovery.stop(), 3000, log);
+    etcd.close();
+    log.info('stopped');
+  };
+
+  return {
+    id: config.id,
+    area: config.area,
+    url,
+    address,
+    version,
+    get registered() {
+      return reg.registered;
+    },
+    get agentCount() {
+      return registry.connectedCount;
+    },
+    app,
+    stop: () => (stopping ??= stop()),
+  };
+}

@@ -1,0 +1,202 @@
+/**
+ * Reaching agents held by other controllers of the same area. An agent holds one connection,
+ * to any controller of its area, and fails over between them; the platform may ask any of them.
+ * So a controller that does not hold an agent asks its online peers (found through etcd
+ * discovery) with `x-opsplane-forwarded: 1`. A forwarded request is never forwarded again, and a
+ * peer answers it only for agents it holds — which keeps this one hop and loop-free.
+ */
+import {
+  BatchOperationResultSchema,
+  ErrorBodySchema,
+  type Controller,
+  type OperationResult,
+} from '@opsplane/models';
+import type { Logger } from '@opsplane/platform';
+import type { ControllerMetrics } from './metrics.js';
+
+export const FORWARDED_HEADER = 'x-opsplane-forwarded';
+
+/** Where peers come from (ControllerDiscovery in production). */
+export interface PeerSource {
+  listControllersByArea(area: string): Controller[];
+}
+
+export interface PeerForwarderOptions {
+  area: string;
+  selfId: string;
+  source: PeerSource;
+  apiToken: string | undefined;
+  metrics: ControllerMetrics;
+  logger: Logger;
+}
+
+/** A peer's answer about an agent, relayed as is. */
+export interface PeerAnswer {
+  peer: string;
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/**
+ * Error codes that mean "this peer does not hold the agent" or "this peer could not serve us"
+ * rather than an answer about the agent.
+ */
+const NOT_AN_ANSWER_CODES = new Set([
+  'agent_not_found',
+  'not_found',
+  'unauthorized',
+  'forbidden',
+  'rate_limited',
+  'internal',
+]);
+
+export function peerBaseUrl(address: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
+  return withScheme.replace(/\/+$/, '');
+}
+
+function errorCodeOf(body: string): string | undefined {
+  try {
+    const parsed = ErrorBodySchema.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data.error.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class PeerForwarder {
+  private readonly opts: PeerForwarderOptions;
+  private readonly log: Logger;
+
+  constructor(opts: PeerForwarderOptions) {
+    this.opts = opts;
+    this.log = opts.logger;
+  }
+
+  /** Online controllers of this area other than this one. */
+  peers(): Controller[] {
+    try {
+      return this.opts.source
+        .listControllersByArea(this.opts.area)
+        .filter((c) => c.id !== this.opts.selfId && c.status === 'online');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'cannot list peer controllers');
+      return [];
+    }
+  }
+
+  private headers(json: boolean): Record<string, string> {
+    return {
+      accept: 'application/json',
+      [FORWARDED_HEADER]: '1',
+      ...(json ? { 'content-type': 'application/json' } : {}),
+      ...(this.opts.apiToken ? { authorization: `Bearer ${this.opts.apiToken}` } : {}),
+    };
+  }
+
+  /**
+   * Asks every peer for `pathAndQuery` (e.g. `/api/v1/agents/a1/health`). Resolves with the first
+   * success as soon as it arrives; otherwise with the first peer error that is an answer about
+   * the agent (e.g. its request timed out); otherwise undefined (no peer holds it).
+   */
+  async get(pathAndQuery: string, timeoutMs: number): Promise<PeerAnswer | undefined> {
+    const peers = this.peers();
+    if (peers.length === 0) return undefined;
+    const abort = new AbortController();
+    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(timeoutMs)]);
+    let fallback: PeerAnswer | undefined;
+    return new Promise<PeerAnswer | undefined>((resolve) => {
+      let remaining = peers.length;
+      let settled = false;
+      const done = () => {
+        if (--remaining === 0 && !settled) {
+          this.opts.metrics.forwarded.inc({ kind: 'get', outcome: fallback ? 'error' : 'not_held' });
+          resolve(fallback);
+        }
+      };
+      for (const peer of peers) {
+        const url = `${peerBaseUrl(peer.address)}${pathAndQuery}`;
+        fetch(url, { headers: this.headers(false), signal })
+          .then(async (res) => {
+            if (settled) return;
+            const answer: PeerAnswer = {
+              peer: peer.id,
+              status: res.status,
+              contentType: res.headers.get('content-type') ?? 'application/json',
+              body: await res.text(),
+            };
+            if (res.ok) {
+              this.opts.metrics.forwarded.inc({ kind: 'get', outcome: 'ok' });
+              settled = true;
+              abort.abort();
+              resolve(answer);
+              return;
+            }
+            const code = errorCodeOf(answer.body);
+            if (code === undefined || NOT_AN_ANSWER_CODES.has(code)) {
+              if (code !== 'agent_not_found') {
+                this.log.warn(
+                  { peer: peer.id, url, status: res.status, code },
+                  'peer refused a forwarded request',
+                );
+              }
+            } else {
+              fallback ??= answer;
+            }
+          })
+          .catch((err: Error) => {
+            if (!abort.signal.aborted)
+              this.log.warn({ peer: peer.id, url, err: err.message }, 'peer unreachable');
+          })
+          .finally(done);
+      }
+    });
+  }
+
+  /**
+   * Sends a batch (already narrowed to agents not held here) to every peer and returns all the
+   * results they gave; the caller picks, per agent, the one from the peer that holds it.
+   */
+  async batch(path: string, body: unknown, timeoutMs: number): Promise<OperationResult[][]> {
+    const peers = this.peers();
+    const answers = await Promise.all(
+      peers.map(async (peer) => {
+        const url = `${peerBaseUrl(peer.address)}${path}`;
+        try {
+          const res = await fetch(url, {
+            method: 'POST',
+            headers: this.headers(true),
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(timeoutMs),
+          });
+          const text = await res.text();
+          if (!res.ok) {
+            this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'error' });
+            this.log.warn(
+              { peer: peer.id, url, status: res.status, body: text.slice(0, 300) },
+              'peer refused a forwarded batch',
+            );
+            return [];
+          }
+          const parsed = BatchOperationResultSchema.safeParse(JSON.parse(text));
+          if (!parsed.success) {
+            this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'invalid' });
+            this.log.warn({ peer: peer.id, url }, 'peer answered a forwarded batch with an invalid body');
+            return [];
+          }
+          this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'ok' });
+          return parsed.data.results;
+        } catch (err) {
+          this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'unreachable' });
+          this.log.warn(
+            { peer: peer.id, url, err: (err as Error).message },
+            'peer unreachable for a forwarded batch',
+          );
+          return [];
+        }
+      }),
+    );
+    return answers;
+  }
+}

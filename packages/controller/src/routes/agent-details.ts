@@ -1,0 +1,158 @@
+/**
+ * Live per-agent reads: packages, health, metrics. Each is one request over the agent's socket
+ * (with the agent request timeout), forwarded to the peer that holds the agent when it is not
+ * connected here. Only the package list has a meaningful "last known" answer for an offline
+ * agent; health and metrics of an offline agent are a 503.
+ */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
+import {
+  AgentHealthSchema,
+  ErrorBodySchema,
+  PackageNameSchema,
+  ServiceHealthSchema,
+  ServiceMetricsQuerySchema,
+  ServiceMetricsSchema,
+  SystemMetricsSchema,
+} from '@opsplane/models';
+// Not in @opsplane/models (yet); the platform's client defines the wire shape, so share it.
+import { AgentPackagesResponseSchema } from '@opsplane/platform';
+import type { RouteOptions } from '../context.js';
+import { AgentParamsSchema, onAgent } from './agent-target.js';
+
+const errors = {
+  400: ErrorBodySchema,
+  401: ErrorBodySchema,
+  404: ErrorBodySchema,
+  502: ErrorBodySchema,
+  503: ErrorBodySchema,
+  504: ErrorBodySchema,
+};
+
+const PackageParamsSchema = AgentParamsSchema.extend({ package: PackageNameSchema });
+
+export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
+  const timeout = () => ctx.config.agents.requestTimeoutMs;
+
+  app.get(
+    '/agents/:agent_id/packages',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: "The agent's packages (live; last known state when the agent is offline)",
+        params: AgentParamsSchema,
+        response: { 200: AgentPackagesResponseSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.agent_id;
+      const r = await onAgent(
+        ctx,
+        req,
+        reply,
+        id,
+        async (conn) => {
+          const { packages } = await conn.request({ op: 'packages' }, timeout());
+          ctx.registry.updatePackages(id, packages);
+          return { agent_id: id, packages };
+        },
+        (rec) => ({ agent_id: id, packages: rec.packages }),
+      );
+      return r.kind === 'value' ? r.value : reply;
+    },
+  );
+
+  app.get(
+    '/agents/:agent_id/health',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'Health of all packages of the agent',
+        params: AgentParamsSchema,
+        response: { 200: AgentHealthSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.agent_id;
+      const r = await onAgent(ctx, req, reply, id, async (conn) => ({
+        ...(await conn.request({ op: 'health' }, timeout())),
+        agent_id: id,
+      }));
+      return r.kind === 'value' ? r.value : reply;
+    },
+  );
+
+  app.get(
+    '/agents/:agent_id/health/:package',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'Health of one package',
+        params: PackageParamsSchema,
+        response: { 200: ServiceHealthSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { agent_id: id, package: pkg } = req.params;
+      const r = await onAgent(ctx, req, reply, id, (conn) =>
+        conn.request({ op: 'health_package', package: pkg }, timeout()),
+      );
+      return r.kind === 'value' ? r.value : reply;
+    },
+  );
+
+  app.get(
+    '/agents/:agent_id/metrics/system',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'Host metrics: CPU, load, memory, disks, network, uptime',
+        params: AgentParamsSchema,
+        response: { 200: SystemMetricsSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.agent_id;
+      const r = await onAgent(ctx, req, reply, id, async (conn) => ({
+        ...(await conn.request({ op: 'metrics_system' }, timeout())),
+        agent_id: id,
+      }));
+      return r.kind === 'value' ? r.value : reply;
+    },
+  );
+
+  app.get(
+    '/agents/:agent_id/metrics/services',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: 'Per-package process metrics',
+        description: 'Optional `package` (one package) and `running_only=true`.',
+        params: AgentParamsSchema,
+        querystring: ServiceMetricsQuerySchema,
+        response: { 200: ServiceMetricsSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.agent_id;
+      const q: z.infer<typeof ServiceMetricsQuerySchema> = req.query;
+      const runningOnly = q.running_only === 'true';
+      const r = await onAgent(ctx, req, reply, id, async (conn) => {
+        const m = await conn.request(
+          {
+            op: 'metrics_services',
+            ...(q.package ? { package: q.package } : {}),
+            ...(q.running_only ? { running_only: runningOnly } : {}),
+          },
+          timeout(),
+        );
+        // Filtered here too, so the answer is right even if an agent ignores the parameters.
+        const services = m.services.filter(
+          (s) => (!q.package || s.name === q.package) && (!runningOnly || s.is_running),
+        );
+        return { ...m, services, agent_id: id };
+      });
+      return r.kind === 'value' ? r.value : reply;
+    },
+  );
+};

@@ -1,0 +1,2 @@
+/** Caches. */
+export * from './agent-cache.js';

@@ -1,0 +1,615 @@
+/**
+ * ControllerClient: the typed HTTP client for one controller's API (`/api/v1`, SYSTEM.md §2).
+ *
+ * It owns: URL normalisation (`http://` when no scheme), query strings exactly as the
+ * controller expects (`page`, `pageSize` — never `page_size`), path-segment encoding, request
+ * validation, response validation against the wire schemas, mapping failures to typed errors,
+ * per-attempt timeouts, retries with backoff for idempotent GETs only, and a keep-alive
+ * connection pool (an undici Pool for its origin, unless a shared dispatcher is supplied).
+ */
+import { Pool, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import {
+  AGENT_FILTER_KEYS,
+  AgentHealthSchema,
+  AgentNotFoundError,
+  AgentSchema,
+  AgentsResponseSchema,
+  BatchConfigRequestSchema,
+  BatchOperationRequestSchema,
+  BatchOperationResultSchema,
+  ControllerStatusResponseSchema,
+  DEFAULT_PAGE_SIZE,
+  MAX_PAGE_SIZE,
+  PackageNotFoundError,
+  PackageStatusSchema,
+  RequestTimeoutError,
+  ServiceHealthSchema,
+  ServiceMetricsSchema,
+  SystemMetricsSchema,
+  ValidationError,
+  formatIssues,
+  unknownAgentQueryParamMessage,
+  type Agent,
+  type AgentFilters,
+  type AgentHealth,
+  type AgentsResponse,
+  type BatchAction,
+  type BatchConfigRequestInput,
+  type BatchOperationRequestInput,
+  type BatchOperationResult,
+  type ControllerStatusResponse,
+  type ServiceHealth,
+  type ServiceMetrics,
+  type SystemMetrics,
+} from '@opsplane/models';
+import { createLogger, type Logger } from '../logger.js';
+import { ControllerConnectionError, ControllerHttpError, errorCode, parseWireError } from './errors.js';
+
+/** GET /agents/{id}/packages. Not in @opsplane/models yet, so defined here. */
+export const AgentPackagesResponseSchema = z.object({
+  agent_id: z.string(),
+  packages: z
+    .array(PackageStatusSchema)
+    .nullish()
+    .transform((v) => v ?? []),
+});
+export type AgentPackagesResponse = z.infer<typeof AgentPackagesResponseSchema>;
+
+export interface ControllerClientOptions {
+  /** Per-attempt timeout (connect, headers and body). Default 30 000 (the guide's api_timeout). */
+  timeoutMs?: number;
+  /** Retries after the first attempt, for GETs only. Default 3 (the guide's retry_times). */
+  retryTimes?: number;
+  /** Base backoff; doubles per retry, with jitter. Default 1000 (the guide's retry_interval). */
+  retryIntervalMs?: number;
+  /** Upper bound of one backoff sleep. Default 30 000. */
+  maxRetryIntervalMs?: number;
+  /** Sent as `Authorization: Bearer <token>`. */
+  apiToken?: string;
+  logger?: Logger;
+  /**
+   * A dispatcher shared with other clients (e.g. one undici Agent, which pools per origin).
+   * The client does not close a dispatcher it was given; without one it creates and owns a
+   * Pool for its origin.
+   */
+  dispatcher?: Dispatcher;
+  /** Max sockets of the owned Pool. Default 16. */
+  connections?: number;
+  /** Responses larger than this are refused (protects the platform's memory). Default 64 MiB. */
+  maxResponseBytes?: number;
+}
+
+export interface ServiceMetricsOptions {
+  package?: string;
+  runningOnly?: boolean;
+}
+
+const DEFAULTS = {
+  timeoutMs: 30_000,
+  retryTimes: 3,
+  retryIntervalMs: 1000,
+  maxRetryIntervalMs: 30_000,
+  connections: 16,
+  maxResponseBytes: 64 * 1024 * 1024,
+} as const;
+
+/** Statuses after which an idempotent read may succeed on a second try. */
+const RETRYABLE_STATUSES = new Set([502, 503, 504]);
+
+const API_PREFIX = '/api/v1';
+
+type HttpMethod = 'GET' | 'POST';
+
+interface CallSpec<T> {
+  method: HttpMethod;
+  /** Path below /api/v1, already encoded. */
+  path: string;
+  query?: URLSearchParams;
+  body?: unknown;
+  schema: z.ZodType<T>;
+  signal?: AbortSignal | undefined;
+  /** Set for /agents/{id}… paths, so that 404 becomes AgentNotFoundError. */
+  agentId?: string;
+  pkg?: string;
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/**
+ * Normalises a controller address to `scheme://host[:port][/prefix]` without trailing slash.
+ * Adds `http://` when there is no scheme; accepts a base that already ends in /api/v1.
+ */
+export function normalizeBaseUrl(raw: string): URL {
+  const trimmed = raw.trim();
+  if (trimmed === '') throw new ValidationError('controller address must not be empty');
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ValidationError(`invalid controller address '${raw}'`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ValidationError(`controller address '${raw}' must use http or https`);
+  }
+  if (url.username || url.password) {
+    throw new ValidationError('controller address must not contain credentials; use apiToken');
+  }
+  let path = url.pathname.replace(/\/+$/, '');
+  if (path.endsWith(API_PREFIX)) path = path.slice(0, -API_PREFIX.length);
+  url.pathname = path === '' ? '/' : path;
+  url.search = '';
+  url.hash = '';
+  return url;
+}
+
+/** Encodes one path segment; refuses empty ones and neutralises `.`/`..`. */
+export function encodeSegment(what: string, value: string): string {
+  if (typeof value !== 'string' || value === '') throw new ValidationError(`${what} must not be empty`);
+  const enc = encodeURIComponent(value);
+  // encodeURIComponent leaves dots alone; a bare `.` or `..` segment would be resolved away.
+  return /^\.+$/.test(enc) ? enc.replace(/\./g, '%2E') : enc;
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+}
+
+/** Sleeps `ms`, rejecting with the signal's reason as soon as it aborts. */
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(abortReason(signal));
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortReason(signal as AbortSignal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function positiveInt(what: string, v: number, max?: number): number {
+  if (!Number.isInteger(v) || v < 1 || (max !== undefined && v > max)) {
+    throw new ValidationError(
+      `${what} must be an integer from 1${max !== undefined ? ` to ${max}` : ''}, got ${String(v)}`,
+    );
+  }
+  return v;
+}
+
+function nonNegativeNumber(what: string, v: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new ValidationError(`${what} must be a non-negative number, got ${String(v)}`);
+  }
+  return v;
+}
+
+export class ControllerClient {
+  /** Normalised base, e.g. `http://10.0.0.5:8081` (no trailing slash, no /api/v1). */
+  readonly baseUrl: string;
+  readonly area: string;
+  private readonly origin: string;
+  private readonly apiBase: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly retryTimes: number;
+  private readonly retryIntervalMs: number;
+  private readonly maxRetryIntervalMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly headers: Record<string, string>;
+  private readonly log: Logger;
+  private timeoutMs: number;
+  private closing: Promise<void> | undefined;
+
+  constructor(baseUrl: string, area: string, options: ControllerClientOptions = {}) {
+    const url = normalizeBaseUrl(baseUrl);
+    const prefix = url.pathname === '/' ? '' : url.pathname;
+    this.origin = url.origin;
+    this.baseUrl = `${url.origin}${prefix}`;
+    this.apiBase = `${prefix}${API_PREFIX}`;
+    this.area = area;
+    this.timeoutMs = positiveInt('timeoutMs', options.timeoutMs ?? DEFAULTS.timeoutMs);
+    this.retryTimes = nonNegativeNumber('retryTimes', options.retryTimes ?? DEFAULTS.retryTimes);
+    this.retryIntervalMs = nonNegativeNumber(
+      'retryIntervalMs',
+      options.retryIntervalMs ?? DEFAULTS.retryIntervalMs,
+    );
+    this.maxRetryIntervalMs = nonNegativeNumber(
+      'maxRetryIntervalMs',
+      options.maxRetryIntervalMs ?? DEFAULTS.maxRetryIntervalMs,
+    );
+    this.maxResponseBytes = positiveInt(
+      'maxResponseBytes',
+      options.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
+    );
+    this.headers = {
+      accept: 'application/json',
+      'user-agent': 'opsplane-platform',
+      ...(options.apiToken ? { authorization: `Bearer ${options.apiToken}` } : {}),
+    };
+    this.log = options.logger ?? createLogger('controller-client', { area, baseUrl: this.baseUrl });
+    if (options.dispatcher) {
+      this.dispatcher = options.dispatcher;
+      this.ownsDispatcher = false;
+    } else {
+      this.dispatcher = new Pool(this.origin, {
+        connections: positiveInt('connections', options.connections ?? DEFAULTS.connections),
+      });
+      this.ownsDispatcher = true;
+    }
+  }
+
+  /** Per-attempt timeout for later requests (the Go client's SetTimeout). */
+  setTimeout(ms: number): void {
+    this.timeoutMs = positiveInt('timeout', ms);
+  }
+
+  get timeout(): number {
+    return this.timeoutMs;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * Stops accepting requests and, if the client owns its pool, closes it once in-flight
+   * requests finish. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.ownsDispatcher ? this.dispatcher.close() : Promise.resolve();
+    return this.closing;
+  }
+
+  // ---- reads (retried) ----
+
+  /** GET /agents?page=&pageSize=&<filters>. Only the ten documented filters are sent. */
+  async listAgents(
+    filters: AgentFilters = {},
+    page = 1,
+    pageSize: number = DEFAULT_PAGE_SIZE,
+    signal?: AbortSignal,
+  ): Promise<AgentsResponse> {
+    const query = new URLSearchParams();
+    query.set('page', String(positiveInt('page', page)));
+    query.set('pageSize', String(positiveInt('pageSize', pageSize, MAX_PAGE_SIZE)));
+    const known = new Set<string>(AGENT_FILTER_KEYS);
+    for (const key of Object.keys(filters)) {
+      // The type allows only the ten keys; this guards JS callers and `as` casts, because the
+      // controller rejects unknown parameters (and the Go one answered a puzzling 502).
+      if (!known.has(key))
+        throw new ValidationError(unknownAgentQueryParamMessage(key), undefined, 'unknown_parameter');
+    }
+    for (const key of AGENT_FILTER_KEYS) {
+      const v = filters[key];
+      if (v !== undefined && v !== '') query.set(key, v);
+    }
+    return this.call({ method: 'GET', path: '/agents', query, schema: AgentsResponseSchema, signal });
+  }
+
+  async getAgent(agentId: string, signal?: AbortSignal): Promise<Agent> {
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}`,
+      schema: AgentSchema,
+      signal,
+      agentId,
+    });
+  }
+
+  async getAgentPackages(agentId: string, signal?: AbortSignal): Promise<AgentPackagesResponse> {
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}/packages`,
+      schema: AgentPackagesResponseSchema,
+      signal,
+      agentId,
+    });
+  }
+
+  async getAgentHealth(agentId: string, signal?: AbortSignal): Promise<AgentHealth> {
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}/health`,
+      schema: AgentHealthSchema,
+      signal,
+      agentId,
+    });
+  }
+
+  async getServiceHealth(agentId: string, pkg: string, signal?: AbortSignal): Promise<ServiceHealth> {
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}/health/${encodeSegment('package', pkg)}`,
+      schema: ServiceHealthSchema,
+      signal,
+      agentId,
+      pkg,
+    });
+  }
+
+  async getSystemMetrics(agentId: string, signal?: AbortSignal): Promise<SystemMetrics> {
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}/metrics/system`,
+      schema: SystemMetricsSchema,
+      signal,
+      agentId,
+    });
+  }
+
+  async getServiceMetrics(
+    agentId: string,
+    opts: ServiceMetricsOptions = {},
+    signal?: AbortSignal,
+  ): Promise<ServiceMetrics> {
+    const query = new URLSearchParams();
+    if (opts.package !== undefined && opts.package !== '') query.set('package', opts.package);
+    if (opts.runningOnly !== undefined) query.set('running_only', String(opts.runningOnly));
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}/metrics/services`,
+      query,
+      schema: ServiceMetricsSchema,
+      signal,
+      agentId,
+      ...(opts.package ? { pkg: opts.package } : {}),
+    });
+  }
+
+  async getStatus(signal?: AbortSignal): Promise<ControllerStatusResponse> {
+    return this.call({ method: 'GET', path: '/status', schema: ControllerStatusResponseSchema, signal });
+  }
+
+  // ---- batch writes (never retried: a lost answer does not mean the action did not run) ----
+
+  async batchStart(req: BatchOperationRequestInput, signal?: AbortSignal): Promise<BatchOperationResult> {
+    return this.batchAction('start', req, signal);
+  }
+
+  async batchStop(req: BatchOperationRequestInput, signal?: AbortSignal): Promise<BatchOperationResult> {
+    return this.batchAction('stop', req, signal);
+  }
+
+  async batchRestart(req: BatchOperationRequestInput, signal?: AbortSignal): Promise<BatchOperationResult> {
+    return this.batchAction('restart', req, signal);
+  }
+
+  /** POST /agents/batch/{action}. */
+  async batchAction(
+    action: BatchAction,
+    req: BatchOperationRequestInput,
+    signal?: AbortSignal,
+  ): Promise<BatchOperationResult> {
+    const body = validate(BatchOperationRequestSchema, req, 'batch request');
+    return this.call({
+      method: 'POST',
+      path: `/agents/batch/${encodeSegment('action', action)}`,
+      body,
+      schema: BatchOperationResultSchema,
+      signal,
+    });
+  }
+
+  async batchUpdateConfigs(
+    req: BatchConfigRequestInput,
+    signal?: AbortSignal,
+  ): Promise<BatchOperationResult> {
+    const body = validate(BatchConfigRequestSchema, req, 'batch config request');
+    return this.call({
+      method: 'POST',
+      path: '/agents/batch/configs',
+      body,
+      schema: BatchOperationResultSchema,
+      signal,
+    });
+  }
+
+  // ---- machinery ----
+
+  private url(path: string, query?: URLSearchParams): string {
+    const qs = query?.toString();
+    return `${this.apiBase}${path}${qs ? `?${qs}` : ''}`;
+  }
+
+  private async call<T>(spec: CallSpec<T>): Promise<T> {
+    const idempotent = spec.method === 'GET';
+    const attempts = idempotent ? Math.floor(this.retryTimes) + 1 : 1;
+    const fullUrl = `${this.origin}${this.url(spec.path, spec.query)}`;
+    for (let attempt = 1; ; attempt++) {
+      if (spec.signal?.aborted) throw abortReason(spec.signal);
+      try {
+        const raw = await this.attempt(spec, fullUrl);
+        return this.interpret(spec, raw, fullUrl);
+      } catch (err) {
+        if (spec.signal?.aborted) throw abortReason(spec.signal);
+        if (attempt >= attempts || this.closed || !isRetryable(err)) throw err;
+        const delay = this.backoff(attempt, err);
+        this.log.warn(
+          { url: fullUrl, attempt, delayMs: delay, err: err instanceof Error ? err.message : String(err) },
+          'controller request failed; retrying',
+        );
+        await abortableSleep(delay, spec.signal);
+      }
+    }
+  }
+
+  /** Equal-jitter exponential backoff, stretched to a Retry-After the controller sent. */
+  private backoff(attempt: number, err: unknown): number {
+    const exp = Math.min(this.maxRetryIntervalMs, this.retryIntervalMs * 2 ** (attempt - 1));
+    let delay = exp / 2 + Math.random() * (exp / 2);
+    if (err instanceof ControllerHttpError && err.retryAfterMs !== undefined) {
+      delay = Math.max(delay, Math.min(err.retryAfterMs, this.maxRetryIntervalMs));
+    }
+    return Math.round(delay);
+  }
+
+  /** One HTTP exchange under its own timeout; the caller's signal aborts it at once. */
+  private async attempt<T>(spec: CallSpec<T>, fullUrl: string): Promise<RawResponse> {
+    if (this.closed) {
+      throw new ControllerConnectionError(
+        this.area,
+        fullUrl,
+        undefined,
+        `controller client for ${this.baseUrl} is closed`,
+      );
+    }
+    const timeoutMs = this.timeoutMs;
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort(new RequestTimeoutError(`${spec.method} ${fullUrl}`, timeoutMs));
+    }, timeoutMs);
+    const onAbort = () => ac.abort(spec.signal?.reason);
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+    const headers: Record<string, string> = { ...this.headers };
+    let body: string | undefined;
+    if (spec.body !== undefined) {
+      body = JSON.stringify(spec.body);
+      headers['content-type'] = 'application/json';
+    }
+    try {
+      const res = await this.dispatcher.request({
+        origin: this.origin,
+        path: this.url(spec.path, spec.query),
+        method: spec.method,
+        headers,
+        body: body ?? null,
+        signal: ac.signal,
+        // Our timer bounds the whole exchange; undici's own timers only as a backstop.
+        headersTimeout: timeoutMs + 1000,
+        bodyTimeout: timeoutMs + 1000,
+      });
+      const text = await this.readBody(res, spec, fullUrl);
+      return { status: res.statusCode, headers: res.headers, text };
+    } catch (err) {
+      if (timedOut) throw new RequestTimeoutError(`${spec.method} ${fullUrl}`, timeoutMs);
+      if (spec.signal?.aborted) throw abortReason(spec.signal);
+      throw this.transportError(err, spec, fullUrl);
+    } finally {
+      clearTimeout(timer);
+      spec.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async readBody<T>(
+    res: Dispatcher.ResponseData,
+    spec: CallSpec<T>,
+    fullUrl: string,
+  ): Promise<string> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > this.maxResponseBytes) {
+        res.body.destroy();
+        throw new ControllerHttpError({
+          status: res.statusCode,
+          body: '',
+          url: fullUrl,
+          method: spec.method,
+          code: 'upstream_error',
+          message: `response of ${spec.method} ${fullUrl} exceeds ${this.maxResponseBytes} bytes`,
+        });
+      }
+      chunks.push(chunk);
+    }
+    // undici frees the connection a tick after the body ends; yielding once lets it do so, so a
+    // caller's next request reuses this socket instead of opening a second one.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  private transportError<T>(err: unknown, spec: CallSpec<T>, fullUrl: string): unknown {
+    if (err instanceof ControllerHttpError) return err;
+    const code = errorCode(err);
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+      return new RequestTimeoutError(`${spec.method} ${fullUrl}`, this.timeoutMs);
+    }
+    // Everything else below HTTP (refused, reset, DNS, socket closed, TLS) means the
+    // controller could not be talked to.
+    return new ControllerConnectionError(this.area, fullUrl, err);
+  }
+
+  private interpret<T>(spec: CallSpec<T>, raw: RawResponse, fullUrl: string): T {
+    const { status, text } = raw;
+    if (status >= 200 && status < 300) {
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (cause) {
+        throw new ControllerHttpError({
+          status,
+          body: text,
+          url: fullUrl,
+          method: spec.method,
+          code: 'upstream_error',
+          message: `controller answered ${spec.method} ${fullUrl} with a body that is not JSON`,
+          cause,
+        });
+      }
+      const parsed = spec.schema.safeParse(json);
+      if (!parsed.success) {
+        throw new ControllerHttpError({
+          status,
+          body: text,
+          url: fullUrl,
+          method: spec.method,
+          code: 'upstream_error',
+          message: `controller answered ${spec.method} ${fullUrl} with a malformed body: ${formatIssues(parsed.error.issues)}`,
+          details: parsed.error.issues,
+        });
+      }
+      return parsed.data;
+    }
+    if (status === 404 && spec.agentId !== undefined) {
+      const wire = parseWireError(text);
+      if (wire?.code === 'package_not_found' && spec.pkg !== undefined) {
+        throw new PackageNotFoundError(spec.agentId, spec.pkg);
+      }
+      throw new AgentNotFoundError(
+        spec.agentId,
+        wire?.message ?? `agent '${spec.agentId}' not found in area '${this.area}'`,
+      );
+    }
+    const retryAfterMs = parseRetryAfter(raw.headers['retry-after']);
+    throw new ControllerHttpError({
+      status,
+      body: text,
+      url: fullUrl,
+      method: spec.method,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
+  }
+}
+
+function parseRetryAfter(v: string | string[] | undefined): number | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (s === undefined || !/^\d+$/.test(s.trim())) return undefined;
+  return Number(s.trim()) * 1000;
+}
+
+function isRetryable(err: unknown): boolean {
+  if (err instanceof ControllerConnectionError || err instanceof RequestTimeoutError) return true;
+  return err instanceof ControllerHttpError && RETRYABLE_STATUSES.has(err.upstreamStatus);
+}
+
+function validate<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new ValidationError(`invalid ${what}: ${formatIssues(parsed.error.issues)}`, parsed.error.issues);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,2 @@
+/** Concurrency control. */
+export * from './limiter.js';

@@ -1,0 +1,3 @@
+/** Controller client pool kept in step with discovery. */
+export * from './controller-source.js';
+export * from './controller-client-pool.js';
