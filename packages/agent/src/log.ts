@@ -1,7 +1,6 @@
 /**
- * The agent's single import point for logging. Everything logs through @opsplane/platform's
- * createLogger (pino; level from OPSPLANE_LOG_LEVEL). Kept in one module because importing the
- * platform package also loads its etcd/grpc client (~1 s and ~30 MB on start-up); when the
- * platform exposes a `logger` subpath export, only this line changes.
+ * The agent's single import point for logging: @opsplane/platform's createLogger (pino; level
+ * from OPSPLANE_LOG_LEVEL), through the `logger` subpath so the agent does not load the
+ * platform's etcd/grpc client (~1 s and ~30 MB at start-up on every host).
  */
-export { createLogger, type Logger } from '@opsplane/platform';
+export { createLogger, type Logger } from '@opsplane/platform/logger';

@@ -10,9 +10,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { Etcd3 } from 'etcd3';
 import type { FastifyInstance } from 'fastify';
-import { ControllerDiscovery, ControllerRegistration, createLogger, type Logger } from '@opsplane/platform';
+import {
+  ControllerDiscovery,
+  ControllerRegistration,
+  createEtcdClient,
+  createLogger,
+  type Logger,
+} from '@opsplane/platform';
 import { AgentRegistry } from './agent-registry.js';
 import { AgentSocketServer } from './agent-socket.js';
 import { BatchDispatcher } from './batch-dispatcher.js';
@@ -98,7 +103,7 @@ export async function startController(
     { defaultMetrics: opts.processMetrics ?? true },
   );
 
-  const etcd = new Etcd3({ hosts: config.etcd.endpoints, dialTimeout: config.etcd.dialTimeoutMs });
+  const etcd = createEtcdClient({ endpoints: config.etcd.endpoints, dialTimeoutMs: config.etcd.dialTimeoutMs });
   const discovery = config.peers.forward
     ? new ControllerDiscovery(etcd, config.etcd.prefix, {
         // Keep retrying forever: peers are an extra, never a reason to give up.

@@ -4,3 +4,12 @@
  */
 export * from './logger.js';
 export * from './config/index.js';
+export * from './client/index.js';
+export * from './auth/index.js';
+export * from './concurrency/index.js';
+export * from './pool/index.js';
+export * from './cache/index.js';
+export * from './aggregate/index.js';
+export * from './discovery/index.js';
+export * from './registration/index.js';
+export * from './etcd/index.js';

@@ -55,7 +55,7 @@ test("the guide's platform.yaml loads with its values", async () => {
     assert.equal(cfg.cache.controller_ttl, 60_000);
     assert.equal(cfg.concurrency.max_workers, 10);
     assert.deepEqual(controllerClientOptions(cfg), { timeoutMs: 30_000, retryTimes: 3, retryIntervalMs: 1000 });
-    assert.deepEqual(etcdClientOptions(cfg).hosts, ['http://platform-etcd-1:2379', 'http://platform-etcd-2:2379']);
+    assert.deepEqual(etcdClientOptions(cfg).endpoints, ['http://platform-etcd-1:2379', 'http://platform-etcd-2:2379']);
   } finally {
     await dir.cleanup();
   }

@@ -5,3 +5,5 @@
 export * from './ports.js';
 export * from './processes.js';
 export * from './wait.js';
+export * from './etcd.js';
+export * from './postgres.js';

@@ -3,22 +3,18 @@
  * number is refused because nobody can tell whether `10` meant seconds or milliseconds.
  */
 import { z } from 'zod';
+import { parseDuration as parsePlatformDuration } from '@opsplane/platform/duration';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-const WHOLE = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$/;
+const HAS_UNIT = /^\s*(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+\s*$/;
 
-/** Milliseconds for a duration string; undefined when it is not one. */
+/** Milliseconds for a duration string; undefined when it is not one (or has no unit). */
 export function parseDuration(text: string): number | undefined {
-  const s = text.trim();
-  if (!WHOLE.test(s)) return undefined;
-  let total = 0;
-  for (const m of s.matchAll(PART)) {
-    const unit = UNIT_MS[m[2] ?? ''];
-    if (unit === undefined) return undefined;
-    total += Number(m[1]) * unit;
+  if (!HAS_UNIT.test(text)) return undefined;
+  try {
+    return Math.round(parsePlatformDuration(text));
+  } catch {
+    return undefined;
   }
-  return Math.round(total);
 }
 
 /** Formats milliseconds the way config files write them (for messages). */

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { formatIssues, ValidationError, DEFAULT_CONTROLLER_PREFIX } from '@opsplane/models';
 import { DurationSchema } from './duration.js';
+import { normalizeEtcdEndpoints, type EtcdClientOptions } from '../etcd/etcd-client.js';
 
 export const PlatformConfigSchema = z
   .object({
@@ -106,11 +107,11 @@ export async function loadPlatformConfig(
   return parsePlatformConfig(raw, env, path ?? 'platform config');
 }
 
-/** Options for `new Etcd3(...)` from the config. */
-export function etcdClientOptions(cfg: PlatformConfig) {
+/** Options for `createEtcdClient()` from the config. */
+export function etcdClientOptions(cfg: PlatformConfig): EtcdClientOptions {
   return {
-    hosts: cfg.etcd.endpoints.map((e) => (/^[a-z]+:\/\//i.test(e) ? e : `http://${e}`)),
-    dialTimeout: cfg.etcd.dial_timeout,
+    endpoints: normalizeEtcdEndpoints(cfg.etcd.endpoints),
+    dialTimeoutMs: cfg.etcd.dial_timeout,
     ...(cfg.etcd.username && cfg.etcd.password
       ? { auth: { username: cfg.etcd.username, password: cfg.etcd.password } }
       : {}),

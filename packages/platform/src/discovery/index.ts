@@ -1,0 +1,2 @@
+/** Controller discovery on etcd (SYSTEM.md §3). */
+export * from './controller-discovery.js';
