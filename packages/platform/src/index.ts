@@ -13,3 +13,13 @@ export * from './aggregate/index.js';
 export * from './discovery/index.js';
 export * from './registration/index.js';
 export * from './etcd/index.js';
+// The typed errors callers branch on, so library users need only this package.
+export {
+  OpsplaneError,
+  AgentNotFoundError,
+  PackageNotFoundError,
+  ControllerUnavailableError,
+  ControllerNotFoundError,
+  RequestTimeoutError,
+  ValidationError,
+} from '@opsplane/models';
