@@ -1,1 +1,37 @@
-/** Placeholder module; filled by its issue. */ export {};
+/**
+ * @opsplane/server — the platform server: devices, users, API tokens, audit, on PGlite or
+ * PostgreSQL, behind a Fastify HTTP API with OpenAPI docs.
+ */
+export { loadServerConfig, parseServerConfig, parseListen, ServerSectionSchema } from './config.js';
+export type { ServerConfig, ServerConfigOverrides, ServerSection, ServerSectionInput } from './config.js';
+export { startServer, openStore } from './server.js';
+export type { RunningServer, StartOptions } from './server.js';
+export { buildApp, API_PREFIX, SERVER_VERSION } from './app.js';
+export type { App } from './app.js';
+export type { ServerContext } from './api/context.js';
+export { SESSION_COOKIE } from './api/auth.js';
+export type { Principal, Access } from './api/auth.js';
+export { errorBody } from './api/errors.js';
+export { ensureFirstAdmin, firstAdminBanner, FIRST_ADMIN } from './bootstrap.js';
+export { createMetrics } from './metrics.js';
+export type { ServerMetrics } from './metrics.js';
+
+export { openDatabase, redactUrl } from './db/database.js';
+export type { Database, DatabaseHandle, DriverKind } from './db/database.js';
+export { migrate, MIGRATIONS } from './db/migrations.js';
+export { Store } from './db/store.js';
+export { AREA_SECRET, areaScope } from './db/secrets-repo.js';
+export type { LoginSecrets } from './db/devices-repo.js';
+
+export { SecretBox, loadMasterKey, parseMasterKey } from './security/crypto.js';
+export { hashPassword, verifyPassword } from './security/passwords.js';
+export { ROLES, RoleSchema, roleAtLeast } from './security/roles.js';
+export type { Role } from './security/roles.js';
+export { API_TOKEN_PREFIX } from './security/tokens.js';
+
+// Wire schemas of the server API, for the CLI and UI.
+export * from './api/schemas/common.js';
+export * from './api/schemas/devices.js';
+export * from './api/schemas/users.js';
+export * from './api/schemas/audit.js';
+export { readCsv, readJson, validateRows, MAX_IMPORT_ROWS } from './services/device-import.js';

@@ -7,3 +7,4 @@ export * from './processes.js';
 export * from './wait.js';
 export * from './etcd.js';
 export * from './postgres.js';
+export * from './fleet.js';

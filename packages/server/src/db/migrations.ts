@@ -1,0 +1,220 @@
+/**
+ * The one set of SQL migrations, for PGlite and PostgreSQL alike. Each migration is a list of
+ * statements (PGlite's extended protocol runs one statement per query). All pending migrations
+ * run in one transaction under an advisory lock, so concurrent starts cannot apply one twice and
+ * a failure leaves the schema as it was. Applied migrations are recorded with a checksum; editing
+ * an applied migration is refused — add a new one instead.
+ */
+import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { OpsplaneError } from '@opsplane/models';
+import { queryRows, type Database } from './database.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  statements: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    statements: [
+      `CREATE TABLE users (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        username text NOT NULL UNIQUE,
+        role text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        password_hash text NOT NULL,
+        disabled boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        last_login_at timestamptz
+      )`,
+      `CREATE TABLE sessions (
+        id_hash text PRIMARY KEY,
+        user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL,
+        last_seen_at timestamptz NOT NULL DEFAULT now(),
+        ip text,
+        user_agent text
+      )`,
+      `CREATE INDEX sessions_user_idx ON sessions (user_id)`,
+      `CREATE INDEX sessions_expires_idx ON sessions (expires_at)`,
+      `CREATE TABLE api_tokens (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        name text NOT NULL,
+        role text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        token_hash text NOT NULL UNIQUE,
+        prefix text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz,
+        last_used_at timestamptz,
+        revoked_at timestamptz
+      )`,
+      `CREATE INDEX api_tokens_user_idx ON api_tokens (user_id)`,
+      `CREATE TABLE agent_codes (
+        code text PRIMARY KEY,
+        issued_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE devices (
+        id uuid PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        ip text NOT NULL,
+        function_area text NOT NULL,
+        status text NOT NULL DEFAULT 'new'
+          CHECK (status IN ('new', 'deploying', 'online', 'offline', 'failed', 'uninstalled')),
+        agent_code text NOT NULL UNIQUE REFERENCES agent_codes(code),
+        agent_version text NOT NULL DEFAULT '',
+        os text NOT NULL CHECK (os IN ('linux', 'windows')),
+        arch text NOT NULL CHECK (arch IN ('amd64', 'arm64')),
+        login_method text NOT NULL CHECK (login_method IN ('ssh', 'winrm')),
+        login_port integer NOT NULL CHECK (login_port BETWEEN 1 AND 65535),
+        login_username text NOT NULL,
+        login_password_enc text,
+        login_private_key_enc text,
+        login_passphrase_enc text,
+        metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX devices_area_idx ON devices (function_area)`,
+      `CREATE INDEX devices_status_idx ON devices (status)`,
+      `CREATE INDEX devices_created_idx ON devices (created_at)`,
+      `CREATE TABLE audit_log (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        actor text NOT NULL,
+        actor_id uuid,
+        action text NOT NULL,
+        target_type text,
+        target_id text,
+        result text NOT NULL CHECK (result IN ('success', 'failure')),
+        details jsonb NOT NULL DEFAULT '{}'::jsonb,
+        ip text
+      )`,
+      `CREATE INDEX audit_log_at_idx ON audit_log (at)`,
+      `CREATE INDEX audit_log_actor_idx ON audit_log (actor)`,
+      `CREATE INDEX audit_log_action_idx ON audit_log (action)`,
+      `CREATE INDEX audit_log_target_idx ON audit_log (target_type, target_id)`,
+      `CREATE TABLE controllers_history (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        area text NOT NULL,
+        controller_id text NOT NULL,
+        address text NOT NULL,
+        version text NOT NULL DEFAULT '',
+        came_at timestamptz NOT NULL DEFAULT now(),
+        went_at timestamptz,
+        last_seen_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX controllers_history_ctrl_idx ON controllers_history (area, controller_id, came_at)`,
+      `CREATE UNIQUE INDEX controllers_history_open_idx ON controllers_history (area, controller_id) WHERE went_at IS NULL`,
+      `CREATE TABLE batch_jobs (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        action text NOT NULL,
+        requested_by text NOT NULL,
+        request jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed')),
+        total integer NOT NULL DEFAULT 0,
+        success integer NOT NULL DEFAULT 0,
+        failed integer NOT NULL DEFAULT 0,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        duration_ms integer
+      )`,
+      `CREATE INDEX batch_jobs_created_idx ON batch_jobs (created_at)`,
+      `CREATE TABLE batch_results (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        job_id uuid NOT NULL REFERENCES batch_jobs(id) ON DELETE CASCADE,
+        agent_code text NOT NULL,
+        package text NOT NULL,
+        area text,
+        success boolean NOT NULL,
+        error text,
+        message text
+      )`,
+      `CREATE INDEX batch_results_job_idx ON batch_results (job_id)`,
+      `CREATE TABLE settings (
+        key text PRIMARY KEY,
+        value jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE secrets (
+        scope text NOT NULL,
+        name text NOT NULL,
+        ciphertext text NOT NULL CHECK (ciphertext LIKE 'v1:%'),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (scope, name)
+      )`,
+    ],
+  },
+];
+
+export function migrationChecksum(m: Migration): string {
+  return createHash('sha256').update(m.statements.join(';\n')).digest('hex');
+}
+
+export class MigrationError extends OpsplaneError {
+  constructor(message: string) {
+    super('internal', message);
+  }
+}
+
+// Arbitrary constant shared by every Opsplane server that migrates this database.
+const MIGRATION_LOCK_ID = 0x6f707370;
+
+export interface MigrationReport {
+  applied: number[];
+  current: number;
+}
+
+/** Brings the schema to the latest version; safe to call on every start and concurrently. */
+export async function migrate(
+  db: Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationReport> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
+    await tx.execute(
+      sql.raw(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        checksum text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`),
+    );
+    const rows = await queryRows<{ version: number; checksum: string }>(
+      tx,
+      sql`SELECT version, checksum FROM schema_migrations ORDER BY version`,
+    );
+    const done = new Map(rows.map((r) => [Number(r.version), r.checksum]));
+    const known = new Set(migrations.map((m) => m.version));
+    const unknown = [...done.keys()].filter((v) => !known.has(v));
+    if (unknown.length > 0) {
+      throw new MigrationError(
+        `database has migrations ${unknown.join(', ')} that this server does not know; it was written by a newer version`,
+      );
+    }
+    const applied: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      const checksum = migrationChecksum(m);
+      const have = done.get(m.version);
+      if (have !== undefined) {
+        if (have !== checksum) {
+          throw new MigrationError(`migration ${m.version} (${m.name}) was changed after it was applied`);
+        }
+        continue;
+      }
+      for (const stmt of m.statements) await tx.execute(sql.raw(stmt));
+      await tx.execute(
+        sql`INSERT INTO schema_migrations (version, name, checksum) VALUES (${m.version}, ${m.name}, ${checksum})`,
+      );
+      applied.push(m.version);
+    }
+    const current = Math.max(0, ...migrations.map((m) => m.version));
+    return { applied, current };
+  });
+}

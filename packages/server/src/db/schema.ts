@@ -1,0 +1,199 @@
+/**
+ * The database schema in code (drizzle pg-core). It must agree with the SQL in migrations.ts —
+ * the migrations are what actually creates tables, on PGlite and PostgreSQL alike; a test
+ * compares both. Secrets live only in the `*_enc` columns, as SecretBox ciphertext.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const schemaMigrations = pgTable('schema_migrations', {
+  version: integer('version').primaryKey(),
+  name: text('name').notNull(),
+  checksum: text('checksum').notNull(),
+  appliedAt: ts('applied_at').notNull().defaultNow(),
+});
+
+export const users = pgTable('users', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  username: text('username').notNull().unique(),
+  role: text('role').notNull(),
+  passwordHash: text('password_hash').notNull(),
+  disabled: boolean('disabled').notNull().default(false),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+  lastLoginAt: ts('last_login_at'),
+});
+
+export const sessions = pgTable('sessions', {
+  /** SHA-256 of the cookie value; the value itself is never stored. */
+  idHash: text('id_hash').primaryKey(),
+  userId: uuid('user_id')
+    .notNull()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  expiresAt: ts('expires_at').notNull(),
+  lastSeenAt: ts('last_seen_at').notNull().defaultNow(),
+  ip: text('ip'),
+  userAgent: text('user_agent'),
+});
+
+export const apiTokens = pgTable('api_tokens', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  userId: uuid('user_id')
+    .notNull()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  /** Upper bound on what the token may do; the owner's current role still caps it. */
+  role: text('role').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  prefix: text('prefix').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  expiresAt: ts('expires_at'),
+  lastUsedAt: ts('last_used_at'),
+  revokedAt: ts('revoked_at'),
+});
+
+/** Every agent code ever issued, so that a code is never handed out twice (even after a delete). */
+export const agentCodes = pgTable('agent_codes', {
+  code: text('code').primaryKey(),
+  issuedAt: ts('issued_at').notNull().defaultNow(),
+});
+
+export const devices = pgTable('devices', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull().unique(),
+  ip: text('ip').notNull(),
+  functionArea: text('function_area').notNull(),
+  status: text('status').notNull().default('new'),
+  agentCode: text('agent_code')
+    .notNull()
+    .unique()
+    .references(() => agentCodes.code),
+  agentVersion: text('agent_version').notNull().default(''),
+  os: text('os').notNull(),
+  arch: text('arch').notNull(),
+  loginMethod: text('login_method').notNull(),
+  loginPort: integer('login_port').notNull(),
+  loginUsername: text('login_username').notNull(),
+  loginPasswordEnc: text('login_password_enc'),
+  loginPrivateKeyEnc: text('login_private_key_enc'),
+  loginPassphraseEnc: text('login_passphrase_enc'),
+  metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const auditLog = pgTable('audit_log', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  at: ts('at').notNull().defaultNow(),
+  actor: text('actor').notNull(),
+  actorId: uuid('actor_id'),
+  action: text('action').notNull(),
+  targetType: text('target_type'),
+  targetId: text('target_id'),
+  result: text('result').notNull(),
+  details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
+  ip: text('ip'),
+});
+
+/** One row per appearance of a controller in discovery: came_at … went_at (null while present). */
+export const controllersHistory = pgTable('controllers_history', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  area: text('area').notNull(),
+  controllerId: text('controller_id').notNull(),
+  address: text('address').notNull(),
+  version: text('version').notNull().default(''),
+  cameAt: ts('came_at').notNull().defaultNow(),
+  wentAt: ts('went_at'),
+  lastSeenAt: ts('last_seen_at').notNull().defaultNow(),
+});
+
+export const batchJobs = pgTable('batch_jobs', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  action: text('action').notNull(),
+  requestedBy: text('requested_by').notNull(),
+  request: jsonb('request').$type<Record<string, unknown>>().notNull(),
+  status: text('status').notNull().default('running'),
+  total: integer('total').notNull().default(0),
+  success: integer('success').notNull().default(0),
+  failed: integer('failed').notNull().default(0),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  finishedAt: ts('finished_at'),
+  durationMs: integer('duration_ms'),
+});
+
+export const batchResults = pgTable('batch_results', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  jobId: uuid('job_id')
+    .notNull()
+    .references(() => batchJobs.id, { onDelete: 'cascade' }),
+  agentCode: text('agent_code').notNull(),
+  package: text('package').notNull(),
+  area: text('area'),
+  success: boolean('success').notNull(),
+  error: text('error'),
+  message: text('message'),
+});
+
+/** Plain, non-secret settings (JSON values). */
+export const settings = pgTable('settings', {
+  key: text('key').primaryKey(),
+  value: jsonb('value').$type<unknown>().notNull(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+/** Named secrets (per-area agent secret, controller API token, …), SecretBox ciphertext only. */
+export const secrets = pgTable(
+  'secrets',
+  {
+    scope: text('scope').notNull(),
+    name: text('name').notNull(),
+    ciphertext: text('ciphertext').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.name] })],
+);
+
+export const ALL_TABLES = {
+  schema_migrations: schemaMigrations,
+  users,
+  sessions,
+  api_tokens: apiTokens,
+  agent_codes: agentCodes,
+  devices,
+  audit_log: auditLog,
+  controllers_history: controllersHistory,
+  batch_jobs: batchJobs,
+  batch_results: batchResults,
+  settings,
+  secrets,
+} as const;
+
+export type UserRow = typeof users.$inferSelect;
+export type SessionRow = typeof sessions.$inferSelect;
+export type ApiTokenRow = typeof apiTokens.$inferSelect;
+export type DeviceRow = typeof devices.$inferSelect;
+export type NewDeviceRow = typeof devices.$inferInsert;
+export type AuditRow = typeof auditLog.$inferSelect;
+export type ControllerHistoryRow = typeof controllersHistory.$inferSelect;
+export type BatchJobRow = typeof batchJobs.$inferSelect;
+export type BatchResultRow = typeof batchResults.$inferSelect;

@@ -1,0 +1,46 @@
+/**
+ * The repositories over one Database (or one transaction). `store.transaction(fn)` hands `fn` a
+ * Store whose repositories all run in the same transaction — how a change and its audit record
+ * are committed together, or not at all.
+ */
+import type { SecretBox } from '../security/crypto.js';
+import { AuditRepo } from './audit-repo.js';
+import { BatchesRepo } from './batches-repo.js';
+import { ControllersHistoryRepo } from './controllers-history-repo.js';
+import type { Database } from './database.js';
+import { DevicesRepo } from './devices-repo.js';
+import { SecretsRepo, SettingsRepo } from './secrets-repo.js';
+import { SessionsRepo } from './sessions-repo.js';
+import { TokensRepo } from './tokens-repo.js';
+import { UsersRepo } from './users-repo.js';
+
+export class Store {
+  readonly users: UsersRepo;
+  readonly sessions: SessionsRepo;
+  readonly tokens: TokensRepo;
+  readonly devices: DevicesRepo;
+  readonly audit: AuditRepo;
+  readonly secrets: SecretsRepo;
+  readonly settings: SettingsRepo;
+  readonly controllersHistory: ControllersHistoryRepo;
+  readonly batches: BatchesRepo;
+
+  constructor(
+    readonly db: Database,
+    readonly box: SecretBox,
+  ) {
+    this.users = new UsersRepo(db);
+    this.sessions = new SessionsRepo(db);
+    this.tokens = new TokensRepo(db);
+    this.devices = new DevicesRepo(db, box);
+    this.audit = new AuditRepo(db);
+    this.secrets = new SecretsRepo(db, box);
+    this.settings = new SettingsRepo(db);
+    this.controllersHistory = new ControllersHistoryRepo(db);
+    this.batches = new BatchesRepo(db);
+  }
+
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return this.db.transaction((tx) => fn(new Store(tx, this.box)));
+  }
+}

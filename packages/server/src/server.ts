@@ -1,0 +1,141 @@
+/**
+ * startServer(): open the database (PGlite or PostgreSQL), migrate, load the master key,
+ * bootstrap the first admin, build the app and listen. stop() closes the HTTP server (letting
+ * in-flight requests finish) and then the database.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { createLogger } from '@opsplane/platform';
+import type { ServerContext } from './api/context.js';
+import { buildApp, type App } from './app.js';
+import { ensureFirstAdmin, firstAdminBanner, masterKeyNotice } from './bootstrap.js';
+import { parseListen, type ServerConfig } from './config.js';
+import { openDatabase, type DatabaseHandle } from './db/database.js';
+import { migrate } from './db/migrations.js';
+import { Store } from './db/store.js';
+import { createMetrics } from './metrics.js';
+import { loadMasterKey, SecretBox } from './security/crypto.js';
+
+const SESSION_PURGE_INTERVAL_MS = 10 * 60_000;
+
+export interface StartOptions {
+  logger?: Logger;
+  /**
+   * Where one-time secrets (the generated admin password) are written; default stdout. They
+   * never go to the logger, whose output usually ends up in log storage.
+   */
+  printSecret?: (text: string) => void;
+  /** Overrides OPSPLANE_ADMIN_PASSWORD. */
+  adminPassword?: string;
+  /** The master key itself (base64/hex); overrides OPSPLANE_MASTER_KEY. */
+  masterKey?: string;
+}
+
+export interface RunningServer {
+  /** http://host:port actually bound (port 0 resolved). */
+  readonly url: string;
+  readonly app: App;
+  readonly store: Store;
+  readonly database: DatabaseHandle;
+  readonly config: ServerConfig;
+  stop(): Promise<void>;
+}
+
+/** Opens, migrates and wraps the database — the part of start-up the CLI also needs (e.g. user admin). */
+export async function openStore(
+  config: ServerConfig,
+  logger: Logger,
+  opts: { masterKey?: string | undefined } = {},
+): Promise<{ store: Store; database: DatabaseHandle; generatedKeyPath?: string }> {
+  const s = config.server;
+  const envKey = opts.masterKey ?? process.env.OPSPLANE_MASTER_KEY;
+  await mkdir(s.data_dir, { recursive: true, mode: 0o700 });
+  const database = await openDatabase({ url: s.database_url, dataDir: s.data_dir, logger });
+  try {
+    const report = await migrate(database.db);
+    if (report.applied.length)
+      logger.info({ applied: report.applied, location: database.location }, 'database migrated');
+    const memory = database.location === 'memory://';
+    const key =
+      memory && !envKey && !s.master_key_file
+        ? // Nothing outlives an in-memory database, so neither need its key.
+          { box: new SecretBox(randomBytes(32)), source: 'ephemeral' as const }
+        : await loadMasterKey(
+            {
+              env: envKey,
+              file: s.master_key_file,
+              dataDir: s.data_dir,
+              mayGenerate: database.embedded,
+            },
+            logger,
+          );
+    logger.info(
+      { driver: database.driver, location: database.location, key_id: key.box.keyId, key_source: key.source },
+      'database ready',
+    );
+    const generatedKeyPath = key.source === 'generated' && 'path' in key ? key.path : undefined;
+    return {
+      store: new Store(database.db, key.box),
+      database,
+      ...(generatedKeyPath ? { generatedKeyPath } : {}),
+    };
+  } catch (e) {
+    await database.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger('server');
+  const print = opts.printSecret ?? ((t: string) => void process.stdout.write(t));
+  const { store, database, generatedKeyPath } = await openStore(config, logger, {
+    masterKey: opts.masterKey,
+  });
+  if (generatedKeyPath) print(masterKeyNotice(generatedKeyPath));
+  let app: App | undefined;
+  try {
+    const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
+    if (boot.created) {
+      logger.warn({ username: boot.username }, 'created the first admin user');
+      if (boot.generatedPassword) print(firstAdminBanner(boot.username as string, boot.generatedPassword));
+    }
+    const ctx: ServerContext = { config, store, database, logger, metrics: createMetrics(store) };
+    app = await buildApp(ctx);
+    const { host, port } = parseListen(config.server.listen);
+    await app.listen({ host, port });
+  } catch (e) {
+    await app?.close().catch(() => undefined);
+    await database.close().catch(() => undefined);
+    throw e;
+  }
+  const addr = app.server.address();
+  const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
+  const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  const url = `http://${host}:${bound.port}`;
+  logger.info({ url }, 'opsplane server listening');
+
+  const purge = setInterval(() => {
+    store.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'session purge failed'));
+  }, SESSION_PURGE_INTERVAL_MS);
+  purge.unref();
+
+  let stopping: Promise<void> | undefined;
+  const running: RunningServer = {
+    url,
+    app,
+    store,
+    database,
+    config,
+    stop() {
+      stopping ??= (async () => {
+        clearInterval(purge);
+        await app.close();
+        await database.close();
+        logger.info('opsplane server stopped');
+      })();
+      return stopping;
+    },
+  };
+  return running;
+}

@@ -1,0 +1,161 @@
+/**
+ * Every route the server has, with who may call it and how to make a call that succeeds —
+ * the table the auth matrix and the OpenAPI coverage test are driven by.
+ */
+import { randomBytes } from 'node:crypto';
+import { DeviceCreateSchema, type Access, type Role } from '../src/index.js';
+import { deviceBody, tokenFor, type RoleUser, type TestServer } from './helpers.js';
+
+export interface RouteCase {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  /** The route pattern as registered (OpenAPI uses {id}). */
+  route: string;
+  access: Access;
+  ok: number;
+  /** Builds the concrete request for `caller` (fresh fixtures, so cases are independent). */
+  prepare?: (
+    t: TestServer,
+    caller: RoleUser | undefined,
+  ) => Promise<{ path?: string; body?: unknown; contentType?: string }>;
+}
+
+let seq = 0;
+const unique = () => `${Date.now().toString(36)}-${++seq}-${randomBytes(2).toString('hex')}`;
+
+async function newDevice(t: TestServer): Promise<string> {
+  const d = await t.server.store.devices.create(
+    DeviceCreateSchema.parse({ ...deviceBody(100_000 + ++seq), name: `fx-${unique()}` }),
+  );
+  return d.id;
+}
+
+async function newUser(t: TestServer, role: Role = 'viewer'): Promise<string> {
+  const u = await t.server.store.users.create({ username: `fx-${unique()}`, role, passwordHash: 'x' });
+  return u.id;
+}
+
+export const ROUTES: RouteCase[] = [
+  { method: 'GET', route: '/healthz', access: 'public', ok: 200 },
+  { method: 'GET', route: '/metrics', access: 'metrics', ok: 200 },
+  { method: 'GET', route: '/docs/json', access: 'viewer', ok: 200 },
+  { method: 'GET', route: '/docs', access: 'viewer', ok: 200 },
+  {
+    method: 'POST',
+    route: '/api/v1/auth/login',
+    access: 'public',
+    ok: 200,
+    prepare: async (t) => ({
+      body: { username: t.users.viewer.username, password: t.users.viewer.password },
+    }),
+  },
+  { method: 'POST', route: '/api/v1/auth/logout', access: 'viewer', ok: 204 },
+  { method: 'GET', route: '/api/v1/auth/me', access: 'viewer', ok: 200 },
+  { method: 'GET', route: '/api/v1/users', access: 'admin', ok: 200 },
+  {
+    method: 'POST',
+    route: '/api/v1/users',
+    access: 'admin',
+    ok: 201,
+    prepare: async () => ({
+      body: { username: `u-${unique()}`, password: 'a-long-password', role: 'viewer' },
+    }),
+  },
+  {
+    // The route itself is open to every role for one's own id; for another user's id (as here)
+    // only admins get through, which is what this row checks.
+    method: 'GET',
+    route: '/api/v1/users/:id',
+    access: 'admin',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/users/${await newUser(t)}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/users/:id',
+    access: 'admin',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/users/${await newUser(t)}`, body: { role: 'operator' } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/users/:id',
+    access: 'admin',
+    ok: 204,
+    prepare: async (t) => ({ path: `/api/v1/users/${await newUser(t)}` }),
+  },
+  {
+    method: 'PUT',
+    route: '/api/v1/users/me/password',
+    access: 'viewer',
+    ok: 204,
+    // The same password again: allowed, and leaves the fixture users usable.
+    prepare: async (_t, caller) => ({
+      body: {
+        current_password: caller?.password ?? 'x',
+        new_password: caller?.password ?? 'a-long-password',
+      },
+    }),
+  },
+  { method: 'GET', route: '/api/v1/tokens', access: 'viewer', ok: 200 },
+  {
+    method: 'POST',
+    route: '/api/v1/tokens',
+    access: 'operator',
+    ok: 201,
+    prepare: async () => ({ body: { name: `ci-${unique()}`, role: 'viewer', expires_in: '24h' } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/tokens/:id',
+    access: 'operator',
+    ok: 204,
+    // The caller's own token (operators may revoke only their own).
+    prepare: async (t, caller) => {
+      const owner = caller ?? t.users.admin;
+      return { path: `/api/v1/tokens/${(await tokenFor(t.server, owner.id, 'viewer')).id}` };
+    },
+  },
+  { method: 'GET', route: '/api/v1/devices', access: 'viewer', ok: 200 },
+  {
+    method: 'GET',
+    route: '/api/v1/devices/:id',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/devices/${await newDevice(t)}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/devices',
+    access: 'operator',
+    ok: 201,
+    prepare: async () => ({ body: { ...deviceBody(++seq), name: `d-${unique()}` } }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/devices/:id',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({
+      path: `/api/v1/devices/${await newDevice(t)}`,
+      body: { ip: '10.99.0.1', login: { password: 'new-pw' } },
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/devices/:id',
+    access: 'operator',
+    ok: 204,
+    prepare: async (t) => ({ path: `/api/v1/devices/${await newDevice(t)}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/devices/import',
+    access: 'operator',
+    ok: 200,
+    prepare: async () => ({
+      body: `name,ip,function_area,os,username,password\nimp-${unique()},10.1.2.3,area-1,linux,root,pw\n`,
+      contentType: 'text/csv',
+    }),
+  },
+  { method: 'GET', route: '/api/v1/audit', access: 'viewer', ok: 200 },
+];
