@@ -11,10 +11,15 @@
  *   `<package dir>/collector-state.json`. A config with `"exit_code": N` makes it exit with N
  *   right after starting (a crasher). `process` health check.
  *
- * Both restart fast (`always`, backoff 100 ms → 400 ms, failed after 5 fast crashes), and both
- * exit on their own when the process that created the fleet is gone, so nothing outlives a
- * killed test runner for long. `stop()` kills every process (controllers, agents, packages,
- * etcd unless passed in) and removes the temp dir; it is idempotent.
+ * Both restart fast (`always`, backoff 100 ms → 400 ms, failed after 5 fast crashes).
+ *
+ * Cleanup: `stop()` kills every process (controllers, agents, packages, etcd unless passed in)
+ * and removes the temp dir; it is idempotent. Packages are found by a per-fleet FLEET_TAG in
+ * their environment (/proc), since they run in their own process groups and outlive a killed
+ * agent by design. If the creating process dies without stop() (a test runner killed by a
+ * signal runs no exit handlers), nothing lingers for more than about a second: controllers and
+ * agents get a preloaded watchdog (`node --import watchdog.mjs main.js …`), packages watch the
+ * owner pid themselves, and a small reaper process kills the fleet's etcd and removes the dirs.
  *
  * The CLI is run by path (`node packages/cli/dist/src/main.js`, found relative to this file;
  * override with `cliMain` or OPSPLANE_CLI_MAIN), so the fleet exercises exactly what operators
@@ -25,11 +30,12 @@
  * see packages/models/src/protocol.ts), config files are written as JSON (valid YAML).
  */
 import { execFile } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createHmac, randomBytes, randomInt } from 'node:crypto';
+import { createServer } from 'node:net';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startEtcd, type EtcdHandle } from './etcd.js';
 import { freePort } from './ports.js';
 import { spawnTracked, type TrackedProcess } from './processes.js';
@@ -68,7 +74,9 @@ export interface FleetOptions {
    * Packages of every agent: a list, or a function of the agent (area, code, index within the
    * area). Default: a `web` and a `collector`.
    */
-  packages?: readonly FleetPackageSpec[] | ((agent: { area: string; code: string; index: number }) => readonly FleetPackageSpec[]);
+  packages?:
+    | readonly FleetPackageSpec[]
+    | ((agent: { area: string; code: string; index: number }) => readonly FleetPackageSpec[]);
   /** Agent secret per area (at least 16 characters). Default: random per area. */
   secrets?: Readonly<Record<string, string>>;
   /** When set, controllers require `Authorization: Bearer <apiToken>` on /api/v1 (and use it between peers). */
@@ -81,7 +89,7 @@ export interface FleetOptions {
   agentCode?: (area: string, index: number) => string;
   /** Controller id of the n-th (0-based) controller of an area. Default `<area>-ctrl-<a|b|c…>`. */
   controllerId?: (area: string, index: number) => string;
-  /** Timing of the controllers (duration strings). Defaults are short, for tests. */
+  /** Timing of controllers and agents (duration strings). Defaults are short, for tests. */
   timing?: {
     heartbeatInterval?: string; // default 1s
     offlineAfter?: string; // default 3s
@@ -124,6 +132,8 @@ export interface FleetPackage {
   readConfig(): Promise<string>;
   /** Replaces the config file directly on disk (as an operator editing it would). */
   writeConfig(content: string | Record<string, unknown>): Promise<void>;
+  /** What the package printed (the agent's `data_dir/logs/<name>.log`), '' if nothing yet. */
+  log(): Promise<string>;
 }
 
 export interface FleetController {
@@ -195,6 +205,8 @@ export interface AddAgentOptions {
   controllerUrls?: readonly string[];
   /** Wait until a controller lists it online. Default true. */
   waitOnline?: boolean;
+  /** Extra agent config for this agent (file-shaped), merged over the fleet's. */
+  agentConfig?: Record<string, unknown>;
 }
 
 export interface Fleet {
@@ -239,6 +251,53 @@ export function fleetAgentToken(secret: string, area: string, code: string): str
   return createHmac('sha256', secret).update(`${area}:${code}`, 'utf8').digest('hex');
 }
 
+/** The kernel's ephemeral port range (ports it hands out for outgoing connections and port 0). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (lo !== undefined && hi !== undefined && lo > 1024 && hi > lo) return [lo, hi];
+  } catch {
+    /* not Linux */
+  }
+  return [32768, 60999];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+const stablePorts = new Set<number>();
+
+/**
+ * A free loopback port below the ephemeral range. Fleet processes are killed and restarted on
+ * the same port (a package on restart, a controller or agent by start()); a port from the
+ * ephemeral range may meanwhile become the local end of some outgoing connection on a busy
+ * machine, and the restarted process would fail with EADDRINUSE.
+ */
+async function stablePort(): Promise<number> {
+  const min = 10_000;
+  const max = ephemeralRange()[0] - 1;
+  if (max - min >= 1000) {
+    for (let i = 0; i < 200; i++) {
+      const p = min + randomInt(max - min);
+      if (stablePorts.has(p)) continue;
+      if (await canListen(p)) {
+        stablePorts.add(p);
+        return p;
+      }
+    }
+  }
+  return freePort();
+}
+
 /** The repo root: the nearest ancestor of this file whose package.json declares workspaces. */
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -253,7 +312,8 @@ function repoRoot(): string {
       }
     }
     const up = dirname(dir);
-    if (up === dir) throw new Error('fleet: cannot find the repository root above ' + fileURLToPath(import.meta.url));
+    if (up === dir)
+      throw new Error('fleet: cannot find the repository root above ' + fileURLToPath(import.meta.url));
     dir = up;
   }
 }
@@ -276,7 +336,8 @@ function merge(a: Plain, b: Plain | undefined): Plain {
 
 /** Files are JSON, which is valid YAML; readable enough and needs no YAML dependency here. */
 const toYaml = (o: unknown) => JSON.stringify(o, null, 2) + '\n';
-const configText = (c: string | Record<string, unknown>) => (typeof c === 'string' ? c : JSON.stringify(c) + '\n');
+const configText = (c: string | Record<string, unknown>) =>
+  typeof c === 'string' ? c : JSON.stringify(c) + '\n';
 
 /** Env names the children must not inherit from the test process (they would override the files). */
 const SCRUBBED_ENV = [
@@ -290,12 +351,52 @@ function childEnv(extra: Record<string, string | undefined>, logLevel: string): 
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of SCRUBBED_ENV) delete env[k];
   env.OPSPLANE_LOG_LEVEL = logLevel;
+  env.FLEET_OWNER_PID = String(process.pid);
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
 }
 
 const running = (p: TrackedProcess | undefined) =>
   p !== undefined && p.child.exitCode === null && p.child.signalCode === null;
+
+const WATCHDOG_SCRIPT = `// Preloaded into fleet controllers and agents: die with the process that started the fleet.
+const owner = Number(process.env.FLEET_OWNER_PID);
+if (owner > 0) {
+  setInterval(() => {
+    try { process.kill(owner, 0); } catch (e) { if (e.code === 'ESRCH') process.kill(process.pid, 'SIGKILL'); }
+  }, 1000).unref();
+}
+`;
+
+const REAPER_SCRIPT = `// Cleans up a fleet whose creator died without stopping it. Args: owner pid, tag, targets.
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+const [owner, tag, ...targets] = process.argv.slice(2);
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch (e) { return e.code === 'EPERM'; } };
+const kill = (pid) => { for (const t of [-pid, pid]) { try { process.kill(t, 'SIGKILL'); } catch {} } };
+process.on('SIGPIPE', () => {});
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
+setInterval(() => {
+  if (alive(Number(owner))) return;
+  for (const t of targets) if (t.startsWith('pid:')) kill(Number(t.slice(4)));
+  const needle = Buffer.from('\\0FLEET_TAG=' + tag + '\\0');
+  let entries = [];
+  try { entries = readdirSync('/proc'); } catch {}
+  for (const e of entries) {
+    if (!/^\\d+$/.test(e)) continue;
+    try {
+      const env = Buffer.concat([Buffer.from([0]), readFileSync('/proc/' + e + '/environ')]);
+      if (env.includes(needle)) kill(Number(e));
+    } catch {}
+  }
+  for (const t of targets) {
+    if (t.startsWith('dir:')) {
+      try { rmSync(t.slice(4), { recursive: true, force: true }); } catch {}
+    }
+  }
+  process.exit(0);
+}, 1000);
+`;
 
 const WEB_SCRIPT = `// Fleet test package "web": HTTP service whose health depends on its config file.
 import { createServer } from 'node:http';
@@ -406,7 +507,11 @@ class PackageImpl implements FleetPackage {
     readonly kind: FleetPackageKind,
     readonly dir: string,
     readonly port: number | undefined,
+    private readonly logPath: string,
   ) {}
+  log() {
+    return readFile(this.logPath, 'utf8').catch(() => '');
+  }
   get configDir() {
     return join(this.dir, 'config');
   }
@@ -471,6 +576,7 @@ class AgentImpl implements FleetAgent {
     readonly dir: string,
     public metricsPort: number,
     readonly packages: readonly PackageImpl[],
+    readonly extraConfig: Record<string, unknown> | undefined,
   ) {}
   get packagesDir() {
     return join(this.dir, 'packages');
@@ -529,6 +635,7 @@ class FleetImpl implements Fleet {
   private readonly logLevel: string;
   private stopped: Promise<void> | undefined;
   etcd!: EtcdHandle;
+  private reaper: TrackedProcess | undefined;
   ownsEtcd = false;
   root = '';
 
@@ -630,7 +737,9 @@ class FleetImpl implements Fleet {
         { timeoutMs, intervalMs: 100, what: `agent ${a.code} listed online` },
       );
     } catch (e) {
-      throw new Error(`${(e as Error).message}\n--- agent ${a.code} output ---\n${a.process.output().slice(-4000)}`);
+      throw new Error(
+        `${(e as Error).message}\n--- agent ${a.code} output ---\n${a.process.output().slice(-4000)}`,
+      );
     }
   }
 
@@ -656,6 +765,7 @@ class FleetImpl implements Fleet {
     this.root = dir.path;
     liveFleets.add(this);
     await mkdir(join(this.root, 'pids'), { recursive: true });
+    await writeFile(this.watchdogPath, WATCHDOG_SCRIPT);
     if (!existsSync(this.cliMain)) {
       throw new Error(`fleet: ${this.cliMain} does not exist; build first (npx tsc -b tsconfig.build.json)`);
     }
@@ -664,25 +774,31 @@ class FleetImpl implements Fleet {
       this.etcd = await startEtcd();
       this.ownsEtcd = true;
     }
+    this.startReaper();
 
     const areas = this.opts.areas ?? [{ name: 'area-1' }];
     // Controllers first: agents need their URLs.
     for (const a of areas) {
       const n = a.controllers ?? 1;
       for (let i = 0; i < n; i++) {
-        const id = this.opts.controllerId?.(a.name, i) ?? `${a.name}-ctrl-${String.fromCharCode(97 + (i % 26))}${i >= 26 ? i : ''}`;
+        const id =
+          this.opts.controllerId?.(a.name, i) ??
+          `${a.name}-ctrl-${String.fromCharCode(97 + (i % 26))}${i >= 26 ? i : ''}`;
         const cdir = join(this.root, 'controllers', id);
         await mkdir(cdir, { recursive: true });
-        this.controllers.push(new ControllerImpl(this, id, a.name, await freePort(), join(cdir, 'controller.yaml')));
+        this.controllers.push(
+          new ControllerImpl(this, id, a.name, await stablePort(), join(cdir, 'controller.yaml')),
+        );
       }
     }
     await Promise.all(this.controllers.map((c) => this.launchController(c, deadline)));
 
-    const agents: Promise<AgentImpl>[] = [];
+    // Created one by one so that `agents` lists them in a stable order (area by area, by index).
+    const created: AgentImpl[] = [];
     for (const a of areas) {
       for (let i = 0; i < (a.agents ?? 1); i++) {
-        agents.push(
-          this.createAgent({
+        created.push(
+          await this.createAgent({
             area: a.name,
             code: this.opts.agentCode?.(a.name, i) ?? `${a.name}-agent-${i + 1}`,
             index: i,
@@ -690,7 +806,6 @@ class FleetImpl implements Fleet {
         );
       }
     }
-    const created = await Promise.all(agents);
     await Promise.all(created.map((a) => this.launchAgent(a, deadline)));
     await Promise.all(created.map((a) => this.waitOnline(a, Math.max(1000, deadline - Date.now()))));
   }
@@ -718,16 +833,57 @@ class FleetImpl implements Fleet {
     );
   }
 
+  /**
+   * A small detached process that cleans up after a test runner killed by a signal (which runs
+   * no exit handlers): once this process is gone it kills the packages, the fleet's etcd and
+   * removes the temp dirs. Controllers and agents end themselves (see nodeArgs).
+   */
+  private startReaper(): void {
+    const targets = [`dir:${this.root}`];
+    if (this.ownsEtcd) {
+      for (const m of this.etcd.members) {
+        if (m.process?.child.pid) targets.push(`pid:${m.process.child.pid}`);
+        targets.push(`dir:${dirname(m.dataDir)}`);
+      }
+    }
+    const script = join(this.root, 'reaper.mjs');
+    writeFileSync(script, REAPER_SCRIPT);
+    this.reaper = spawnTracked('fleet-reaper', process.execPath, [
+      script,
+      String(process.pid),
+      this.tag,
+      ...targets,
+    ]);
+  }
+
+  private get watchdogPath(): string {
+    return join(this.root, 'watchdog.mjs');
+  }
+
+  /**
+   * Node flags of controllers and agents: a preloaded watchdog that SIGKILLs the process once
+   * the process that started the fleet is gone (a test runner killed by a signal never runs
+   * its exit handlers, and a daemon must not outlive it).
+   */
+  private nodeArgs(): string[] {
+    return ['--import', pathToFileURL(this.watchdogPath).href];
+  }
+
   /** Spawns the controller and waits until it serves and is registered; retries on a port clash. */
   async launchController(c: ControllerImpl, deadline = Date.now() + 30_000): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       await writeFile(c.configPath, toYaml(this.controllerConfig(c)));
-      c.process = spawnTracked(`controller:${c.id}`, process.execPath, [this.cliMain, 'controller', '--config', c.configPath], {
-        env: childEnv(
-          { OPSPLANE_AGENT_SECRET: this.secret(c.area), OPSPLANE_CONTROLLER_TOKEN: this.apiToken },
-          this.logLevel,
-        ),
-      });
+      c.process = spawnTracked(
+        `controller:${c.id}`,
+        process.execPath,
+        [...this.nodeArgs(), this.cliMain, 'controller', '--config', c.configPath],
+        {
+          env: childEnv(
+            { OPSPLANE_AGENT_SECRET: this.secret(c.area), OPSPLANE_CONTROLLER_TOKEN: this.apiToken },
+            this.logLevel,
+          ),
+        },
+      );
       try {
         await waitFor(
           async () => {
@@ -736,7 +892,11 @@ class FleetImpl implements Fleet {
             const h = (await res.json()) as { id?: string; registered?: boolean };
             return res.ok && h.id === c.id && h.registered === true;
           },
-          { timeoutMs: Math.max(1000, deadline - Date.now()), intervalMs: 50, what: `controller ${c.id} ready` },
+          {
+            timeoutMs: Math.max(1000, deadline - Date.now()),
+            intervalMs: 50,
+            what: `controller ${c.id} ready`,
+          },
         );
         return;
       } catch (e) {
@@ -745,10 +905,12 @@ class FleetImpl implements Fleet {
         // Only the process we spawned failing to bind is worth a retry on another port; an
         // agent config still names the old port, so never after agents exist.
         if (attempt < 2 && /EADDRINUSE/.test(out) && this.agents.length === 0) {
-          c.port = await freePort();
+          c.port = await stablePort();
           continue;
         }
-        throw new Error(`fleet: controller ${c.id} did not start: ${(e as Error).message}\n${out.slice(-4000)}`);
+        throw new Error(
+          `fleet: controller ${c.id} did not start: ${(e as Error).message}\n${out.slice(-4000)}`,
+        );
       }
     }
   }
@@ -760,6 +922,7 @@ class FleetImpl implements Fleet {
     token?: string;
     packages?: readonly FleetPackageSpec[];
     controllerUrls?: readonly string[];
+    agentConfig?: Record<string, unknown>;
   }): Promise<AgentImpl> {
     const { area, code, index } = opts;
     if (!this.areas.includes(area)) throw new Error(`fleet: unknown area '${area}'`);
@@ -777,11 +940,19 @@ class FleetImpl implements Fleet {
     const packages: PackageImpl[] = [];
     for (const spec of specs) {
       const name = spec.name ?? spec.kind;
-      if (packages.some((p) => p.name === name)) throw new Error(`fleet: agent ${code} has two packages named '${name}'`);
-      const pkg = new PackageImpl(name, spec.kind, join(dir, 'packages', name), spec.kind === 'web' ? await freePort() : undefined);
+      if (packages.some((p) => p.name === name))
+        throw new Error(`fleet: agent ${code} has two packages named '${name}'`);
+      const pkg = new PackageImpl(
+        name,
+        spec.kind,
+        join(dir, 'packages', name),
+        spec.kind === 'web' ? await stablePort() : undefined,
+        join(dir, 'data', 'logs', `${name}.log`),
+      );
       await this.writePackage(pkg, spec);
       packages.push(pkg);
     }
+    await mkdir(join(dir, 'packages'), { recursive: true });
     await mkdir(join(dir, 'data'), { recursive: true });
     const agent = new AgentImpl(
       this,
@@ -790,8 +961,9 @@ class FleetImpl implements Fleet {
       opts.token ?? fleetAgentToken(this.secret(area), area, code),
       controllerUrls,
       dir,
-      await freePort(),
+      await stablePort(),
       packages,
+      opts.agentConfig,
     );
     this.agents.push(agent);
     return agent;
@@ -804,7 +976,17 @@ class FleetImpl implements Fleet {
     await writeFile(pkg.configPath, configText(spec.config ?? DEFAULT_CONFIG[pkg.kind]));
     const healthCheck: Plain =
       pkg.kind === 'web'
-        ? { type: 'http', url: pkg.healthUrl, interval: '200ms', timeout: '500ms', start_period: '500ms', retries: 2 }
+        ? {
+            type: 'http',
+            url: pkg.healthUrl,
+            interval: '200ms',
+            timeout: '500ms',
+            // Failures while the program is still starting do not count, and the first passing
+            // probe ends the wait, so this costs a healthy start nothing; it only has to cover a
+            // slow start on a loaded machine (the bad-config verdict comes ~2.4 s after start).
+            start_period: '2s',
+            retries: 2,
+          }
         : { type: 'process', interval: '500ms', start_period: '300ms' };
     const manifest = {
       name: pkg.name,
@@ -825,7 +1007,13 @@ class FleetImpl implements Fleet {
       stop_grace: '2s',
       health_check: merge(healthCheck, spec.healthCheck),
       restart_policy: merge(
-        { policy: 'always', max_retries: 5, backoff_initial: '100ms', backoff_max: '400ms', reset_after: '5s' },
+        {
+          policy: 'always',
+          max_retries: 5,
+          backoff_initial: '100ms',
+          backoff_max: '400ms',
+          reset_after: '5s',
+        },
         spec.restartPolicy,
       ),
     };
@@ -854,7 +1042,7 @@ class FleetImpl implements Fleet {
         metrics_listen: `127.0.0.1:${a.metricsPort}`,
         stop_packages_on_exit: false,
       },
-      this.opts.agentConfig,
+      merge(this.opts.agentConfig ?? {}, a.extraConfig),
     );
   }
 
@@ -862,10 +1050,15 @@ class FleetImpl implements Fleet {
   async launchAgent(a: AgentImpl, deadline = Date.now() + 30_000): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       await writeFile(a.configPath, toYaml(this.agentConfig(a)));
-      a.process = spawnTracked(`agent:${a.code}`, process.execPath, [this.cliMain, 'agent', '--config', a.configPath], {
-        // The token goes through the environment, as recommended for real hosts.
-        env: childEnv({ OPSPLANE_AGENT_TOKEN: a.token }, this.logLevel),
-      });
+      a.process = spawnTracked(
+        `agent:${a.code}`,
+        process.execPath,
+        [...this.nodeArgs(), this.cliMain, 'agent', '--config', a.configPath],
+        {
+          // The token goes through the environment, as recommended for real hosts.
+          env: childEnv({ OPSPLANE_AGENT_TOKEN: a.token }, this.logLevel),
+        },
+      );
       try {
         await waitFor(
           async () => {
@@ -874,7 +1067,11 @@ class FleetImpl implements Fleet {
             const h = (await res.json()) as { agent_code?: string };
             return res.ok && h.agent_code === a.code;
           },
-          { timeoutMs: Math.max(1000, deadline - Date.now()), intervalMs: 50, what: `agent ${a.code} started` },
+          {
+            timeoutMs: Math.max(1000, deadline - Date.now()),
+            intervalMs: 50,
+            what: `agent ${a.code} started`,
+          },
         );
         return;
       } catch (e) {
@@ -882,7 +1079,7 @@ class FleetImpl implements Fleet {
         const out = a.process.output();
         // The metrics endpoint is the only thing an agent binds.
         if (attempt < 2 && /EADDRINUSE/.test(out)) {
-          a.metricsPort = await freePort();
+          a.metricsPort = await stablePort();
           continue;
         }
         throw new Error(`fleet: agent ${a.code} did not start: ${(e as Error).message}\n${out.slice(-4000)}`);
@@ -899,6 +1096,7 @@ class FleetImpl implements Fleet {
       ...(o.token !== undefined ? { token: o.token } : {}),
       ...(o.packages !== undefined ? { packages: o.packages } : {}),
       ...(o.controllerUrls !== undefined ? { controllerUrls: o.controllerUrls } : {}),
+      ...(o.agentConfig !== undefined ? { agentConfig: o.agentConfig } : {}),
     });
     await this.launchAgent(a);
     if (o.waitOnline ?? true) await this.waitOnline(a);
@@ -909,6 +1107,7 @@ class FleetImpl implements Fleet {
 
   stop(opts: { graceful?: boolean } = {}): Promise<void> {
     this.stopped ??= (async () => {
+      await this.reaper?.kill();
       const procs = [...this.agents.map((a) => a.process), ...this.controllers.map((c) => c.process)].filter(
         (p): p is TrackedProcess => p !== undefined,
       );
