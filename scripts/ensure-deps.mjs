@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs what the tests and the demo need when it is missing: npm packages (npm ci) and, on
 // Debian, the system packages (etcd-server for now). Idempotent and quiet when all is there.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -13,7 +13,11 @@ function have(cmd) {
 }
 
 // System packages: command → Debian package.
-const wanted = [['etcd', 'etcd-server'], ['etcdctl', 'etcd-client']];
+const wanted = [
+  ['etcd', 'etcd-server'],
+  ['etcdctl', 'etcd-client'],
+  ['curl', 'curl'], // the e2e tests run the guide's curl commands verbatim
+];
 const missing = wanted.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
 if (missing.length > 0) {
   if (!have('apt-get')) {
@@ -30,7 +34,8 @@ if (missing.length > 0) {
 
 // npm packages: install from the lockfile when node_modules is absent or older than the lockfile.
 const marker = join(root, 'node_modules', '.package-lock.json');
-if (!existsSync(marker)) {
+const lock = join(root, 'package-lock.json');
+if (!existsSync(marker) || statSync(lock).mtimeMs > statSync(marker).mtimeMs + 1000) {
   log('installing npm packages (npm ci)');
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
 }

@@ -85,7 +85,9 @@ describe('service metrics and the metrics endpoint', () => {
     const busy = all.services.find((s) => s.name === 'busy');
     assert.equal(busy?.is_running, true);
     assert.ok((busy?.rss_bytes ?? 0) > 10 * 1024 * 1024, `rss ${busy?.rss_bytes}`);
-    assert.ok((busy?.cpu_percent ?? 0) > 10, `cpu ${busy?.cpu_percent} (busy child counted)`);
+    // The busy loop runs in a child of the package process: a parent-only reading would be ~0.
+    // Under a loaded machine the loop gets far less than a core, so the bar is low.
+    assert.ok((busy?.cpu_percent ?? 0) > 2, `cpu ${busy?.cpu_percent} (busy child counted)`);
     const idle = all.services.find((s) => s.name === 'idle');
     assert.deepEqual([idle?.is_running, idle?.cpu_percent, idle?.rss_bytes], [false, 0, 0]);
     const running = await c.collect({ runningOnly: true });

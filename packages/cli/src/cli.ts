@@ -3,7 +3,7 @@
  * exit codes (2 for usage errors with a hint, 1 for failures).
  */
 import { readFileSync } from 'node:fs';
-import { EXIT, UsageError, parseCommandArgs, processIO, type CliIO } from './command.js';
+import { CliError, EXIT, UsageError, parseCommandArgs, processIO, type CliIO } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
 function version(): string {
@@ -61,6 +61,10 @@ export async function run(argv: string[], io: CliIO = processIO): Promise<number
       io.err(`opsplane${e.command ? ` ${e.command}` : ''}: ${e.message}`);
       io.err(`Run 'opsplane ${e.command ? `${e.command} ` : ''}--help' for usage.`);
       return EXIT.usage;
+    }
+    if (e instanceof CliError) {
+      io.err(`opsplane${entry ? ` ${entry.name}` : ''}: ${e.message}`);
+      return e.exitCode;
     }
     io.err(`opsplane${entry ? ` ${entry.name}` : ''}: ${(e as Error).stack ?? String(e)}`);
     return EXIT.failure;

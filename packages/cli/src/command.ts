@@ -18,6 +18,20 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A failure the user can act on (server unreachable, not logged in, the server said no):
+ * printed as one line without a stack trace, exit code 1 unless told otherwise.
+ */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
 export interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
@@ -30,14 +44,14 @@ export interface OptionSpec {
 
 export type Options = Record<string, OptionSpec>;
 
-/** Parsed values: strings (or string arrays) and booleans, keyed by option name. */
+/** Parsed values: strings (or string arrays) and booleans, keyed by option name; `_` holds the positionals. */
 export type ParsedValues<O extends Options> = {
   [K in keyof O]?: O[K]['type'] extends 'boolean'
     ? boolean
     : O[K]['multiple'] extends true
       ? string[]
       : string;
-};
+} & { _: string[] };
 
 /** Where a command writes; replaceable in tests. */
 export interface CliIO {
@@ -55,6 +69,11 @@ export interface Command<O extends Options = Options> {
   summary: string;
   /** Extra help text after the options (examples, environment). */
   details?: string;
+  /**
+   * Positional arguments, as shown in the usage line (e.g. `<list|import> [file]`). Commands
+   * without it accept none.
+   */
+  positionals?: string;
   options: O;
   /** Resolves with the exit code once the command is done (for daemons: once stopped). */
   run(values: ParsedValues<O>, io: CliIO): Promise<number>;
@@ -73,7 +92,7 @@ export function helpText(c: Command): string {
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map(([f]) => f.length)) + 2;
   return [
-    `Usage: opsplane ${c.name} [options]`,
+    `Usage: opsplane ${c.name}${c.positionals ? ` ${c.positionals}` : ''} [options]`,
     '',
     c.summary,
     '',
@@ -101,7 +120,7 @@ export function parseCommandArgs<O extends Options>(
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: c.positionals !== undefined });
   } catch (e) {
     // parseArgs' messages name the offending option; keep them, drop its boilerplate hints.
     throw new UsageError(
@@ -114,5 +133,5 @@ export function parseCommandArgs<O extends Options>(
     return undefined;
   }
   const { help: _help, ...values } = parsed.values;
-  return values as ParsedValues<O>;
+  return { ...values, _: parsed.positionals } as ParsedValues<O>;
 }

@@ -1,4 +1,4 @@
 /** @opsplane/cli — the `opsplane` command line (binary: dist/src/main.js). */
 export { run, mainHelp } from './cli.js';
 export { COMMANDS, type CommandEntry } from './commands/index.js';
-export { EXIT, UsageError, defineCommand, helpText, type Command, type CliIO } from './command.js';
+export { CliError, EXIT, UsageError, defineCommand, helpText, type Command, type CliIO } from './command.js';

@@ -19,8 +19,12 @@ import {
 import { installAuth, SESSION_COOKIE } from './api/auth.js';
 import type { ServerContext } from './api/context.js';
 import { installErrorHandling } from './api/errors.js';
+import { agentRoutes } from './routes/agents.js';
+import { areaRoutes } from './routes/areas.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
+import { batchRoutes } from './routes/batches.js';
+import { controllerRoutes } from './routes/controllers.js';
 import { deviceRoutes } from './routes/devices.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -65,7 +69,8 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
       info: {
         title: 'Opsplane platform API',
         version: SERVER_VERSION,
-        description: 'Devices, users, API tokens and audit of the Opsplane platform server.',
+        description:
+          'Controllers, agents across areas, cross-area batches, areas, devices, users, API tokens and audit of the Opsplane platform server.',
       },
       components: {
         securitySchemes: {
@@ -87,6 +92,10 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
   await app.register(tokenRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(deviceRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(auditRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(controllerRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(agentRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(batchRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(areaRoutes, { ...opts, prefix: API_PREFIX });
   await app.ready();
   return app;
 }

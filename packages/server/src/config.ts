@@ -3,10 +3,18 @@
  * by @opsplane/platform) plus a `server:` section for this process. Precedence, lowest first:
  * defaults < file < environment < programmatic overrides (CLI flags, tests).
  */
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
+import { inspect } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { formatIssues, ValidationError } from '@opsplane/models';
-import { DurationSchema, loadPlatformConfig, type PlatformConfig } from '@opsplane/platform';
+import { AreaNameSchema, formatIssues, ValidationError } from '@opsplane/models';
+import {
+  DurationSchema,
+  loadPlatformConfig,
+  parsePlatformConfig,
+  type PlatformConfig,
+} from '@opsplane/platform';
 
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/;
 
@@ -71,6 +79,19 @@ export const ServerSectionSchema = z
       })
       .strict()
       .default({ max: 10, window: 60_000 }),
+    /**
+     * How often the aggregated agent view is rebuilt from every controller in the background
+     * (it is also rebuilt when controllers come, go or change, and on `refresh=true`). The view
+     * is reported `stale` once older than `cache.agent_ttl`.
+     */
+    agents_refresh_interval: DurationSchema.default(30_000),
+    /**
+     * POST /batches answers with the finished job when it completes within this; otherwise 202
+     * with the running job (poll GET /batches/{id}). The batch runs on either way.
+     */
+    batch_wait: DurationSchema.default(60_000),
+    /** Deadline of one area's part of a batch (all its controllers); what is left fails with 'timeout'. */
+    batch_area_timeout: DurationSchema.default(120_000),
   })
   .strict();
 
@@ -78,14 +99,64 @@ export type ServerSection = z.infer<typeof ServerSectionSchema>;
 export type ServerSectionInput = z.input<typeof ServerSectionSchema>;
 
 /**
- * The validated configuration. It never holds the master key itself (OPSPLANE_MASTER_KEY is read
- * when the store opens), so logging or printing a config cannot leak it.
+ * A credential read from configuration. Its value is reachable only through reveal(): JSON
+ * (pino, API responses), util.inspect and string conversion all print '[redacted]', so a config
+ * that ends up in a log cannot leak it.
  */
-export type ServerConfig = PlatformConfig & { server: ServerSection };
+export class SecretValue {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  toString(): string {
+    return '[redacted]';
+  }
+  [inspect.custom](): string {
+    return '[redacted]';
+  }
+}
+
+const AreaCredentialsInputSchema = z
+  .object({
+    /** HMAC secret the agents of the area derive their tokens from (the controllers' agent_secret). */
+    agent_secret: z.string().min(16, { message: 'agent_secret must be at least 16 characters' }).optional(),
+    /** Bearer token the area's controllers require on /api/v1 (their api_token). */
+    controller_token: z.string().min(1).optional(),
+  })
+  .strict();
+export type AreaCredentialsInput = z.input<typeof AreaCredentialsInputSchema>;
+
+export const AreasSectionSchema = z.record(AreaNameSchema, AreaCredentialsInputSchema.nullish());
+
+export interface AreaCredentialsConfig {
+  agent_secret?: SecretValue;
+  controller_token?: SecretValue;
+}
+
+/**
+ * The validated configuration. It never holds the master key itself (OPSPLANE_MASTER_KEY is read
+ * when the store opens), and area credentials are SecretValues, so logging or printing a config
+ * cannot leak them.
+ */
+export type ServerConfig = PlatformConfig & {
+  server: ServerSection;
+  /** Per-area credentials from `areas:` and OPSPLANE_AREAS_FILE; imported into the secret store at start. */
+  areas: Record<string, AreaCredentialsConfig>;
+};
 
 /** What a CLI or test may force over file and environment. */
 export interface ServerConfigOverrides {
   server?: Partial<ServerSectionInput>;
+  /** etcd endpoints (the CLI's --etcd). */
+  etcd?: { endpoints?: string[] };
+  /** Per-area credentials, merged field by field over file and OPSPLANE_AREAS_FILE. */
+  areas?: Record<string, AreaCredentialsInput>;
 }
 
 /**
@@ -110,12 +181,61 @@ function asRecord(v: unknown, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** Validates the `server:` section of an already-loaded platform config. */
+function parseAreas(raw: unknown, source: string): Record<string, AreaCredentialsInput> {
+  const parsed = AreasSectionSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ ...i, path: ['areas', ...i.path] }));
+    throw new ValidationError(`${source}: ${formatIssues(issues)}`, issues);
+  }
+  const out: Record<string, AreaCredentialsInput> = {};
+  for (const [area, c] of Object.entries(parsed.data)) out[area] = c ?? {};
+  return out;
+}
+
+/** Field-by-field merge of area credential layers (later wins), wrapped as SecretValues. */
+function mergeAreas(
+  layers: readonly Record<string, AreaCredentialsInput>[],
+): Record<string, AreaCredentialsConfig> {
+  const out: Record<string, AreaCredentialsConfig> = {};
+  for (const layer of layers) {
+    for (const [area, c] of Object.entries(layer)) {
+      const cur = (out[area] ??= {});
+      if (c.agent_secret !== undefined) cur.agent_secret = new SecretValue(c.agent_secret);
+      if (c.controller_token !== undefined) cur.controller_token = new SecretValue(c.controller_token);
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads OPSPLANE_AREAS_FILE: YAML or JSON, either the `areas:` mapping itself or a document with
+ * an `areas:` key (so a secrets-only copy of platform.yaml works too).
+ */
+export async function readAreasFile(path: string): Promise<Record<string, AreaCredentialsInput>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ValidationError(`cannot read OPSPLANE_AREAS_FILE ${path}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (e) {
+    throw new ValidationError(`${path}: invalid YAML: ${(e as Error).message}`);
+  }
+  const doc = raw as Record<string, unknown>;
+  const mapping = doc && typeof doc === 'object' && 'areas' in doc ? doc.areas : raw;
+  return parseAreas(mapping, path);
+}
+
+/** Validates the `server:` and `areas:` sections of an already-loaded platform config. */
 export function parseServerConfig(
   platform: PlatformConfig,
   overrides: ServerConfigOverrides = {},
   env: NodeJS.ProcessEnv = process.env,
   source = 'server config',
+  areasFromEnv: Record<string, AreaCredentialsInput> = {},
 ): ServerConfig {
   const fileSection = asRecord((platform as Record<string, unknown>).server, `${source}: server`);
   const merged = { ...fileSection, ...serverEnv(env), ...(overrides.server ?? {}) };
@@ -126,8 +246,21 @@ export function parseServerConfig(
   }
   const server = parsed.data;
   const absolute = (p: string) => (isAbsolute(p) ? p : resolve(p));
+  const areas = mergeAreas([
+    parseAreas((platform as Record<string, unknown>).areas, source),
+    areasFromEnv,
+    parseAreas(overrides.areas, 'overrides'),
+  ]);
+  let etcd = platform.etcd;
+  if (overrides.etcd?.endpoints) {
+    const endpoints = overrides.etcd.endpoints.map((e) => e.trim()).filter(Boolean);
+    if (endpoints.length === 0) throw new ValidationError('etcd.endpoints: at least one endpoint is needed');
+    etcd = { ...etcd, endpoints };
+  }
   return {
     ...platform,
+    etcd,
+    areas,
     server: {
       ...server,
       data_dir: absolute(server.data_dir),
@@ -146,5 +279,15 @@ export async function loadServerConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<ServerConfig> {
   const platform = await loadPlatformConfig(path, env);
-  return parseServerConfig(platform, overrides, env, path ?? 'server config');
+  const areasFromEnv = env.OPSPLANE_AREAS_FILE ? await readAreasFile(env.OPSPLANE_AREAS_FILE) : {};
+  return parseServerConfig(platform, overrides, env, path ?? 'server config', areasFromEnv);
+}
+
+/** A config from an object (tests, embedding), validated like a file. */
+export function serverConfigFrom(
+  raw: Record<string, unknown>,
+  overrides: ServerConfigOverrides = {},
+  env: NodeJS.ProcessEnv = {},
+): ServerConfig {
+  return parseServerConfig(parsePlatformConfig(raw, env), overrides, env);
 }

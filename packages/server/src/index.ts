@@ -1,9 +1,26 @@
 /**
- * @opsplane/server — the platform server: devices, users, API tokens, audit, on PGlite or
- * PostgreSQL, behind a Fastify HTTP API with OpenAPI docs.
+ * @opsplane/server — the platform server: controllers (discovery on etcd), the aggregated agent
+ * view, cross-area batches, areas and their credentials, devices, users, API tokens, audit, on
+ * PGlite or PostgreSQL, behind a Fastify HTTP API with OpenAPI docs.
  */
-export { loadServerConfig, parseServerConfig, parseListen, ServerSectionSchema } from './config.js';
-export type { ServerConfig, ServerConfigOverrides, ServerSection, ServerSectionInput } from './config.js';
+export {
+  loadServerConfig,
+  parseServerConfig,
+  serverConfigFrom,
+  readAreasFile,
+  parseListen,
+  ServerSectionSchema,
+  AreasSectionSchema,
+  SecretValue,
+} from './config.js';
+export type {
+  AreaCredentialsConfig,
+  AreaCredentialsInput,
+  ServerConfig,
+  ServerConfigOverrides,
+  ServerSection,
+  ServerSectionInput,
+} from './config.js';
 export { startServer, openStore } from './server.js';
 export type { RunningServer, StartOptions } from './server.js';
 export { buildApp, API_PREFIX, SERVER_VERSION } from './app.js';
@@ -34,4 +51,15 @@ export * from './api/schemas/common.js';
 export * from './api/schemas/devices.js';
 export * from './api/schemas/users.js';
 export * from './api/schemas/audit.js';
+export * from './api/schemas/platform.js';
+export { PlatformServices, upstreamError } from './services/platform.js';
+export type { AgentLocation, PlatformServicesOptions } from './services/platform.js';
+export { FleetView, toAgentView } from './services/fleet-view.js';
+export type { DiscoveryState, RefreshInfo, ViewSnapshot } from './services/fleet-view.js';
+export { AgentIndex } from './services/agent-index.js';
+export type { AgentQuery, AgentPage } from './services/agent-index.js';
+export { AreaPools } from './services/area-pools.js';
+export { AreaCredentials } from './services/area-credentials.js';
+export { BatchRunner, recordedRequest } from './services/batch-runner.js';
+export { ControllerTracker } from './services/controller-tracker.js';
 export { readCsv, readJson, validateRows, MAX_IMPORT_ROWS } from './services/device-import.js';

@@ -1,7 +1,8 @@
 /**
  * startServer(): open the database (PGlite or PostgreSQL), migrate, load the master key,
- * bootstrap the first admin, build the app and listen. stop() closes the HTTP server (letting
- * in-flight requests finish) and then the database.
+ * bootstrap the first admin, start the platform services (area credentials, discovery — which
+ * does not wait for etcd —, the agent view), build the app and listen. stop() closes the HTTP
+ * server (letting in-flight requests finish), then the platform services, then the database.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { migrate } from './db/migrations.js';
 import { Store } from './db/store.js';
 import { createMetrics } from './metrics.js';
 import { loadMasterKey, SecretBox } from './security/crypto.js';
+import { PlatformServices } from './services/platform.js';
 
 const SESSION_PURGE_INTERVAL_MS = 10 * 60_000;
 
@@ -39,6 +41,8 @@ export interface RunningServer {
   readonly store: Store;
   readonly database: DatabaseHandle;
   readonly config: ServerConfig;
+  /** Discovery, controller pools, the agent view, batches, area credentials. */
+  readonly platform: PlatformServices;
   stop(): Promise<void>;
 }
 
@@ -94,21 +98,29 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   });
   if (generatedKeyPath) print(masterKeyNotice(generatedKeyPath));
   let app: App | undefined;
+  let platform: PlatformServices | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
     if (boot.created) {
       logger.warn({ username: boot.username }, 'created the first admin user');
       if (boot.generatedPassword) print(firstAdminBanner(boot.username as string, boot.generatedPassword));
     }
-    const ctx: ServerContext = { config, store, database, logger, metrics: createMetrics(store) };
+    const interrupted = await store.batches.markInterrupted();
+    if (interrupted > 0) logger.warn({ interrupted }, 'batch jobs cut off by a previous crash marked interrupted');
+    const metrics = createMetrics(store);
+    platform = new PlatformServices({ config, store, logger, registry: metrics.registry });
+    await platform.start();
+    const ctx: ServerContext = { config, store, database, logger, metrics, platform };
     app = await buildApp(ctx);
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
   } catch (e) {
     await app?.close().catch(() => undefined);
+    await platform?.stop().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw e;
   }
+  const services = platform;
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
@@ -127,10 +139,20 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     store,
     database,
     config,
+    platform: services,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge);
+        // Running batches first: a POST /batches waiting for its job answers (with the job
+        // recorded as interrupted) instead of holding the HTTP close up.
+        await services.batches
+          .stop()
+          .catch((err: unknown) => logger.warn({ err }, 'stopping batches failed'));
         await app.close();
+        // Running batches are recorded (as failed) before the database closes.
+        await services
+          .stop()
+          .catch((err: unknown) => logger.warn({ err }, 'stopping platform services failed'));
         await database.close();
         logger.info('opsplane server stopped');
       })();

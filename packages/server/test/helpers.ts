@@ -19,6 +19,7 @@ import {
   startServer,
   type RunningServer,
   type ServerConfig,
+  type ServerConfigOverrides,
   type ServerSectionInput,
   type Role,
 } from '../src/index.js';
@@ -75,8 +76,26 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
+/**
+ * Where tests' servers look for etcd unless told otherwise: nothing listens on port 1, so
+ * discovery just keeps retrying (the server must work without etcd) and a developer's own etcd
+ * on 2379 never leaks into a test.
+ */
+export const NO_ETCD = ['http://127.0.0.1:1'];
+
+export interface TestEnvOptions {
+  etcd?: string[];
+  areas?: ServerConfigOverrides['areas'];
+  /** Extra top-level platform.yaml sections (cache, concurrency, controller …). */
+  env?: NodeJS.ProcessEnv;
+}
+
 /** A fresh, empty database for `driver` and a server config pointing at it. */
-export async function testEnv(driver: Driver, server: Partial<ServerSectionInput> = {}): Promise<TestEnv> {
+export async function testEnv(
+  driver: Driver,
+  server: Partial<ServerSectionInput> = {},
+  more: TestEnvOptions = {},
+): Promise<TestEnv> {
   const dir = await tempDir('opsplane-server-test-');
   const cleanups: (() => Promise<void>)[] = [dir.cleanup];
   let databaseUrl: string | undefined;
@@ -97,8 +116,10 @@ export async function testEnv(driver: Driver, server: Partial<ServerSectionInput
         ...(databaseUrl ? { database_url: databaseUrl } : {}),
         ...server,
       },
+      etcd: { endpoints: more.etcd ?? NO_ETCD },
+      ...(more.areas ? { areas: more.areas } : {}),
     },
-    {},
+    more.env ?? {},
   );
   return {
     driver,
@@ -208,9 +229,9 @@ export async function tokenFor(
 
 export async function startTestServer(
   driver: Driver,
-  opts: { server?: Partial<ServerSectionInput>; logger?: Logger } = {},
+  opts: { server?: Partial<ServerSectionInput>; logger?: Logger } & TestEnvOptions = {},
 ): Promise<TestServer> {
-  const env = await testEnv(driver, opts.server);
+  const env = await testEnv(driver, opts.server, opts);
   const adminPassword = `admin-${randomBytes(6).toString('hex')}`;
   let server: RunningServer;
   try {

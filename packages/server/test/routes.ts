@@ -29,6 +29,18 @@ async function newDevice(t: TestServer): Promise<string> {
   return d.id;
 }
 
+/** The agent code of a fresh device in an area no controller serves. */
+async function newDeviceCode(t: TestServer): Promise<string> {
+  const d = await t.server.store.devices.create(
+    DeviceCreateSchema.parse({
+      ...deviceBody(100_000 + ++seq),
+      name: `fx-${unique()}`,
+      function_area: 'area-without-controllers',
+    }),
+  );
+  return d.agent_code;
+}
+
 async function newUser(t: TestServer, role: Role = 'viewer'): Promise<string> {
   const u = await t.server.store.users.create({ username: `fx-${unique()}`, role, passwordHash: 'x' });
   return u.id;
@@ -158,4 +170,57 @@ export const ROUTES: RouteCase[] = [
     }),
   },
   { method: 'GET', route: '/api/v1/audit', access: 'viewer', ok: 200 },
+  { method: 'GET', route: '/api/v1/controllers', access: 'viewer', ok: 200 },
+  { method: 'GET', route: '/api/v1/controllers/history', access: 'viewer', ok: 200 },
+  { method: 'GET', route: '/api/v1/agents', access: 'viewer', ok: 200 },
+  {
+    // No controller anywhere in these tests: an unknown code is a typed 404 once past auth.
+    method: 'GET',
+    route: '/api/v1/agents/by-code/:code',
+    access: 'viewer',
+    ok: 404,
+    prepare: async () => ({ path: `/api/v1/agents/by-code/agt-${unique()}` }),
+  },
+  ...(['packages', 'health', 'metrics/system', 'metrics/services'] as const).map((sub): RouteCase => ({
+    // A device whose area has no controller: a typed 503 once past auth.
+    method: 'GET',
+    route: `/api/v1/agents/:code/${sub}`,
+    access: 'viewer',
+    ok: 503,
+    prepare: async (t) => ({ path: `/api/v1/agents/${await newDeviceCode(t)}/${sub}` }),
+  })),
+  {
+    method: 'POST',
+    route: '/api/v1/batches',
+    access: 'operator',
+    ok: 201,
+    // An agent nobody knows: answered at once with its failed result.
+    prepare: async () => ({ body: { action: 'restart', agents: [`agt-${unique()}`], packages: ['web'] } }),
+  },
+  { method: 'GET', route: '/api/v1/batches', access: 'viewer', ok: 200 },
+  {
+    method: 'GET',
+    route: '/api/v1/batches/:id',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => {
+      const job = await t.server.store.batches.create({
+        action: 'restart',
+        requestedBy: 'fixture',
+        request: {},
+      });
+      return { path: `/api/v1/batches/${job.id}` };
+    },
+  },
+  { method: 'GET', route: '/api/v1/areas', access: 'viewer', ok: 200 },
+  {
+    method: 'PUT',
+    route: '/api/v1/areas/:area/credentials',
+    access: 'admin',
+    ok: 200,
+    prepare: async () => ({
+      path: `/api/v1/areas/area-${unique()}/credentials`,
+      body: { controller_token: `token-${unique()}` },
+    }),
+  },
 ];

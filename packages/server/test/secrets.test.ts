@@ -1,7 +1,8 @@
 /**
  * Credentials are encrypted at rest and write-only on the API. After creating, importing and
- * updating devices with passwords, private keys and passphrases (plus a session, an API token and
- * an area secret), the clear values must appear nowhere: not in any byte of the PGlite data
+ * updating devices with passwords, private keys and passphrases (plus a session, an API token,
+ * area credentials from the configuration and from the admin API), the clear values must appear
+ * nowhere: not in any byte of the PGlite data
  * directory, not in any PostgreSQL row (row_to_json of every table), not in any API response,
  * not in the logs. Positive controls prove the scans would have seen them.
  */
@@ -10,6 +11,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -27,6 +29,20 @@ function secretKit() {
     pem2,
     passwords: [word('PwCreate'), word('PwCsv'), word('PwPatch'), word('PwJson')],
     passphrase: word('Passphrase'),
+    /** Area credentials: from the configuration, then set through the API. */
+    configAgentSecret: word('CfgAgentSecret'),
+    configControllerToken: word('CfgCtlToken'),
+    apiAgentSecret: word('ApiAgentSecret'),
+    apiControllerToken: word('ApiCtlToken'),
+  };
+}
+
+type Kit = ReturnType<typeof secretKit>;
+
+/** The server configuration's `areas:` for a kit (imported into the secret store at start). */
+function areasOf(kit: Kit) {
+  return {
+    'area-conf': { agent_secret: kit.configAgentSecret, controller_token: kit.configControllerToken },
   };
 }
 
@@ -35,7 +51,16 @@ function needlesOf(kit: ReturnType<typeof secretKit>, extra: string[]): string[]
   const keyLines = [kit.pem, kit.pem2].flatMap((p) =>
     p.split('\n').filter((l) => l.length >= 40 && !l.startsWith('-----')),
   );
-  return [...kit.passwords, kit.passphrase, ...keyLines, ...extra];
+  return [
+    ...kit.passwords,
+    kit.passphrase,
+    kit.configAgentSecret,
+    kit.configControllerToken,
+    kit.apiAgentSecret,
+    kit.apiControllerToken,
+    ...keyLines,
+    ...extra,
+  ];
 }
 
 class Capture extends Writable {
@@ -52,9 +77,9 @@ interface Exercise {
   responses: string[];
 }
 
-async function exercise(t: TestServer, kit: ReturnType<typeof secretKit>): Promise<Exercise> {
-  const auth = t.users.operator.session;
+async function exercise(t: TestServer, kit: Kit): Promise<Exercise> {
   const responses: string[] = [];
+  let auth = t.users.operator.session;
   const call = async (method: string, path: string, body?: unknown, contentType?: string) => {
     const r = await t.call(method, path, {
       auth,
@@ -101,6 +126,34 @@ async function exercise(t: TestServer, kit: ReturnType<typeof secretKit>): Promi
   assert.ok(sid.length > 20);
   const areaSecret = await t.server.store.secrets.ensureAreaSecret('area-secret', 'agent_secret');
 
+  // Area credentials: configured ones were imported at start; more through the admin API.
+  auth = t.users.admin.session;
+  await call('PUT', '/api/v1/areas/area-api/credentials', {
+    agent_secret: kit.apiAgentSecret,
+    controller_token: kit.apiControllerToken,
+  });
+  const areas = (await call('GET', '/api/v1/areas')) as unknown as {
+    areas: { name: string; has_agent_secret: boolean; has_controller_token: boolean }[];
+  };
+  for (const name of ['area-conf', 'area-api'])
+    assert.deepEqual(
+      areas.areas.filter((a) => a.name === name).map((a) => [a.has_agent_secret, a.has_controller_token]),
+      [[true, true]],
+      `flags of ${name}`,
+    );
+  await call('GET', '/api/v1/audit?action=area.*');
+  await call('GET', '/api/v1/agents');
+  await call('GET', '/api/v1/controllers');
+  // They are really stored and used (the pools' bearer), just never shown.
+  assert.equal(t.server.platform.credentials.controllerToken('area-api'), kit.apiControllerToken);
+  assert.equal(t.server.platform.credentials.controllerToken('area-conf'), kit.configControllerToken);
+  assert.equal(await t.server.store.secrets.get('area/area-conf', 'agent_secret'), kit.configAgentSecret);
+  // A configuration printed or logged carries no credential.
+  const printed = JSON.stringify(t.server.config) + inspect(t.server.config, { depth: 10 });
+  for (const v of [kit.configAgentSecret, kit.configControllerToken])
+    assert.ok(!printed.includes(v), 'credential in a printed configuration');
+  assert.match(printed, /area-conf/);
+
   // The secrets are really stored (decryptable), just not in the clear.
   const s = await t.server.store.devices.loginSecrets(created.id);
   assert.deepEqual([s.password, s.private_key, s.passphrase], [kit.passwords[2], kit.pem, kit.passphrase]);
@@ -114,7 +167,7 @@ async function exercise(t: TestServer, kit: ReturnType<typeof secretKit>): Promi
   responses.splice(tokenResponseIdx, 1);
   return {
     needles: needlesOf(kit, [token.token, sid, areaSecret]),
-    controls: [name, `${name}-csv`, 'area-secret'],
+    controls: [name, `${name}-csv`, 'area-secret', 'area-api'],
     responses,
   };
 }
@@ -131,14 +184,14 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 describe('secrets at rest: PGlite data directory', { timeout: 90_000 }, () => {
   const logs = new Capture();
+  const kit = secretKit();
   let t: TestServer;
   before(async () => {
-    t = await startTestServer('pglite', { logger: pino({ level: 'trace' }, logs) });
+    t = await startTestServer('pglite', { logger: pino({ level: 'trace' }, logs), areas: areasOf(kit) });
   });
   after(async () => t?.env.cleanup());
 
   it('no clear secret in any file, response or log line', async () => {
-    const kit = secretKit();
     const ex = await exercise(t, kit);
     await t.server.stop(); // flushes and closes PGlite
     const files = await filesUnder(t.env.dataDir);
@@ -163,14 +216,14 @@ describe('secrets at rest: PGlite data directory', { timeout: 90_000 }, () => {
 
 describe('secrets at rest: PostgreSQL tables', { timeout: 90_000 }, () => {
   const logs = new Capture();
+  const kit = secretKit();
   let t: TestServer;
   before(async () => {
-    t = await startTestServer('postgres', { logger: pino({ level: 'trace' }, logs) });
+    t = await startTestServer('postgres', { logger: pino({ level: 'trace' }, logs), areas: areasOf(kit) });
   });
   after(async () => t?.stop());
 
   it('no clear secret in any row of any table, response or log line', async () => {
-    const kit = secretKit();
     const ex = await exercise(t, kit);
     const client = new pg.Client({ connectionString: t.env.databaseUrl });
     await client.connect();

@@ -11,7 +11,15 @@ import { after, before, describe, it } from 'node:test';
 import { ValidationError } from '@opsplane/models';
 import { startPostgresDatabase, tempDir } from '@opsplane/test-support';
 import { loadServerConfig, parseListen, startServer } from '../src/index.js';
-import { deviceBody, http, pgliteTemplate, startTestServer, testLogger, type TestServer } from './helpers.js';
+import {
+  deviceBody,
+  http,
+  NO_ETCD,
+  pgliteTemplate,
+  startTestServer,
+  testLogger,
+  type TestServer,
+} from './helpers.js';
 import { ROUTES } from './routes.js';
 
 /** Unsets variables a developer's shell might carry; returns the undo. */
@@ -103,7 +111,7 @@ describe('first start, restart and keys', { timeout: 90_000 }, () => {
       await cp(await pgliteTemplate(), join(dir.path, 'db'), { recursive: true });
       const cfg = await loadServerConfig(
         undefined,
-        { server: { listen: '127.0.0.1:0', data_dir: dir.path } },
+        { server: { listen: '127.0.0.1:0', data_dir: dir.path }, etcd: { endpoints: NO_ETCD } },
         {},
       );
       const printed: string[] = [];
@@ -177,7 +185,10 @@ describe('first start, restart and keys', { timeout: 90_000 }, () => {
     try {
       const cfg = await loadServerConfig(
         undefined,
-        { server: { listen: '127.0.0.1:0', data_dir: dir.path, database_url: db.url } },
+        {
+          server: { listen: '127.0.0.1:0', data_dir: dir.path, database_url: db.url },
+          etcd: { endpoints: NO_ETCD },
+        },
         {},
       );
       await assert.rejects(

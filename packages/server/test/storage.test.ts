@@ -69,10 +69,11 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
     });
 
     it('a failing migration changes nothing', async () => {
+      const next = MIGRATIONS.length + 1;
       const broken = [
         ...MIGRATIONS,
         {
-          version: 2,
+          version: next,
           name: 'broken',
           statements: ['CREATE TABLE half_done (id int)', 'SELECT * FROM no_such_table'],
         },
@@ -83,7 +84,7 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
         sql`SELECT 1 FROM information_schema.tables WHERE table_name = 'half_done'`,
       );
       assert.equal(t.length, 0);
-      const v = await queryRows(database.db, sql`SELECT 1 FROM schema_migrations WHERE version = 2`);
+      const v = await queryRows(database.db, sql`SELECT 1 FROM schema_migrations WHERE version = ${next}`);
       assert.equal(v.length, 0);
     });
 
@@ -406,6 +407,15 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
           ['p2', false, 'agent_unavailable'],
         ],
       );
+
+      // A job left running by a crashed server is marked interrupted at the next start; finished
+      // jobs are left alone.
+      const cut = await store.batches.create({ action: 'stop', requestedBy: 'alice', request: { agents: ['a'] } });
+      assert.equal(await store.batches.markInterrupted(), 1);
+      assert.equal((await store.batches.get(cut.id))?.job.status, 'interrupted');
+      assert.ok((await store.batches.get(cut.id))?.job.finishedAt instanceof Date);
+      assert.equal((await store.batches.get(job.id))?.job.status, 'done');
+      assert.equal(await store.batches.markInterrupted(), 0);
     });
   });
 }

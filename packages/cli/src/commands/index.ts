@@ -25,4 +25,39 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'run the agent on this host',
     load: () => load(import('./agent.js')),
   },
+  {
+    name: 'server',
+    summary: 'run the platform server (API, discovery, aggregated agents, batches)',
+    load: () => load(import('./server.js')),
+  },
+  {
+    name: 'login',
+    summary: 'log in to a platform server and store the credential',
+    load: () => load(import('./login.js')),
+  },
+  {
+    name: 'devices',
+    summary: 'list devices, or import them from CSV/JSON',
+    load: () => load(import('./devices.js')),
+  },
+  {
+    name: 'agents',
+    summary: 'list the agents of every area, or show one',
+    load: () => load(import('./agents.js')),
+  },
+  {
+    name: 'batch',
+    summary: 'start/stop/restart packages or push configs across areas',
+    load: () => load(import('./batch.js')),
+  },
+  {
+    name: 'controllers',
+    summary: 'list the controllers of every area, or their history',
+    load: () => load(import('./controllers.js')),
+  },
+  {
+    name: 'demo',
+    summary: 'run the whole system on this machine (etcd, server, controllers, agents)',
+    load: () => load(import('./demo.js')),
+  },
 ];

@@ -1,12 +1,13 @@
 /**
- * What every route plugin gets: config, the store, the database handle, a logger and the
- * metrics. The next round adds the platform services (discovery, controller pool) here.
+ * What every route plugin gets: config, the store, the database handle, a logger, the metrics
+ * and the platform services (discovery, controller pools, agent view, batches, area credentials).
  */
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { Store } from '../db/store.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { PlatformServices } from '../services/platform.js';
 
 export interface ServerContext {
   config: ServerConfig;
@@ -14,6 +15,7 @@ export interface ServerContext {
   database: DatabaseHandle;
   logger: Logger;
   metrics: ServerMetrics;
+  platform: PlatformServices;
 }
 
 export interface RouteOptions {

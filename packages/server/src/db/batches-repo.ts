@@ -1,8 +1,8 @@
 /**
- * Batch jobs and their per-(agent, package) results, for the cross-area batch routes of the next
- * round: create a job when the request arrives, add results as areas answer, finish it.
+ * Batch jobs and their per-(agent, package) results, for the cross-area batch routes: create a
+ * job when the request arrives, add the results when the batch is done, finish it.
  */
-import { asc, eq, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, sql, type SQL } from 'drizzle-orm';
 import type { OperationResult } from '@opsplane/models';
 import type { Database } from './database.js';
 import { batchJobs, batchResults, type BatchJobRow, type BatchResultRow } from './schema.js';
@@ -55,6 +55,43 @@ export class BatchesRepo {
       .where(eq(batchJobs.id, jobId))
       .returning();
     return row;
+  }
+
+  /**
+   * Jobs still `running` when a server starts were cut off by a crash of the previous one (a
+   * graceful stop finishes them): their outcome on the agents is unknown, so they are marked
+   * `interrupted` rather than left running forever. Assumes one server per database.
+   */
+  async markInterrupted(): Promise<number> {
+    const rows = await this.db
+      .update(batchJobs)
+      .set({ status: 'interrupted', finishedAt: sql`now()` })
+      .where(eq(batchJobs.status, 'running'))
+      .returning({ id: batchJobs.id });
+    return rows.length;
+  }
+
+  async list(q: {
+    page: number;
+    pageSize: number;
+    action?: string | undefined;
+    status?: string | undefined;
+    requestedBy?: string | undefined;
+  }): Promise<{ jobs: BatchJobRow[]; total: number }> {
+    const conds: SQL[] = [];
+    if (q.action) conds.push(eq(batchJobs.action, q.action));
+    if (q.status) conds.push(eq(batchJobs.status, q.status));
+    if (q.requestedBy) conds.push(eq(batchJobs.requestedBy, q.requestedBy));
+    const where = conds.length ? and(...conds) : undefined;
+    const [n] = await this.db.select({ n: count() }).from(batchJobs).where(where);
+    const jobs = await this.db
+      .select()
+      .from(batchJobs)
+      .where(where)
+      .orderBy(desc(batchJobs.createdAt), desc(batchJobs.id))
+      .limit(q.pageSize)
+      .offset((q.page - 1) * q.pageSize);
+    return { jobs, total: n?.n ?? 0 };
   }
 
   async get(jobId: string): Promise<{ job: BatchJobRow; results: BatchResultRow[] } | undefined> {

@@ -1,7 +1,7 @@
 /**
  * When each controller came and went, as discovery saw it. One open row (went_at null) per
  * present controller, enforced by a partial unique index. Filled by the discovery wiring
- * (next round); the repository is here so the schema is exercised now.
+ * (services/controller-tracker.ts).
  */
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import type { Database } from './database.js';
@@ -44,6 +44,32 @@ export class ControllersHistoryRepo {
       )
       .returning({ id: controllersHistory.id });
     return rows.length > 0;
+  }
+
+  /**
+   * Closes every open row whose `area/id` is not in `present` — controllers that went while no
+   * server was watching. Returns the keys closed.
+   */
+  async closeAllExcept(present: ReadonlySet<string>): Promise<string[]> {
+    const open = await this.db
+      .select({
+        id: controllersHistory.id,
+        area: controllersHistory.area,
+        cid: controllersHistory.controllerId,
+      })
+      .from(controllersHistory)
+      .where(isNull(controllersHistory.wentAt));
+    const closed: string[] = [];
+    for (const r of open) {
+      const key = `${r.area}/${r.cid}`;
+      if (present.has(key)) continue;
+      await this.db
+        .update(controllersHistory)
+        .set({ wentAt: sql`now()` })
+        .where(and(eq(controllersHistory.id, r.id), isNull(controllersHistory.wentAt)));
+      closed.push(key);
+    }
+    return closed;
   }
 
   list(

@@ -103,6 +103,14 @@ function nameConflict(e: unknown, name: string | undefined): never {
   throw e;
 }
 
+/** A device as the agent view joins it (by agent code). */
+export interface AgentDeviceRef {
+  id: string;
+  name: string;
+  area: string;
+  ip: string;
+}
+
 export class DevicesRepo {
   constructor(
     private readonly db: Database,
@@ -210,6 +218,41 @@ export class DevicesRepo {
       for (const r of rows) out.set(r.code, { id: r.id, name: r.name, area: r.area });
     }
     return out;
+  }
+
+  /** Every function_area that has a device (areas the platform expects controllers for). */
+  async distinctAreas(): Promise<string[]> {
+    const rows = await this.db
+      .selectDistinct({ area: devices.functionArea })
+      .from(devices)
+      .orderBy(asc(devices.functionArea));
+    return rows.map((r) => r.area);
+  }
+
+  /** Devices per function_area. */
+  async countByArea(): Promise<Map<string, number>> {
+    const rows = await this.db
+      .select({ area: devices.functionArea, n: count() })
+      .from(devices)
+      .groupBy(devices.functionArea);
+    return new Map(rows.map((r) => [r.area, r.n]));
+  }
+
+  /**
+   * The inventory side of the agent view in one query: per agent code the device's id, name,
+   * area and ip. Used to join the aggregated agents with their devices on every refresh.
+   */
+  async agentDirectory(): Promise<Map<string, AgentDeviceRef>> {
+    const rows = await this.db
+      .select({
+        code: devices.agentCode,
+        id: devices.id,
+        name: devices.name,
+        area: devices.functionArea,
+        ip: devices.ip,
+      })
+      .from(devices);
+    return new Map(rows.map((r) => [r.code, { id: r.id, name: r.name, area: r.area, ip: r.ip }]));
   }
 
   /** Which of `names` exist already. */

@@ -151,6 +151,16 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    name: 'batch_jobs_interrupted',
+    statements: [
+      // Jobs cut off by a server crash are marked 'interrupted' at the next start.
+      `ALTER TABLE batch_jobs DROP CONSTRAINT batch_jobs_status_check`,
+      `ALTER TABLE batch_jobs ADD CONSTRAINT batch_jobs_status_check
+        CHECK (status IN ('running', 'done', 'failed', 'interrupted'))`,
+    ],
+  },
 ];
 
 export function migrationChecksum(m: Migration): string {

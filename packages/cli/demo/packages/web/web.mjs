@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// Sample package "web": a small HTTP service, as an agent would supervise it.
+//
+//   GET /health  200 {"status":"ok"} — or 503 while the config says `healthy: false`
+//   GET /        200 {"package","pid","message","started_at","requests"}
+//
+// Config: $OPSPLANE_CONFIG_DIR/web.yaml (flat `key: value` lines), read once at start — a new
+// config takes effect when the agent restarts the package, which a config push does.
+//   port: 8090                 # WEB_PORT in the environment wins (the demo sets it per agent)
+//   message: hello             # shown on GET /
+//   healthy: true              # false → /health answers 503 (try pushing it: the agent rolls back)
+//   access_log: access.log     # one line per request; relative to the package dir
+//
+// No dependencies beyond node.
+import { appendFileSync, readFileSync, statSync, truncateSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { isAbsolute, join, resolve } from 'node:path';
+
+const packageDir = process.env.OPSPLANE_PACKAGE_DIR ?? process.cwd();
+const configDir = process.env.OPSPLANE_CONFIG_DIR ?? join(packageDir, 'config');
+const configFile = join(configDir, 'web.yaml');
+
+/** The flat subset of YAML the sample configs use: `key: value`, # comments, quoted strings. */
+function parseFlatYaml(text) {
+  const out = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/(^|\s)#.*$/, '').trim();
+    if (!line) continue;
+    const m = /^([A-Za-z_][\w.-]*)\s*:\s*(.*)$/.exec(line);
+    if (!m) throw new Error(`cannot parse line: ${raw}`);
+    let v = m[2].trim();
+    if (/^(['"]).*\1$/.test(v)) v = v.slice(1, -1);
+    else if (v === 'true' || v === 'false') v = v === 'true';
+    else if (/^-?\d+(\.\d+)?$/.test(v)) v = Number(v);
+    out[m[1]] = v;
+  }
+  return out;
+}
+
+let config = {};
+try {
+  config = parseFlatYaml(readFileSync(configFile, 'utf8'));
+} catch (e) {
+  if (e.code !== 'ENOENT') {
+    console.error(`web: bad config ${configFile}: ${e.message}`);
+    process.exit(2);
+  }
+}
+const port = Number(process.env.WEB_PORT || config.port || 8090);
+const message = String(config.message ?? 'hello from the web sample package');
+const healthy = config.healthy !== false;
+const accessLog = config.access_log
+  ? isAbsolute(String(config.access_log))
+    ? String(config.access_log)
+    : resolve(packageDir, String(config.access_log))
+  : undefined;
+const startedAt = new Date().toISOString();
+let requests = 0;
+
+function logAccess(line) {
+  if (!accessLog) return;
+  try {
+    // Keep the sample tidy: start over beyond 1 MiB (the collector notices the truncation).
+    if (statSync(accessLog, { throwIfNoEntry: false })?.size > 1024 * 1024) truncateSync(accessLog, 0);
+    appendFileSync(accessLog, line + '\n');
+  } catch {
+    /* best effort */
+  }
+}
+
+const server = createServer((req, res) => {
+  requests++;
+  let status = 404;
+  let body = { error: 'not found' };
+  if (req.url === '/health') {
+    status = healthy ? 200 : 503;
+    body = { status: healthy ? 'ok' : 'unhealthy' };
+  } else if (req.url === '/' || req.url === '') {
+    status = 200;
+    body = {
+      package: process.env.OPSPLANE_PACKAGE ?? 'web',
+      pid: process.pid,
+      message,
+      started_at: startedAt,
+      requests,
+    };
+  }
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body) + '\n');
+  logAccess(`${new Date().toISOString()} ${req.method} ${req.url} ${status}`);
+});
+server.on('error', (e) => {
+  console.error(`web: cannot listen on 127.0.0.1:${port}: ${e.message}`);
+  process.exit(1);
+});
+server.listen(port, '127.0.0.1', () => {
+  console.log(
+    `web: listening on http://127.0.0.1:${port} (healthy: ${healthy}, message: ${JSON.stringify(message)})`,
+  );
+});
+
+const stop = (signal) => {
+  console.log(`web: ${signal}, stopping`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections?.();
+  setTimeout(() => process.exit(0), 2000).unref();
+};
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

@@ -1,0 +1,156 @@
+/**
+ * `opsplane agents list|get` — the aggregated agent view across every area (filter, search,
+ * sort, page), and one agent live from its controller joined with its device.
+ */
+import type { AgentDetail, AgentListResponse } from '@opsplane/server';
+import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
+import { connect } from '../client/api.js';
+import { ago, json, table } from '../client/format.js';
+
+function warnings(r: AgentListResponse, io: CliIO): void {
+  for (const e of r.errors)
+    io.err(`warning: ${e.area || 'discovery'}${e.controller_id ? `/${e.controller_id}` : ''}: ${e.message}`);
+  if (r.stale)
+    io.err(`warning: the view is stale (refreshed ${r.refreshed_at ? ago(r.refreshed_at) : 'never'})`);
+}
+
+export default defineCommand({
+  name: 'agents',
+  summary: 'List the agents of every area (aggregated view), or show one agent.',
+  positionals: '<list|get> [code]',
+  options: {
+    server: {
+      type: 'string',
+      short: 's',
+      value: '<url>',
+      description: 'server URL (default: the one you logged in to)',
+    },
+    area: { type: 'string', value: '<a,…>', description: 'list: only these areas' },
+    status: { type: 'string', value: '<s,…>', description: 'list: online, offline, unknown' },
+    health: { type: 'string', value: '<h,…>', description: 'list: healthy, degraded, unhealthy, unknown' },
+    controller: { type: 'string', value: '<id>', description: 'list: only agents held by this controller' },
+    version: { type: 'string', value: '<v>', description: 'list: only this agent version' },
+    q: { type: 'string', value: '<text>', description: 'list: search id, hostname, address, device name' },
+    sort: {
+      type: 'string',
+      value: '<[-]field>',
+      description:
+        'list: id, area, status, health_status, last_heartbeat, version, hostname, address, controller_id, device_name (- = descending)',
+    },
+    page: { type: 'string', value: '<n>', description: 'list: page (from 1)' },
+    'page-size': { type: 'string', value: '<n>', description: 'list: agents per page (default 50, max 500)' },
+    refresh: {
+      type: 'boolean',
+      description: 'list: rebuild the view from the controllers first (operators)',
+    },
+    json: { type: 'boolean', description: 'print the server’s JSON answer' },
+  },
+  details: [
+    'Examples:',
+    '  opsplane agents list --area area-1 --status online',
+    '  opsplane agents list --q web --sort -last_heartbeat --page-size 20',
+    '  opsplane agents get agt-abcdefgh2345',
+  ].join('\n'),
+  async run(v, io) {
+    const [action, ...rest] = v._;
+    if (action === 'list') {
+      if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'agents');
+      const api = await connect(v.server);
+      const r = await api.get<AgentListResponse>('/agents', {
+        area: v.area,
+        status: v.status,
+        health_status: v.health,
+        controller_id: v.controller,
+        version: v.version,
+        q: v.q,
+        sort: v.sort,
+        page: v.page,
+        pageSize: v['page-size'],
+        refresh: v.refresh ? 'true' : undefined,
+      });
+      if (v.json) {
+        io.out(json(r));
+        return EXIT.ok;
+      }
+      warnings(r, io);
+      for (const l of table(
+        [
+          'CODE',
+          'AREA',
+          'CONTROLLER',
+          'STATUS',
+          'HEALTH',
+          'PKGS',
+          'VERSION',
+          'HOSTNAME',
+          'ADDRESS',
+          'DEVICE',
+          'HEARTBEAT',
+        ],
+        r.agents.map((a) => [
+          a.agent_code,
+          a.area,
+          a.controller_id,
+          a.status,
+          a.health_status,
+          String(a.service_count),
+          a.version || '-',
+          a.hostname || '-',
+          a.address || '-',
+          a.device_name ?? '-',
+          ago(a.last_heartbeat),
+        ]),
+      ))
+        io.out(l);
+      io.out(
+        `${r.total} agent(s); page ${r.page} of ${Math.max(1, Math.ceil(r.total / r.pageSize))}; view refreshed ${r.refreshed_at ? ago(r.refreshed_at) : 'never'}`,
+      );
+      return EXIT.ok;
+    }
+    if (action === 'get') {
+      const [code, ...extra] = rest;
+      if (!code) throw new UsageError('get needs an agent code: opsplane agents get <code>', 'agents');
+      if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'agents');
+      const api = await connect(v.server);
+      const a = await api.get<AgentDetail>(`/agents/by-code/${encodeURIComponent(code)}`);
+      if (v.json) {
+        io.out(json(a));
+        return EXIT.ok;
+      }
+      const rows: [string, string][] = [
+        ['code', a.agent_code],
+        ['area', a.area],
+        ['controller', a.controller_id],
+        ['status', a.status],
+        ['health', a.health_status],
+        ['version', a.version || '-'],
+        ['hostname', a.hostname || '-'],
+        ['address', a.address || '-'],
+        ['os/arch', `${a.os ?? '-'}/${a.arch ?? '-'}`],
+        ['last heartbeat', `${a.last_heartbeat} (${ago(a.last_heartbeat)})`],
+        [
+          'device',
+          a.device ? `${a.device.name} (${a.device.ip}, ${a.device.function_area}, id ${a.device.id})` : '-',
+        ],
+      ];
+      const w = Math.max(...rows.map(([k]) => k.length));
+      for (const [k, val] of rows) io.out(`${k.padEnd(w)}  ${val}`);
+      io.out('');
+      for (const l of table(
+        ['PACKAGE', 'VERSION', 'STATUS', 'HEALTH', 'PID', 'RESTARTS', 'LAST ERROR'],
+        a.services.map((s) => [
+          s.name,
+          s.version || '-',
+          s.status ?? (s.is_running ? 'running' : 'stopped'),
+          s.health_status ?? '-',
+          s.pid !== undefined ? String(s.pid) : '-',
+          s.restarts !== undefined ? String(s.restarts) : '-',
+          s.last_error ?? '',
+        ]),
+      ))
+        io.out(l);
+      return EXIT.ok;
+    }
+    throw new UsageError(action ? `unknown action '${action}' (list or get)` : 'say list or get', 'agents');
+  },
+});
