@@ -1,13 +1,29 @@
 /**
  * A separate process of lightweight simulated agents speaking the real agent protocol
- * (protocol.ts) to a controller: authenticated WebSocket upgrade, hello, heartbeats, and
- * immediate answers to requests. Used by controller.bench.ts; not a shortcut inside the
- * controller. Source addresses rotate over 127.0.0.x so that more agents than one loopback
- * address has ephemeral ports can connect.
+ * (packages/models/src/protocol.ts) to one controller — not a shortcut inside the controller:
  *
- * argv: JSON { url, area, secret, prefix, from, count, heartbeatMs, sourceIps[], concurrency }
- * stdout: one JSON line per event: {"event":"progress"|"ready"|"stats", …}
+ *   - authenticated WebSocket upgrade (agent code + area headers, `agentToken` from
+ *     @opsplane/platform as the bearer token), a refused upgrade counted with its HTTP status;
+ *   - `hello` with the agent's info and package states, `welcome` validated with the models' schema;
+ *   - `heartbeat`s at the interval the controller hands out in `welcome`, with per-agent
+ *     increasing `seq`;
+ *   - every `request` frame validated with ControllerMessageSchema and answered with a real
+ *     `response` frame (same id) shaped like the real agent's results, for every op.
+ *
+ * Lightweight: no timer per agent. One ticker walks heartbeat buckets (agent i beats in bucket
+ * i mod (interval / tick)), so N agents send a smooth N / interval heartbeats per second, and the
+ * ticker catches up on ticks it missed so a busy loop does not lower the rate. Heartbeat frames are
+ * encoded once per tick and shared by the bucket's agents.
+ *
+ * Source addresses rotate over `sourceIps` (127.0.0.x) so that more agents than one loopback
+ * address has ephemeral ports can connect. Each process also has its own RLIMIT_NOFILE, so a big
+ * fleet is several of these processes, each with its own agent-code range.
+ *
+ * Usage: node agent-simulator.js '<json SimOptions>'
+ * stdout: one JSON object per line: {"event":"start"|"progress"|"ready"|"stats"|"closed", …}
+ * It exits on SIGTERM/SIGINT, and by itself if its parent goes away.
  */
+import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import {
   AGENT_AREA_HEADER,
@@ -20,78 +36,253 @@ import {
 } from '@opsplane/models';
 import { agentToken } from '@opsplane/platform';
 
-interface SimOptions {
+export interface SimOptions {
+  /** Controller base URL, e.g. http://127.0.0.1:8081 */
   url: string;
   area: string;
   secret: string;
+  /** Agent codes are `${prefix}${index padded to 6}` for index in [from, from + count). */
   prefix: string;
   from: number;
   count: number;
-  heartbeatMs: number;
+  /** Local addresses to connect from (agent i uses sourceIps[i % length]); empty = kernel's choice. */
   sourceIps: string[];
+  /** Connection attempts in flight. */
   concurrency: number;
+  /** Package names every agent has (all running). */
+  packages: string[];
+  /** Heartbeat ticker resolution. */
+  tickMs?: number;
+  /** How often a stats line is printed. */
+  statsIntervalMs?: number;
 }
 
-const opts = JSON.parse(process.argv[2] ?? '{}') as SimOptions;
-const PACKAGES = ['collector', 'web'];
-const emit = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
+/** One line of the simulator's stdout. */
+export type SimEvent =
+  | { event: 'start'; t: number }
+  | { event: 'progress'; t: number; connected: number; failed: number }
+  | {
+      event: 'ready';
+      t: number;
+      connected: number;
+      failed: number;
+      connectMs: number;
+      failures: Record<string, number>;
+    }
+  | {
+      event: 'stats';
+      t: number;
+      open: number;
+      closed: number;
+      heartbeatsSent: number;
+      requestsAnswered: number;
+      invalidFrames: number;
+    };
 
-const pkgStatus = (): PackageStatus[] =>
-  PACKAGES.map((name) => ({ name, version: '1.0.0', is_running: true, duration: 0, status: 'running' }));
+export const agentCode = (prefix: string, i: number) => `${prefix}${String(i).padStart(6, '0')}`;
+
+/** Imported by the bench for `agentCode` and the types; runs only as a process's entry point. */
+const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+const opts = (isMain ? JSON.parse(process.argv[2] ?? '{}') : { packages: [] }) as SimOptions;
+const TICK_MS = opts.tickMs ?? 50;
+const emit = (e: SimEvent) => process.stdout.write(`${JSON.stringify(e)}\n`);
+const nowIso = () => new Date().toISOString();
+
+const packages: PackageStatus[] = opts.packages.map((name) => ({
+  name,
+  version: '1.0.0',
+  is_running: true,
+  duration: 1_000_000_000,
+  status: 'running',
+}));
+const has = (n: string) => opts.packages.includes(n);
+
+interface SimAgent {
+  readonly code: string;
+  readonly index: number;
+  readonly ws: WebSocket;
+}
 
 let connected = 0;
 let failed = 0;
+let closed = 0;
 let heartbeatsSent = 0;
 let requestsAnswered = 0;
-const sockets: WebSocket[] = [];
+let invalidFrames = 0;
+const failures: Record<string, number> = {};
+const fail = (why: string) => {
+  failed++;
+  failures[why] = (failures[why] ?? 0) + 1;
+};
 
-function answer(ws: WebSocket, id: string, req: AgentRequest): void {
-  requestsAnswered++;
-  let result: unknown;
-  if (req.op === 'action') {
-    const pkgs = req.packages.length > 0 ? req.packages : PACKAGES;
-    result = {
-      results: pkgs.map((p) =>
-        PACKAGES.includes(p)
-          ? { package: p, success: true, message: `${req.action}ed` }
-          : { package: p, success: false, error: `package_not_found: ${p}` },
-      ),
-    };
-  } else if (req.op === 'packages') {
-    result = { packages: pkgStatus() };
-  } else {
-    ws.send(
-      JSON.stringify({
-        type: 'response',
-        id,
-        ok: false,
-        error: { code: 'bad_request', message: 'not simulated' },
-      }),
-    );
-    return;
-  }
-  ws.send(JSON.stringify({ type: 'response', id, ok: true, result }));
+// ---- heartbeats ------------------------------------------------------------------------------
+
+let heartbeatMs = 0;
+let buckets: SimAgent[][] = [];
+let ticker: NodeJS.Timeout | undefined;
+
+/** Called on the first welcome: the interval comes from the controller, as for a real agent. */
+function startHeartbeats(intervalMs: number): void {
+  heartbeatMs = intervalMs;
+  const slots = Math.max(1, Math.round(intervalMs / TICK_MS));
+  buckets = Array.from({ length: slots }, () => []);
+  const t0 = performance.now();
+  let done = 0; // ticks processed
+  ticker = setInterval(() => {
+    const due = Math.floor((performance.now() - t0) / TICK_MS);
+    // Catch up on missed ticks (bounded to one interval: beyond that an agent would beat twice).
+    if (due - done > slots) done = due - slots;
+    for (; done < due; done++) {
+      const bucket = buckets[done % slots] as SimAgent[];
+      if (bucket.length === 0) continue;
+      // seq = how many intervals have passed: increases by one per heartbeat of each agent.
+      const frame = Buffer.from(
+        JSON.stringify({
+          type: 'heartbeat',
+          seq: Math.floor(done / slots),
+          packages,
+          health_status: 'healthy',
+        }),
+      );
+      for (const a of bucket) {
+        if (a.ws.readyState !== WebSocket.OPEN) continue;
+        a.ws.send(frame, { binary: false });
+        heartbeatsSent++;
+      }
+    }
+  }, TICK_MS);
 }
 
-function connectOne(i: number): Promise<void> {
-  const code = `${opts.prefix}${String(i).padStart(6, '0')}`;
-  const localAddress = opts.sourceIps[i % opts.sourceIps.length];
+function addToHeartbeats(a: SimAgent): void {
+  (buckets[a.index % buckets.length] as SimAgent[]).push(a);
+}
+
+// ---- requests --------------------------------------------------------------------------------
+
+type Answer = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
+
+/** What the real agent answers, in shape (always successful for packages it has). */
+function answer(code: string, req: AgentRequest): Answer {
+  switch (req.op) {
+    case 'action': {
+      const names = req.packages.length > 0 ? req.packages : opts.packages;
+      return {
+        ok: true,
+        result: {
+          results: names.map((n) =>
+            has(n)
+              ? { package: n, success: true, message: `${req.action} ${n} done` }
+              : { package: n, success: false, error: `package_not_found: no package '${n}'` },
+          ),
+        },
+      };
+    }
+    case 'configs':
+      return {
+        ok: true,
+        result: {
+          results: [
+            has(req.package)
+              ? { package: req.package, success: true, message: `wrote ${req.configs.length} file(s)` }
+              : {
+                  package: req.package,
+                  success: false,
+                  error: `package_not_found: no package '${req.package}'`,
+                },
+          ],
+        },
+      };
+    case 'packages':
+      return { ok: true, result: { packages } };
+    case 'health':
+      return {
+        ok: true,
+        result: {
+          agent_id: code,
+          overall_status: 'healthy',
+          services: Object.fromEntries(
+            opts.packages.map((n) => [
+              n,
+              { name: n, status: 'healthy', message: 'ok', checked_at: nowIso() },
+            ]),
+          ),
+          checked_at: nowIso(),
+        },
+      };
+    case 'health_package':
+      return has(req.package)
+        ? {
+            ok: true,
+            result: {
+              name: req.package,
+              status: 'healthy',
+              message: 'ok',
+              check_type: 'process',
+              checked_at: nowIso(),
+            },
+          }
+        : { ok: false, error: { code: 'package_not_found', message: `no package '${req.package}'` } };
+    case 'metrics_system':
+      return {
+        ok: true,
+        result: {
+          agent_id: code,
+          cpu_percent: 12.5,
+          load_average: { load1: 0.5, load5: 0.4, load15: 0.3 },
+          memory: { total_bytes: 8e9, used_bytes: 2e9 },
+          disks: [{ mount: '/', total_bytes: 1e11, used_bytes: 5e10 }],
+          network: { rx_bytes: 1000, tx_bytes: 2000 },
+          uptime_seconds: 3600,
+          collected_at: nowIso(),
+        },
+      };
+    case 'metrics_services':
+      return {
+        ok: true,
+        result: {
+          agent_id: code,
+          services: packages.map((p) => ({
+            name: p.name,
+            is_running: true,
+            pid: 1234,
+            cpu_percent: 1.5,
+            rss_bytes: 1e6,
+            restarts: 0,
+            uptime_seconds: 100,
+          })),
+          collected_at: nowIso(),
+        },
+      };
+  }
+}
+
+// ---- connections -----------------------------------------------------------------------------
+
+const wsUrl = () => `${opts.url.replace(/^http/, 'ws')}${AGENT_CONNECT_PATH}`;
+
+/** Resolves once welcomed (true) or failed (false); never rejects. */
+function connectOne(index: number): Promise<boolean> {
+  const code = agentCode(opts.prefix, index);
+  const localAddress = opts.sourceIps.length > 0 ? opts.sourceIps[index % opts.sourceIps.length] : undefined;
   return new Promise((resolve) => {
-    const ws = new WebSocket(`${opts.url.replace(/^http/, 'ws')}${AGENT_CONNECT_PATH}`, {
+    const ws = new WebSocket(wsUrl(), {
       headers: {
         [AGENT_CODE_HEADER]: code,
         [AGENT_AREA_HEADER]: opts.area,
         authorization: `Bearer ${agentToken(opts.secret, opts.area, code)}`,
       },
-      ...(localAddress ? { localAddress } : {}),
       perMessageDeflate: false,
+      handshakeTimeout: 60_000,
+      ...(localAddress ? { localAddress } : {}),
     });
+    const agent: SimAgent = { code, index, ws };
+    let welcomed = false;
     let settled = false;
-    const settle = () => {
-      if (!settled) {
-        settled = true;
-        resolve();
-      }
+    const settle = (ok: boolean, why?: string) => {
+      if (settled) return;
+      settled = true;
+      if (!ok) fail(why ?? 'unknown');
+      resolve(ok);
     };
     ws.on('open', () => {
       ws.send(
@@ -101,92 +292,102 @@ function connectOne(i: number): Promise<void> {
           agent: {
             agent_code: code,
             area: opts.area,
-            hostname: `sim-${i}`,
+            hostname: `sim-${index}`,
             address: localAddress ?? '127.0.0.1',
-            version: 'sim',
+            version: '1.0.0-sim',
             os: 'linux',
             arch: 'amd64',
-            labels: {},
+            labels: { sim: 'true' },
+            zone: `z${index % 10}`,
+            mode: 'prod',
+            group: `g${index % 100}`,
           },
-          packages: pkgStatus(),
+          packages,
           health_status: 'healthy',
         }),
       );
     });
-    ws.on('message', (data) => {
-      let msg;
+    ws.on('message', (data, isBinary) => {
+      let parsed;
       try {
-        msg = ControllerMessageSchema.parse(JSON.parse(String(data)));
+        parsed = isBinary ? undefined : ControllerMessageSchema.safeParse(JSON.parse(String(data)));
       } catch {
+        parsed = undefined;
+      }
+      if (!parsed?.success) {
+        invalidFrames++;
         return;
       }
+      const msg = parsed.data;
       if (msg.type === 'welcome') {
+        if (welcomed) return;
+        welcomed = true;
         connected++;
-        sockets.push(ws);
-        settle();
-      } else {
-        answer(ws, msg.id, msg.request);
+        if (!ticker) startHeartbeats(msg.heartbeat_interval_ms);
+        else if (msg.heartbeat_interval_ms !== heartbeatMs) invalidFrames++; // one controller, one interval
+        addToHeartbeats(agent);
+        settle(true);
+        return;
       }
+      requestsAnswered++;
+      ws.send(JSON.stringify({ type: 'response', id: msg.id, ...answer(code, msg.request) }));
     });
-    ws.on('error', () => {
-      failed++;
-      settle();
+    ws.on('unexpected-response', (_req, res) => {
+      settle(false, `http_${res.statusCode ?? 0}`);
+      res.resume();
+      ws.terminate();
     });
-    ws.on('close', () => settle());
+    ws.on('error', (err: NodeJS.ErrnoException) => settle(false, err.code ?? err.message.slice(0, 40)));
+    ws.on('close', (closeCode) => {
+      if (welcomed) {
+        closed++;
+        connected--;
+      }
+      settle(false, `closed_${closeCode}`);
+    });
   });
 }
 
-// Heartbeats: one timer walks the socket list in slices so each agent beats once per interval.
-let seq = 0;
-function startHeartbeats(): void {
-  const tickMs = 100;
-  const ticksPerInterval = Math.max(1, Math.round(opts.heartbeatMs / tickMs));
-  let tick = 0;
-  const frame = (s: number) =>
-    JSON.stringify({ type: 'heartbeat', seq: s, packages: pkgStatus(), health_status: 'healthy' });
-  setInterval(() => {
-    const n = sockets.length;
-    const per = Math.ceil(n / ticksPerInterval);
-    const start = (tick % ticksPerInterval) * per;
-    const msg = frame(seq++);
-    for (let k = start; k < Math.min(n, start + per); k++) {
-      const ws = sockets[k];
-      if (ws && ws.readyState === WebSocket.OPEN) {
-        ws.send(msg);
-        heartbeatsSent++;
-      }
-    }
-    tick++;
-  }, tickMs);
-}
-
 async function main(): Promise<void> {
+  const started = Date.now();
+  emit({ event: 'start', t: started });
   let next = 0;
   let lastReport = Date.now();
   const worker = async () => {
     while (next < opts.count) {
-      const i = opts.from + next++;
-      await connectOne(i);
-      if (Date.now() - lastReport > 1000) {
+      await connectOne(opts.from + next++);
+      if (Date.now() - lastReport >= 1000) {
         lastReport = Date.now();
-        emit({ event: 'progress', connected, failed });
+        emit({ event: 'progress', t: lastReport, connected, failed });
       }
     }
   };
-  await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  emit({ event: 'ready', connected, failed });
-  startHeartbeats();
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  const t = Date.now();
+  emit({ event: 'ready', t, connected, failed, connectMs: t - started, failures });
   setInterval(
     () =>
       emit({
         event: 'stats',
-        connected: sockets.filter((s) => s.readyState === WebSocket.OPEN).length,
+        t: Date.now(),
+        open: connected,
+        closed,
         heartbeatsSent,
         requestsAnswered,
+        invalidFrames,
       }),
-    1000,
+    opts.statsIntervalMs ?? 1000,
   );
 }
 
-process.on('SIGTERM', () => process.exit(0));
-void main();
+if (isMain) {
+  const exit = () => process.exit(0);
+  process.on('SIGTERM', exit);
+  process.on('SIGINT', exit);
+  // Never outlive the bench that started us (its exit hook kills us, but not if it was SIGKILLed).
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(0);
+  }, 1000).unref();
+  void main();
+}
