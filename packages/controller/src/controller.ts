@@ -4,8 +4,8 @@
  * finds it in etcd can already call it). etcd being down never stops it: it serves anyway and
  * registration/discovery keep retrying in the background.
  *
- * stop() is the graceful shutdown: refuse new agents, close agent sockets with
- * CLOSE_CODES.shutdown (agents fail over to a peer), deregister from etcd, close the HTTP
+ * stop() is the graceful shutdown: deregister from etcd, refuse new agents, close agent sockets
+ * with CLOSE_CODES.shutdown (agents fail over to a peer), close the HTTP
  * server, stop discovery, close the etcd client. Signal handling belongs to the CLI.
  */
 import { readFileSync } from 'node:fs';
@@ -220,8 +220,10 @@ export async function startController(
   const reg = registration;
   const stop = async () => {
     log.info('shutting down');
-    await sockets.shutdown(2000);
+    // Deregister first: closing ~20k agent sockets keeps the event loop busy for seconds, long
+    // enough for the etcd client to give up and leave the key to expire by TTL instead.
     await bounded('deregistration', reg.stop(), 5000, log);
+    await sockets.shutdown(2000);
     await bounded('http close', app.close(), 5000, log);
     if (discovery) await bounded('discovery stop', discovery.stop(), 3000, log);
     etcd.close();

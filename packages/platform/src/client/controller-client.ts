@@ -7,6 +7,7 @@
  * per-attempt timeouts, retries with backoff for idempotent GETs only, and a keep-alive
  * connection pool (an undici Pool for its origin, unless a shared dispatcher is supplied).
  */
+import { backoffDelay } from '../util/backoff.js';
 import { Pool, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
@@ -447,8 +448,7 @@ export class ControllerClient {
 
   /** Equal-jitter exponential backoff, stretched to a Retry-After the controller sent. */
   private backoff(attempt: number, err: unknown): number {
-    const exp = Math.min(this.maxRetryIntervalMs, this.retryIntervalMs * 2 ** (attempt - 1));
-    let delay = exp / 2 + Math.random() * (exp / 2);
+    let delay = backoffDelay(attempt, this.retryIntervalMs, this.maxRetryIntervalMs);
     if (err instanceof ControllerHttpError && err.retryAfterMs !== undefined) {
       delay = Math.max(delay, Math.min(err.retryAfterMs, this.maxRetryIntervalMs));
     }

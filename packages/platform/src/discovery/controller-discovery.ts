@@ -15,6 +15,7 @@
  * - callbacks run after the map is updated (collect, then call), once per real change, never
  *   for an unchanged value; a throwing listener is logged and does not affect discovery.
  */
+import { backoffDelay } from '../util/backoff.js';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
@@ -322,8 +323,7 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
     const delay =
       this.failures === 0
         ? 0
-        : Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (this.failures - 1)) *
-          (0.5 + Math.random() / 2);
+        : backoffDelay(this.failures, this.initialBackoffMs, this.maxBackoffMs);
     this.failures++;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

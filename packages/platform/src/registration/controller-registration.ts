@@ -13,6 +13,7 @@
  * etcd being unreachable never throws out of the background loops: failures are logged and
  * reported as 'error' events (only when someone listens — an unheard 'error' would crash).
  */
+import { backoffDelay } from '../util/backoff.js';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
@@ -275,8 +276,7 @@ export class ControllerRegistration extends EventEmitter<ControllerRegistrationE
 
   private backoff(): number {
     this.failures++;
-    const d = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (this.failures - 1));
-    return d * (0.5 + Math.random() / 2);
+    return backoffDelay(this.failures, this.initialBackoffMs, this.maxBackoffMs);
   }
 
   private scheduleRegister(delayMs: number): void {

@@ -8,6 +8,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import {
+  AGENT_FILTER_KEYS,
   AgentListQuerySchema,
   AgentSchema,
   unknownAgentQueryParamMessage,
@@ -134,23 +135,8 @@ export async function startFakeController(opts: FakeControllerOptions = {}): Pro
       const raw = Object.fromEntries(u.searchParams);
       const parsed = AgentListQuerySchema.safeParse(raw);
       if (!parsed.success) {
-        const unknown = Object.keys(raw).find(
-          (k) =>
-            ![
-              'page',
-              'pageSize',
-              'id',
-              'status',
-              'address',
-              'hostname',
-              'area',
-              'zone',
-              'version',
-              'mode',
-              'group',
-              'deployment',
-            ].includes(k),
-        );
+        const known: readonly string[] = ['page', 'pageSize', ...AGENT_FILTER_KEYS];
+        const unknown = Object.keys(raw).find((k) => !known.includes(k));
         if (unknown) return sendError(res, 400, 'unknown_parameter', unknownAgentQueryParamMessage(unknown));
         return sendError(res, 400, 'validation_failed', parsed.error.message);
       }
