@@ -32,6 +32,9 @@ const concurrency = process.env.TEST_CONCURRENCY ?? String(Math.max(2, available
 const child = spawn(
   process.execPath,
   ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...selected],
-  { stdio: 'inherit', env: { ...process.env, OPSPLANE_LOG_LEVEL: process.env.OPSPLANE_LOG_LEVEL ?? 'silent' } },
+  {
+    stdio: 'inherit',
+    env: { ...process.env, OPSPLANE_LOG_LEVEL: process.env.OPSPLANE_LOG_LEVEL ?? 'silent' },
+  },
 );
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -103,7 +103,10 @@ export async function startController(
     { defaultMetrics: opts.processMetrics ?? true },
   );
 
-  const etcd = createEtcdClient({ endpoints: config.etcd.endpoints, dialTimeoutMs: config.etcd.dialTimeoutMs });
+  const etcd = createEtcdClient({
+    endpoints: config.etcd.endpoints,
+    dialTimeoutMs: config.etcd.dialTimeoutMs,
+  });
   const discovery = config.peers.forward
     ? new ControllerDiscovery(etcd, config.etcd.prefix, {
         // Keep retrying forever: peers are an extra, never a reason to give up.

@@ -100,7 +100,10 @@ const positiveIntParam = (name: string, max?: number) =>
     .transform(Number)
     .pipe(
       max === undefined
-        ? z.number().int().min(1, { message: `${name} must be at least 1` })
+        ? z
+            .number()
+            .int()
+            .min(1, { message: `${name} must be at least 1` })
         : z
             .number()
             .int()

@@ -55,10 +55,7 @@ export function controllerKey(prefix: string, area: string, id: string): string 
  * Parses `controllers/<area>/<id>` relative to the prefix. Returns null for anything that is
  * not exactly two safe segments, so stray keys under the prefix never become controllers.
  */
-export function parseControllerKey(
-  prefix: string,
-  key: string,
-): { area: string; id: string } | null {
+export function parseControllerKey(prefix: string, key: string): { area: string; id: string } | null {
   if (!key.startsWith(prefix)) return null;
   const parts = key.slice(prefix.length).split('/');
   if (parts.length !== 2) return null;

@@ -61,7 +61,11 @@ export class OpsplaneError extends Error {
   readonly code: string;
   readonly status: number;
   readonly details: unknown;
-  constructor(code: ErrorCode | string, message: string, opts: { status?: number; details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode | string,
+    message: string,
+    opts: { status?: number; details?: unknown; cause?: unknown } = {},
+  ) {
     super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
     this.name = new.target.name;
     this.code = code;

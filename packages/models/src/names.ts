@@ -43,7 +43,8 @@ export const ConfigFileNameSchema = z
     message: "file_name must not contain '..'",
   })
   .refine((s) => /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(s), {
-    message: "file_name may contain only letters, digits, '.', '_' and '-' and must not start with '.' or '-'",
+    message:
+      "file_name may contain only letters, digits, '.', '_' and '-' and must not start with '.' or '-'",
   });
 
 export function isSafeName(s: string): boolean {

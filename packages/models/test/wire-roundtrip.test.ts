@@ -93,8 +93,17 @@ test('controller registration value round-trips and keys parse strictly', () => 
   assert.ok(!ControllerRegistrationSchema.safeParse({ ...raw, area: 'a/b' }).success);
 
   assert.equal(controllerKey('controllers/', 'area-1', 'ctrl-a'), 'controllers/area-1/ctrl-a');
-  assert.deepEqual(parseControllerKey('controllers/', 'controllers/area-1/ctrl-a'), { area: 'area-1', id: 'ctrl-a' });
-  for (const bad of ['controllers/area-1', 'controllers/a/b/c', 'controllers//x', 'other/a/b', 'controllers/a/..']) {
+  assert.deepEqual(parseControllerKey('controllers/', 'controllers/area-1/ctrl-a'), {
+    area: 'area-1',
+    id: 'ctrl-a',
+  });
+  for (const bad of [
+    'controllers/area-1',
+    'controllers/a/b/c',
+    'controllers//x',
+    'other/a/b',
+    'controllers/a/..',
+  ]) {
     assert.equal(parseControllerKey('controllers/', bad), null, bad);
   }
 });
@@ -114,7 +123,11 @@ test('batch requests: Go null packages mean all; bad names are refused', () => {
   };
   assert.deepEqual(BatchConfigRequestSchema.parse(cfg), cfg);
   for (const name of ['../x', '/etc/passwd', 'a/b', 'a\\b', '.env', '..', 'x\0y', '']) {
-    const r = BatchConfigRequestSchema.safeParse({ ...cfg, configs: [{ file_name: name, content: '' }], config_file: undefined });
+    const r = BatchConfigRequestSchema.safeParse({
+      ...cfg,
+      configs: [{ file_name: name, content: '' }],
+      config_file: undefined,
+    });
     assert.ok(!r.success, `file_name ${JSON.stringify(name)} must be refused`);
     assert.deepEqual(r.error.issues[0]?.path, ['configs', 0, 'file_name']);
   }
@@ -137,7 +150,10 @@ test('batch result round-trips and counts agree with entries', () => {
   assert.deepEqual(built, raw);
   const failed = failedResults(['a', 'b'], ['p1', 'p2'], 'controller_unavailable');
   assert.equal(failed.length, 4);
-  assert.deepEqual(failedResults(['a'], [], 'x').map((r) => r.package), ['']);
+  assert.deepEqual(
+    failedResults(['a'], [], 'x').map((r) => r.package),
+    [''],
+  );
 });
 
 test('agent list query: pageSize camelCase, unknown params refused with a suggestion', () => {
@@ -161,7 +177,12 @@ test('health, metrics and error bodies parse', () => {
     overall_status: 'degraded',
     services: {
       telegraf: { name: 'telegraf', status: 'healthy', message: '', checked_at: '2024-01-15T10:30:00Z' },
-      nginx: { name: 'nginx', status: 'unhealthy', message: 'connect ECONNREFUSED', checked_at: '2024-01-15T10:30:00Z' },
+      nginx: {
+        name: 'nginx',
+        status: 'unhealthy',
+        message: 'connect ECONNREFUSED',
+        checked_at: '2024-01-15T10:30:00Z',
+      },
     },
     checked_at: '2024-01-15T10:30:00Z',
   };
@@ -182,6 +203,9 @@ test('health, metrics and error bodies parse', () => {
     collected_at: '2024-01-15T10:30:00Z',
   };
   assert.deepEqual(SystemMetricsSchema.parse(sys).disks, []);
-  assert.ok(ServiceMetricsSchema.safeParse({ agent_id: 'a', services: [], collected_at: '2024-01-15T10:30:00Z' }).success);
+  assert.ok(
+    ServiceMetricsSchema.safeParse({ agent_id: 'a', services: [], collected_at: '2024-01-15T10:30:00Z' })
+      .success,
+  );
   assert.ok(ErrorBodySchema.safeParse({ error: { code: 'agent_not_found', message: 'x' } }).success);
 });

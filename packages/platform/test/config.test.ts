@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadPlatformConfig, parseDuration, etcdClientOptions, controllerClientOptions } from '@opsplane/platform';
+import {
+  loadPlatformConfig,
+  parseDuration,
+  etcdClientOptions,
+  controllerClientOptions,
+} from '@opsplane/platform';
 import { ValidationError } from '@opsplane/models';
 import { tempDir } from '@opsplane/test-support';
 
@@ -36,7 +41,8 @@ test('durations parse like Go and refuse garbage', () => {
   assert.equal(parseDuration('1.5s'), 1500);
   assert.equal(parseDuration('250'), 250);
   assert.equal(parseDuration(42), 42);
-  for (const bad of ['', 's', '5 s', '5x', '-1s', 'abc']) assert.throws(() => parseDuration(bad), RangeError, bad);
+  for (const bad of ['', 's', '5 s', '5x', '-1s', 'abc'])
+    assert.throws(() => parseDuration(bad), RangeError, bad);
 });
 
 test("the guide's platform.yaml loads with its values", async () => {
@@ -54,8 +60,15 @@ test("the guide's platform.yaml loads with its values", async () => {
     assert.equal(cfg.cache.agent_ttl, 300_000);
     assert.equal(cfg.cache.controller_ttl, 60_000);
     assert.equal(cfg.concurrency.max_workers, 10);
-    assert.deepEqual(controllerClientOptions(cfg), { timeoutMs: 30_000, retryTimes: 3, retryIntervalMs: 1000 });
-    assert.deepEqual(etcdClientOptions(cfg).endpoints, ['http://platform-etcd-1:2379', 'http://platform-etcd-2:2379']);
+    assert.deepEqual(controllerClientOptions(cfg), {
+      timeoutMs: 30_000,
+      retryTimes: 3,
+      retryIntervalMs: 1000,
+    });
+    assert.deepEqual(etcdClientOptions(cfg).endpoints, [
+      'http://platform-etcd-1:2379',
+      'http://platform-etcd-2:2379',
+    ]);
   } finally {
     await dir.cleanup();
   }

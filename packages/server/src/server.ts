@@ -106,7 +106,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       if (boot.generatedPassword) print(firstAdminBanner(boot.username as string, boot.generatedPassword));
     }
     const interrupted = await store.batches.markInterrupted();
-    if (interrupted > 0) logger.warn({ interrupted }, 'batch jobs cut off by a previous crash marked interrupted');
+    if (interrupted > 0)
+      logger.warn({ interrupted }, 'batch jobs cut off by a previous crash marked interrupted');
     const metrics = createMetrics(store);
     platform = new PlatformServices({ config, store, logger, registry: metrics.registry });
     await platform.start();

@@ -410,7 +410,11 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
 
       // A job left running by a crashed server is marked interrupted at the next start; finished
       // jobs are left alone.
-      const cut = await store.batches.create({ action: 'stop', requestedBy: 'alice', request: { agents: ['a'] } });
+      const cut = await store.batches.create({
+        action: 'stop',
+        requestedBy: 'alice',
+        request: { agents: ['a'] },
+      });
       assert.equal(await store.batches.markInterrupted(), 1);
       assert.equal((await store.batches.get(cut.id))?.job.status, 'interrupted');
       assert.ok((await store.batches.get(cut.id))?.job.finishedAt instanceof Date);

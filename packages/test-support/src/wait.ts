@@ -32,7 +32,9 @@ export async function waitFor<T>(
 }
 
 /** A fresh temp directory; remove it with the returned cleanup. */
-export async function tempDir(prefix = 'opsplane-test-'): Promise<{ path: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix = 'opsplane-test-',
+): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }

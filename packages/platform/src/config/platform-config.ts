@@ -20,7 +20,11 @@ export const PlatformConfigSchema = z
         password: z.string().optional(),
       })
       .strict()
-      .default({ endpoints: ['http://127.0.0.1:2379'], watch_prefix: DEFAULT_CONTROLLER_PREFIX, dial_timeout: 5000 }),
+      .default({
+        endpoints: ['http://127.0.0.1:2379'],
+        watch_prefix: DEFAULT_CONTROLLER_PREFIX,
+        dial_timeout: 5000,
+      }),
     controller: z
       .object({
         api_timeout: DurationSchema.default(30_000),
@@ -59,7 +63,9 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<
   const controller = section('controller');
   const concurrency = section('concurrency');
   if (env.OPSPLANE_ETCD_ENDPOINTS) {
-    etcd.endpoints = env.OPSPLANE_ETCD_ENDPOINTS.split(',').map((s) => s.trim()).filter(Boolean);
+    etcd.endpoints = env.OPSPLANE_ETCD_ENDPOINTS.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   }
   if (env.OPSPLANE_ETCD_PREFIX) etcd.watch_prefix = env.OPSPLANE_ETCD_PREFIX;
   if (env.OPSPLANE_CONTROLLER_API_TIMEOUT) controller.api_timeout = env.OPSPLANE_CONTROLLER_API_TIMEOUT;

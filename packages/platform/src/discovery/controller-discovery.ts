@@ -321,9 +321,7 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
     this.resyncReason = reason;
     // The first attempt after a healthy watch is immediate; repeated failures back off.
     const delay =
-      this.failures === 0
-        ? 0
-        : backoffDelay(this.failures, this.initialBackoffMs, this.maxBackoffMs);
+      this.failures === 0 ? 0 : backoffDelay(this.failures, this.initialBackoffMs, this.maxBackoffMs);
     this.failures++;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

@@ -34,7 +34,10 @@ export function createEtcdClient(opts: EtcdClientOptions): Etcd3 {
         }),
       global: retry(handleWhen(isRecoverableError), { maxAttempts: 3 }),
       // etcd3 types this as an IBackoff but calls next() on it first, so hand it the first step.
-      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: opts.maxWatchBackoffMs ?? 2000 }).next(),
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 100,
+        maxDelay: opts.maxWatchBackoffMs ?? 2000,
+      }).next(),
     },
     ...(opts.auth ? { auth: opts.auth } : {}),
   };
