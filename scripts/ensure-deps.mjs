@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs what the tests and the demo need when it is missing: npm packages (npm ci) and, on
-// Debian, the system packages (etcd-server for now). Idempotent and quiet when all is there.
-import { existsSync, statSync } from 'node:fs';
+// Debian, the system packages (etcd-server, openssh-server, …). Idempotent and quiet when all is there.
+import { existsSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -9,7 +9,9 @@ const root = new URL('..', import.meta.url).pathname;
 const log = (m) => console.error(`[ensure-deps] ${m}`);
 
 function have(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  if (spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0) return true;
+  // sbin daemons (sshd) are often not on a non-root user's PATH.
+  return ['/usr/sbin', '/sbin', '/usr/local/sbin'].some((d) => existsSync(join(d, cmd)));
 }
 
 // System packages: command → Debian package.
@@ -17,19 +19,44 @@ const wanted = [
   ['etcd', 'etcd-server'],
   ['etcdctl', 'etcd-client'],
   ['curl', 'curl'], // the e2e tests run the guide's curl commands verbatim
+  ['sshd', 'openssh-server'], // test-support startSshHosts (the SSH deployer's tests); /usr/sbin/sshd
+  ['ssh-keygen', 'openssh-client'],
+  ['ip', 'iproute2'], // startSshHosts' netns mode (one network namespace per test host)
+  ['ps', 'procps'], // startSshHosts' cleanup of the test users' processes
 ];
 const missing = wanted.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
 if (missing.length > 0) {
   if (!have('apt-get')) {
     log(`missing ${missing.join(', ')} and apt-get is not available.`);
-    log('Install etcd by hand (https://etcd.io/docs/latest/install/) so that `etcd` and `etcdctl` are on PATH.');
+    log(
+      'Install etcd by hand (https://etcd.io/docs/latest/install/) so that `etcd` and `etcdctl` are on PATH.',
+    );
     process.exit(1);
   }
   const sudo = process.getuid && process.getuid() !== 0 ? ['sudo'] : [];
   log(`installing ${missing.join(' ')} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync(sudo[0] ?? 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'update', '-qq'], { stdio: 'inherit', env });
-  execFileSync(sudo[0] ?? 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+  execFileSync(sudo[0] ?? 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'update', '-qq'], {
+    stdio: 'inherit',
+    env,
+  });
+  // Keep package scripts from starting services (openssh-server would start a system sshd on
+  // port 22): the standard Debian policy-rc.d hook, only when none is there and we are root.
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = sudo.length === 0 && !existsSync(policy);
+  if (ownPolicy)
+    writeFileSync(policy, '#!/bin/sh\n# opsplane ensure-deps: no service starts during install\nexit 101\n', {
+      mode: 0o755,
+    });
+  try {
+    execFileSync(
+      sudo[0] ?? 'apt-get',
+      [...(sudo.length ? ['apt-get'] : []), 'install', '-y', '-qq', '--no-install-recommends', ...missing],
+      { stdio: 'inherit', env },
+    );
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
+  }
 }
 
 // npm packages: install from the lockfile when node_modules is absent or older than the lockfile.

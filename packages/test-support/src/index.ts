@@ -8,3 +8,4 @@ export * from './wait.js';
 export * from './etcd.js';
 export * from './postgres.js';
 export * from './fleet.js';
+export * from './ssh-hosts.js';
