@@ -29,7 +29,8 @@ if (missing.length > 0) {
   if (!have('apt-get')) {
     log(`missing ${missing.join(', ')} and apt-get is not available.`);
     log(
-      'Install etcd by hand (https://etcd.io/docs/latest/install/) so that `etcd` and `etcdctl` are on PATH.',
+      'Install them with your package manager; for etcd see https://etcd.io/docs/latest/install/ ' +
+        '(`etcd` and `etcdctl` must be on PATH).',
     );
     process.exit(1);
   }
