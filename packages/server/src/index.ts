@@ -63,3 +63,4 @@ export { AreaCredentials } from './services/area-credentials.js';
 export { BatchRunner, recordedRequest } from './services/batch-runner.js';
 export { ControllerTracker } from './services/controller-tracker.js';
 export { readCsv, readJson, validateRows, MAX_IMPORT_ROWS } from './services/device-import.js';
+export * from './deploy/index.js';
