@@ -6,6 +6,7 @@ import type { AgentDetail, AgentListResponse } from '@opsplane/server';
 import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
 import { connect } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
+import { jsonOption, serverOption } from '../client/common-options.js';
 
 function warnings(r: AgentListResponse, io: CliIO): void {
   for (const e of r.errors)
@@ -19,12 +20,7 @@ export default defineCommand({
   summary: 'List the agents of every area (aggregated view), or show one agent.',
   positionals: '<list|get> [code]',
   options: {
-    server: {
-      type: 'string',
-      short: 's',
-      value: '<url>',
-      description: 'server URL (default: the one you logged in to)',
-    },
+    server: serverOption,
     area: { type: 'string', value: '<a,…>', description: 'list: only these areas' },
     status: { type: 'string', value: '<s,…>', description: 'list: online, offline, unknown' },
     health: { type: 'string', value: '<h,…>', description: 'list: healthy, degraded, unhealthy, unknown' },
@@ -43,7 +39,7 @@ export default defineCommand({
       type: 'boolean',
       description: 'list: rebuild the view from the controllers first (operators)',
     },
-    json: { type: 'boolean', description: 'print the server’s JSON answer' },
+    json: jsonOption,
   },
   details: [
     'Examples:',

@@ -10,6 +10,7 @@ import type { BatchCreateInput, BatchJob, BatchListResponse } from '@opsplane/se
 import { CliError, EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
 import { connect, listFlag, type ApiClient } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
+import { jsonOption, serverOption } from '../client/common-options.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -61,12 +62,7 @@ export default defineCommand({
   summary: 'Start/stop/restart packages or push config files on agents of any area; list past batches.',
   positionals: '<start|stop|restart|config|list|get> [id]',
   options: {
-    server: {
-      type: 'string',
-      short: 's',
-      value: '<url>',
-      description: 'server URL (default: the one you logged in to)',
-    },
+    server: serverOption,
     agents: { type: 'string', short: 'a', multiple: true, value: '<A,B,…>', description: 'agent codes' },
     packages: {
       type: 'string',
@@ -101,7 +97,7 @@ export default defineCommand({
       description: 'how long the server waits before answering (then the CLI polls)',
     },
     page: { type: 'string', value: '<n>', description: 'list: page' },
-    json: { type: 'boolean', description: 'print the server’s JSON answer' },
+    json: jsonOption,
   },
   details: [
     'Exit code 1 when any (agent, package) failed, so scripts can tell.',

@@ -6,21 +6,17 @@ import type { ControllerHistoryResponse, ControllerListResponse } from '@opsplan
 import { EXIT, UsageError, defineCommand } from '../command.js';
 import { connect } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
+import { jsonOption, serverOption } from '../client/common-options.js';
 
 export default defineCommand({
   name: 'controllers',
   summary: 'List the controllers of every area, or their history.',
   positionals: '<list|history>',
   options: {
-    server: {
-      type: 'string',
-      short: 's',
-      value: '<url>',
-      description: 'server URL (default: the one you logged in to)',
-    },
+    server: serverOption,
     area: { type: 'string', value: '<area>', description: 'only this area' },
     limit: { type: 'string', value: '<n>', description: 'history: rows (default 500)' },
-    json: { type: 'boolean', description: 'print the server’s JSON answer' },
+    json: jsonOption,
   },
   async run(v, io) {
     const [action = 'list', ...rest] = v._;

@@ -8,18 +8,14 @@ import type { DeviceListResponse, ImportReport } from '@opsplane/server';
 import { CliError, EXIT, UsageError, defineCommand } from '../command.js';
 import { connect } from '../client/api.js';
 import { json, table } from '../client/format.js';
+import { jsonOption, serverOption } from '../client/common-options.js';
 
 export default defineCommand({
   name: 'devices',
   summary: 'List devices, or import them from a CSV or JSON file.',
   positionals: '<list|import> [file]',
   options: {
-    server: {
-      type: 'string',
-      short: 's',
-      value: '<url>',
-      description: 'server URL (default: the one you logged in to)',
-    },
+    server: serverOption,
     q: { type: 'string', value: '<text>', description: 'list: free-text search' },
     area: { type: 'string', value: '<area>', description: 'list: only this function_area' },
     status: {
@@ -39,7 +35,7 @@ export default defineCommand({
       value: '<csv|json>',
       description: 'import: file format (default: from the extension)',
     },
-    json: { type: 'boolean', description: 'print the server’s JSON answer' },
+    json: jsonOption,
   },
   details: [
     'CSV columns: name, ip, function_area, os, username (required); arch, login_method, port, password,',
