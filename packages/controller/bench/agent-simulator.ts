@@ -31,10 +31,10 @@ import {
   AGENT_CONNECT_PATH,
   ControllerMessageSchema,
   PROTOCOL_VERSION,
-  type AgentRequest,
   type PackageStatus,
 } from '@opsplane/models';
 import { agentToken } from '@opsplane/platform';
+import { simulatedAnswer } from '../test/support/simulated-answer.js';
 
 export interface SimOptions {
   /** Controller base URL, e.g. http://127.0.0.1:8081 */
@@ -86,7 +86,6 @@ const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileUR
 const opts = (isMain ? JSON.parse(process.argv[2] ?? '{}') : { packages: [] }) as SimOptions;
 const TICK_MS = opts.tickMs ?? 50;
 const emit = (e: SimEvent) => process.stdout.write(`${JSON.stringify(e)}\n`);
-const nowIso = () => new Date().toISOString();
 
 const packages: PackageStatus[] = opts.packages.map((name) => ({
   name,
@@ -95,7 +94,6 @@ const packages: PackageStatus[] = opts.packages.map((name) => ({
   duration: 1_000_000_000,
   status: 'running',
 }));
-const has = (n: string) => opts.packages.includes(n);
 
 interface SimAgent {
   readonly code: string;
@@ -158,103 +156,6 @@ function addToHeartbeats(a: SimAgent): void {
 }
 
 // ---- requests --------------------------------------------------------------------------------
-
-type Answer = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
-
-/** What the real agent answers, in shape (always successful for packages it has). */
-function answer(code: string, req: AgentRequest): Answer {
-  switch (req.op) {
-    case 'action': {
-      const names = req.packages.length > 0 ? req.packages : opts.packages;
-      return {
-        ok: true,
-        result: {
-          results: names.map((n) =>
-            has(n)
-              ? { package: n, success: true, message: `${req.action} ${n} done` }
-              : { package: n, success: false, error: `package_not_found: no package '${n}'` },
-          ),
-        },
-      };
-    }
-    case 'configs':
-      return {
-        ok: true,
-        result: {
-          results: [
-            has(req.package)
-              ? { package: req.package, success: true, message: `wrote ${req.configs.length} file(s)` }
-              : {
-                  package: req.package,
-                  success: false,
-                  error: `package_not_found: no package '${req.package}'`,
-                },
-          ],
-        },
-      };
-    case 'packages':
-      return { ok: true, result: { packages } };
-    case 'health':
-      return {
-        ok: true,
-        result: {
-          agent_id: code,
-          overall_status: 'healthy',
-          services: Object.fromEntries(
-            opts.packages.map((n) => [
-              n,
-              { name: n, status: 'healthy', message: 'ok', checked_at: nowIso() },
-            ]),
-          ),
-          checked_at: nowIso(),
-        },
-      };
-    case 'health_package':
-      return has(req.package)
-        ? {
-            ok: true,
-            result: {
-              name: req.package,
-              status: 'healthy',
-              message: 'ok',
-              check_type: 'process',
-              checked_at: nowIso(),
-            },
-          }
-        : { ok: false, error: { code: 'package_not_found', message: `no package '${req.package}'` } };
-    case 'metrics_system':
-      return {
-        ok: true,
-        result: {
-          agent_id: code,
-          cpu_percent: 12.5,
-          load_average: { load1: 0.5, load5: 0.4, load15: 0.3 },
-          memory: { total_bytes: 8e9, used_bytes: 2e9 },
-          disks: [{ mount: '/', total_bytes: 1e11, used_bytes: 5e10 }],
-          network: { rx_bytes: 1000, tx_bytes: 2000 },
-          uptime_seconds: 3600,
-          collected_at: nowIso(),
-        },
-      };
-    case 'metrics_services':
-      return {
-        ok: true,
-        result: {
-          agent_id: code,
-          services: packages.map((p) => ({
-            name: p.name,
-            is_running: true,
-            pid: 1234,
-            cpu_percent: 1.5,
-            rss_bytes: 1e6,
-            restarts: 0,
-            uptime_seconds: 100,
-          })),
-          collected_at: nowIso(),
-        },
-      };
-  }
-}
 
 // ---- connections -----------------------------------------------------------------------------
 
@@ -330,7 +231,9 @@ function connectOne(index: number): Promise<boolean> {
         return;
       }
       requestsAnswered++;
-      ws.send(JSON.stringify({ type: 'response', id: msg.id, ...answer(code, msg.request) }));
+      ws.send(
+        JSON.stringify({ type: 'response', id: msg.id, ...simulatedAnswer(code, packages, msg.request) }),
+      );
     });
     ws.on('unexpected-response', (_req, res) => {
       settle(false, `http_${res.statusCode ?? 0}`);

@@ -17,6 +17,7 @@ import {
   type PackageStatus,
 } from '@opsplane/models';
 import { agentToken } from '@opsplane/platform';
+import { simulatedAnswer } from './simulated-answer.js';
 
 export type Welcome = Extract<ControllerMessage, { type: 'welcome' }>;
 
@@ -59,7 +60,6 @@ function toStatus(p: string | PackageStatus): PackageStatus {
     : p;
 }
 
-const now = () => new Date().toISOString();
 
 export class FakeAgent {
   readonly opts: FakeAgentOptions;
@@ -166,105 +166,8 @@ export class FakeAgent {
     this.requests.push(msg.request);
     if (this.silent || this.opts.hang?.includes(msg.request.op)) return;
     if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
-    const answer = this.answer(msg.request);
+    const answer = simulatedAnswer(this.opts.code, this.packages, msg.request);
     this.send({ type: 'response', id: msg.id, ...answer });
-  }
-
-  private answer(req: AgentRequest): {
-    ok: boolean;
-    result?: unknown;
-    error?: { code: string; message: string };
-  } {
-    const has = (n: string) => this.packages.some((p) => p.name === n);
-    switch (req.op) {
-      case 'action': {
-        const names = req.packages.length ? req.packages : this.packages.map((p) => p.name);
-        return {
-          ok: true,
-          result: {
-            results: names.map((n) =>
-              has(n)
-                ? { package: n, success: true, message: `${req.action} ${n} done` }
-                : { package: n, success: false, error: `package_not_found: no package '${n}'` },
-            ),
-          },
-        };
-      }
-      case 'configs':
-        return {
-          ok: true,
-          result: {
-            results: [
-              {
-                package: req.package,
-                success: has(req.package),
-                message: `wrote ${req.configs.length} file(s)`,
-              },
-            ],
-          },
-        };
-      case 'packages':
-        return { ok: true, result: { packages: this.packages } };
-      case 'health':
-        return {
-          ok: true,
-          result: {
-            agent_id: this.opts.code,
-            overall_status: 'healthy',
-            services: Object.fromEntries(
-              this.packages.map((p) => [
-                p.name,
-                { name: p.name, status: 'healthy', message: 'ok', checked_at: now() },
-              ]),
-            ),
-            checked_at: now(),
-          },
-        };
-      case 'health_package':
-        return has(req.package)
-          ? {
-              ok: true,
-              result: {
-                name: req.package,
-                status: 'healthy',
-                message: 'ok',
-                check_type: 'process',
-                checked_at: now(),
-              },
-            }
-          : { ok: false, error: { code: 'package_not_found', message: `no package '${req.package}'` } };
-      case 'metrics_system':
-        return {
-          ok: true,
-          result: {
-            agent_id: this.opts.code,
-            cpu_percent: 12.5,
-            load_average: { load1: 0.5, load5: 0.4, load15: 0.3 },
-            memory: { total_bytes: 8e9, used_bytes: 2e9 },
-            disks: [{ mount: '/', total_bytes: 1e11, used_bytes: 5e10 }],
-            network: { rx_bytes: 1000, tx_bytes: 2000 },
-            uptime_seconds: 3600,
-            collected_at: now(),
-          },
-        };
-      case 'metrics_services':
-        return {
-          ok: true,
-          result: {
-            agent_id: this.opts.code,
-            services: this.packages.map((p) => ({
-              name: p.name,
-              is_running: p.is_running,
-              ...(p.is_running ? { pid: 1234 } : {}),
-              cpu_percent: 1.5,
-              rss_bytes: 1e6,
-              restarts: 0,
-              uptime_seconds: 100,
-            })),
-            collected_at: now(),
-          },
-        };
-    }
   }
 }
 
