@@ -21,6 +21,7 @@ import {
   type FakeController,
 } from './helpers/fake-controller.js';
 import { MemorySource, makeController } from './helpers/memory-source.js';
+import { waitFor } from '@opsplane/test-support';
 
 const CLIENT_OPTS = { retryTimes: 1, retryIntervalMs: 5, maxRetryIntervalMs: 10, timeoutMs: 2000 };
 
@@ -110,6 +111,39 @@ describe('ControllerClientPool', () => {
     await pool.close();
     assert.equal(c.closed, true);
     assert.throws(() => pool.getClient('area-1'));
+  });
+
+  test("each area's controllers get that area's token; refreshArea() picks up a new one", async () => {
+    const tokens = new Map([
+      ['area-1', 'token-one'],
+      ['area-2', 'token-two'],
+    ]);
+    const source = new MemorySource();
+    source.put(makeController('area-1', 'ctrl-a', a.address));
+    source.put(makeController('area-2', 'ctrl-b', b.address));
+    const pool = new ControllerClientPool(source, {
+      clientOptions: { ...CLIENT_OPTS, apiToken: 'shared-token' },
+      apiTokenFor: (area) => tokens.get(area),
+    });
+    const lastAuth = (fc: FakeController) => fc.hits.at(-1)?.headers.authorization;
+    try {
+      await pool.getClient('area-1').getStatus();
+      await pool.getClient('area-2').getStatus();
+      assert.equal(lastAuth(a), 'Bearer token-one');
+      assert.equal(lastAuth(b), 'Bearer token-two');
+
+      const before1 = pool.getClient('area-1');
+      const before2 = pool.getClient('area-2');
+      tokens.set('area-1', 'token-one-rotated');
+      pool.refreshArea('area-1');
+      assert.notEqual(pool.getClient('area-1'), before1, 'new client for the refreshed area');
+      assert.equal(pool.getClient('area-2'), before2, 'other areas keep their clients');
+      await pool.getClient('area-1').getStatus();
+      assert.equal(lastAuth(a), 'Bearer token-one-rotated');
+      await waitFor(() => before1.closed, { what: 'the replaced client to close' });
+    } finally {
+      await pool.close();
+    }
   });
 });
 

@@ -36,20 +36,18 @@ test('README: discovery → getControllerByArea → ControllerClient → listAge
     assert.throws(() => discovery.getControllerByArea('area-1'), ControllerUnavailableError);
 
     const now = new Date().toISOString();
-    await etcd
-      .put('controllers/area-1/ctrl-a')
-      .value(
-        JSON.stringify({
-          id: 'ctrl-a',
-          address: ctrlServer.address,
-          area: 'area-1',
-          start_time: now,
-          version: '1.0.0',
-          last_heartbeat: now,
-          agent_count: 3,
-          metadata: {},
-        }),
-      );
+    await etcd.put('controllers/area-1/ctrl-a').value(
+      JSON.stringify({
+        id: 'ctrl-a',
+        address: ctrlServer.address,
+        area: 'area-1',
+        start_time: now,
+        version: '1.0.0',
+        last_heartbeat: now,
+        agent_count: 3,
+        metadata: {},
+      }),
+    );
     await waitFor(() => updates.length === 1, { what: 'update callback' });
     assert.deepEqual(updates, ['area-1/ctrl-a online']);
 

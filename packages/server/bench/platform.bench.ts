@@ -2,7 +2,7 @@
  * Platform benchmark: the aggregated agent view with 100 000 simulated agents across 10
  * controllers. The controllers are real HTTP servers serving the controller API (GET
  * /api/v1/agents, 10 000 agents each) in a separate process, registered in a real etcd; the
- * server is the real one (startServer: discovery, per-area pools, FleetView, HTTP with auth).
+ * server is the real one (startServer: discovery, client pool with per-area tokens, FleetView, HTTP with auth).
  *
  * Measures the cold refresh (discovery's first sync → every page of every controller listed,
  * validated, merged, joined with devices, indexed), a few warm refreshes, then the latency of

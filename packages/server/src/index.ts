@@ -58,7 +58,6 @@ export { FleetView, toAgentView } from './services/fleet-view.js';
 export type { DiscoveryState, RefreshInfo, ViewSnapshot } from './services/fleet-view.js';
 export { AgentIndex } from './services/agent-index.js';
 export type { AgentQuery, AgentPage } from './services/agent-index.js';
-export { AreaPools } from './services/area-pools.js';
 export { AreaCredentials } from './services/area-credentials.js';
 export { BatchRunner, recordedRequest } from './services/batch-runner.js';
 export { ControllerTracker } from './services/controller-tracker.js';

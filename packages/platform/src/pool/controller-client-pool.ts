@@ -17,6 +17,13 @@ import type { ControllerSource } from './controller-source.js';
 export interface ControllerClientPoolOptions {
   /** Options for every client (timeouts, retries, token, shared dispatcher…). */
   clientOptions?: Omit<ControllerClientOptions, 'logger'>;
+  /**
+   * The controller API token of an area, when areas have their own (separate trust domains: a
+   * compromised controller of one area must not hold a token valid in the others). Overrides
+   * `clientOptions.apiToken`; read whenever a client is created — call refreshArea() after a
+   * token changes.
+   */
+  apiTokenFor?: (area: string) => string | undefined;
   logger?: Logger;
 }
 
@@ -30,6 +37,7 @@ export interface PooledController {
 
 interface Entry {
   address: string;
+  token: string | undefined;
   client: ControllerClient;
 }
 
@@ -48,6 +56,7 @@ export class ControllerClientPool {
   private readonly entries = new Map<string, Entry>();
   private readonly unsubscribe: (() => void)[];
   private readonly clientOptions: Omit<ControllerClientOptions, 'logger'>;
+  private readonly apiTokenFor: ((area: string) => string | undefined) | undefined;
   private readonly log: Logger;
   private readonly closing = new Set<Promise<void>>();
   private closed = false;
@@ -59,6 +68,7 @@ export class ControllerClientPool {
     options: ControllerClientPoolOptions = {},
   ) {
     this.clientOptions = options.clientOptions ?? {};
+    this.apiTokenFor = options.apiTokenFor;
     this.log = options.logger ?? createLogger('controller-client-pool');
     // Subscribe before the snapshot so nothing between the two is missed; applying an
     // update twice is harmless.
@@ -146,6 +156,11 @@ export class ControllerClientPool {
     await Promise.all([...this.closing]);
   }
 
+  /** New clients for the area's controllers (e.g. its token changed); old ones close in the background. */
+  refreshArea(area: string): void {
+    for (const c of this.source.listControllersByArea(area)) this.upsert(c);
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new OpsplaneError('internal', 'ControllerClientPool is closed');
   }
@@ -158,11 +173,14 @@ export class ControllerClientPool {
     if (this.closed) return undefined;
     const key = controllerPoolKey(c);
     const existing = this.entries.get(key);
-    if (existing && existing.address === c.address) return existing.client;
+    const token = this.apiTokenFor ? this.apiTokenFor(c.area) : this.clientOptions.apiToken;
+    if (existing && existing.address === c.address && existing.token === token) return existing.client;
     let client: ControllerClient;
     try {
+      const { apiToken: _shared, ...rest } = this.clientOptions;
       client = new ControllerClient(c.address, c.area, {
-        ...this.clientOptions,
+        ...rest,
+        ...(token !== undefined ? { apiToken: token } : {}),
         logger: this.log.child({ controller: key }),
       });
     } catch (err) {
@@ -178,9 +196,13 @@ export class ControllerClientPool {
       }
       return undefined;
     }
-    this.entries.set(key, { address: c.address, client });
+    this.entries.set(key, { address: c.address, token, client });
     if (existing) {
-      this.log.info({ controller: key, from: existing.address, to: c.address }, 'controller address changed');
+      if (existing.address !== c.address)
+        this.log.info(
+          { controller: key, from: existing.address, to: c.address },
+          'controller address changed',
+        );
       this.retire(existing.client);
     }
     return client;

@@ -23,16 +23,21 @@ import {
   type BatchOperationResult,
   type OperationResult,
 } from '@opsplane/models';
-import { batchAcrossAreas, ConcurrencyLimiter, type CrossAreaBatchOp, type Logger } from '@opsplane/platform';
+import {
+  batchAcrossAreas,
+  ConcurrencyLimiter,
+  type ControllerClientPool,
+  type CrossAreaBatchOp,
+  type Logger,
+} from '@opsplane/platform';
 import type { BatchCreate } from '../api/schemas/platform.js';
 import type { BatchJobRow } from '../db/schema.js';
 import type { Store } from '../db/store.js';
-import type { AreaPools } from './area-pools.js';
 import type { FleetView } from './fleet-view.js';
 
 export interface BatchRunnerOptions {
   store: Store;
-  pools: AreaPools;
+  pools: ControllerClientPool;
   view: FleetView;
   maxWorkers: number;
   perAreaTimeoutMs: number;

@@ -14,12 +14,17 @@
  * discovery has not synced with etcd. A refresh that fails as a whole keeps the previous index.
  */
 import { performance } from 'node:perf_hooks';
-import { aggregateAgents, ConcurrencyLimiter, type AggregatedAgent, type Logger } from '@opsplane/platform';
+import {
+  aggregateAgents,
+  ConcurrencyLimiter,
+  type AggregatedAgent,
+  type ControllerClientPool,
+  type Logger,
+} from '@opsplane/platform';
 import type { AgentFilter, AgentView, ViewError } from '../api/schemas/platform.js';
 import type { AgentDeviceRef } from '../db/devices-repo.js';
 import type { Store } from '../db/store.js';
 import { AgentIndex, type AgentPage, type AgentQuery } from './agent-index.js';
-import type { AreaPools } from './area-pools.js';
 
 /** What the view needs to know about discovery. */
 export interface DiscoveryState {
@@ -30,7 +35,7 @@ export interface DiscoveryState {
 }
 
 export interface FleetViewOptions {
-  pools: AreaPools;
+  pools: ControllerClientPool;
   store: Store;
   discovery: () => DiscoveryState;
   /** Areas expected to have controllers besides the devices' (e.g. those with credentials). */

@@ -3,7 +3,7 @@
  * server's lifecycle.
  *
  *   etcd client ─► ControllerDiscovery ─┬─► ControllerTracker (controllers_history)
- *                                       ├─► AreaPools (one client pool per area, area token)
+ *                                       ├─► ControllerClientPool (each area's own token)
  *                                       └─► FleetView refresh triggers
  *   FleetView (aggregated agents + devices, AgentIndex)   BatchRunner (batch jobs)
  *
@@ -22,6 +22,7 @@ import {
   type Controller,
 } from '@opsplane/models';
 import {
+  ControllerClientPool,
   ControllerDiscovery,
   ControllerHttpError,
   controllerClientOptions,
@@ -36,7 +37,6 @@ import type { ServerConfig } from '../config.js';
 import type { Store } from '../db/store.js';
 import type { Device } from '../api/schemas/devices.js';
 import { AreaCredentials } from './area-credentials.js';
-import { AreaPools } from './area-pools.js';
 import { BatchRunner } from './batch-runner.js';
 import { ControllerTracker } from './controller-tracker.js';
 import { FleetView, type DiscoveryState } from './fleet-view.js';
@@ -90,7 +90,7 @@ export function upstreamError(err: unknown, area: string, controller?: string): 
 export class PlatformServices {
   readonly credentials: AreaCredentials;
   readonly discovery: ControllerDiscovery;
-  readonly pools: AreaPools;
+  readonly pools: ControllerClientPool;
   readonly tracker: ControllerTracker;
   readonly view: FleetView;
   readonly batches: BatchRunner;
@@ -113,9 +113,10 @@ export class PlatformServices {
       logger: this.log.child({ component: 'discovery' }),
     });
     const { apiToken: _globalToken, ...clientOptions } = controllerClientOptions(config);
-    this.pools = new AreaPools(this.discovery, {
+    // Areas are separate trust domains: each area's controllers get that area's token only.
+    this.pools = new ControllerClientPool(this.discovery, {
       clientOptions,
-      tokenFor: (area) => this.credentials.controllerToken(area),
+      apiTokenFor: (area) => this.credentials.controllerToken(area),
       logger: this.log.child({ component: 'controller-pool' }),
     });
     this.view = new FleetView({
@@ -201,7 +202,7 @@ export class PlatformServices {
   /** After a credential change: new clients for the area, and a fresh view. */
   async credentialsChanged(area: string): Promise<void> {
     await this.credentials.reload();
-    this.pools.resetArea(area);
+    this.pools.refreshArea(area);
     this.view.trigger('credentials changed', 0);
   }
 
