@@ -42,3 +42,10 @@ export { SystemMetricsCollector } from './metrics/system-metrics.js';
 export { ServiceMetricsCollector } from './metrics/service-metrics.js';
 export { parseDuration, formatDuration } from './util/duration.js';
 export { AGENT_VERSION } from './version.js';
+export {
+  AGENT_BUNDLE_NODE_RANGE,
+  bundledAgentPath,
+  packAgentBundle,
+  type PackAgentBundleOptions,
+  type PackedAgentBundle,
+} from './bundle/pack.js';

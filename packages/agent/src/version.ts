@@ -1,16 +1,35 @@
-/** The agent's version (reported in `hello`), read once from this package's package.json. */
+/**
+ * The agent's version (reported in `hello`), read once at start-up. In the bundle (agent.mjs,
+ * built by scripts/build-bundle.mjs) it is the `version` of the manifest.json next to it, so one
+ * built agent.mjs packed under any version label reports that label; unbundled (dist/src) it is
+ * this package's package.json version.
+ */
 import { readFileSync } from 'node:fs';
 
-function readVersion(): string {
+/**
+ * Replaced by the bundler with the package.json version at build time; never defined unbundled.
+ * Its presence is how this module knows it runs from the bundle.
+ */
+declare const __OPSPLANE_AGENT_BUILD_VERSION__: string | undefined;
+
+function versionIn(file: URL): string | undefined {
   try {
-    // dist/src/version.js → ../../package.json is packages/agent/package.json.
-    const raw: unknown = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    const raw: unknown = JSON.parse(readFileSync(file, 'utf8'));
     if (raw && typeof raw === 'object' && 'version' in raw && typeof raw.version === 'string')
       return raw.version;
   } catch {
-    // Bundled or relocated: fall through.
+    // Missing or unreadable: the caller falls back.
   }
-  return '0.0.0';
+  return undefined;
+}
+
+function readVersion(): string {
+  if (typeof __OPSPLANE_AGENT_BUILD_VERSION__ === 'string') {
+    // A bare dist/bundle/agent.mjs (not unpacked from a bundle) has no manifest beside it.
+    return versionIn(new URL('./manifest.json', import.meta.url)) ?? __OPSPLANE_AGENT_BUILD_VERSION__;
+  }
+  // dist/src/version.js → ../../package.json is packages/agent/package.json.
+  return versionIn(new URL('../../package.json', import.meta.url)) ?? '0.0.0';
 }
 
 export const AGENT_VERSION = readVersion();

@@ -8,3 +8,4 @@ export * from './metrics.js';
 export * from './batch.js';
 export * from './errors.js';
 export * from './protocol.js';
+export * from './bundle.js';

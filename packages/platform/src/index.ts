@@ -13,6 +13,7 @@ export * from './aggregate/index.js';
 export * from './discovery/index.js';
 export * from './registration/index.js';
 export * from './etcd/index.js';
+export * from './bundle/index.js';
 // The typed errors callers branch on, so library users need only this package.
 export {
   OpsplaneError,

@@ -25,6 +25,7 @@ import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
 import { batchRoutes } from './routes/batches.js';
 import { controllerRoutes } from './routes/controllers.js';
+import { deploymentRoutes } from './routes/deployments.js';
 import { deviceRoutes } from './routes/devices.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -96,6 +97,7 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
   await app.register(agentRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(batchRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(areaRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(deploymentRoutes, { ...opts, deployments: ctx.deployments, prefix: API_PREFIX });
   await app.ready();
   return app;
 }

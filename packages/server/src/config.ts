@@ -92,6 +92,25 @@ export const ServerSectionSchema = z
     batch_wait: DurationSchema.default(60_000),
     /** Deadline of one area's part of a batch (all its controllers); what is left fails with 'timeout'. */
     batch_area_timeout: DurationSchema.default(120_000),
+    /** Agent deployment (the worker count is concurrency.max_workers). */
+    deploy: z
+      .object({
+        /** Where agent bundles (opsplane-agent-<version>.tar.gz) are kept; default <data_dir>/bundles. */
+        bundles_dir: z.string().min(1).optional(),
+        /** How long a started agent may take to show up online through its controllers. */
+        online_timeout: DurationSchema.default(60_000),
+        /** TCP connect + SSH handshake + authentication deadline. */
+        connect_timeout: DurationSchema.default(15_000),
+        /**
+         * A running deployment's lease: if its server dies, another (or the restarted one) resumes
+         * it this long after the last renewal. Renewed every third of it.
+         */
+        lease_ttl: DurationSchema.default(30_000),
+        /** How often the queue looks for work it was not told about (other servers' rollouts). */
+        poll_interval: DurationSchema.default(2_000),
+      })
+      .strict()
+      .default({ online_timeout: 60_000, connect_timeout: 15_000, lease_ttl: 30_000, poll_interval: 2_000 }),
   })
   .strict();
 

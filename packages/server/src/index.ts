@@ -52,6 +52,7 @@ export * from './api/schemas/devices.js';
 export * from './api/schemas/users.js';
 export * from './api/schemas/audit.js';
 export * from './api/schemas/platform.js';
+export * from './api/schemas/deployments.js';
 export { PlatformServices, upstreamError } from './services/platform.js';
 export type { AgentLocation, PlatformServicesOptions } from './services/platform.js';
 export { FleetView, toAgentView } from './services/fleet-view.js';

@@ -5,7 +5,8 @@
  * server (letting in-flight requests finish), then the platform services, then the database.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '@opsplane/platform';
 import type { ServerContext } from './api/context.js';
@@ -17,6 +18,8 @@ import { migrate } from './db/migrations.js';
 import { Store } from './db/store.js';
 import { createMetrics } from './metrics.js';
 import { loadMasterKey, SecretBox } from './security/crypto.js';
+import { AgentBundleStore } from './deploy/agent-bundles.js';
+import { DeploymentService } from './services/deployments.js';
 import { PlatformServices } from './services/platform.js';
 
 const SESSION_PURGE_INTERVAL_MS = 10 * 60_000;
@@ -32,6 +35,11 @@ export interface StartOptions {
   adminPassword?: string;
   /** The master key itself (base64/hex); overrides OPSPLANE_MASTER_KEY. */
   masterKey?: string;
+  /**
+   * Agent bundle files (.tar.gz) to offer besides those already in the bundle directory — the CLI
+   * passes the agent it was built with. One that is there already is left as is.
+   */
+  bundles?: readonly string[];
 }
 
 export interface RunningServer {
@@ -43,6 +51,8 @@ export interface RunningServer {
   readonly config: ServerConfig;
   /** Discovery, controller pools, the agent view, batches, area credentials. */
   readonly platform: PlatformServices;
+  /** Agent deployments: rollouts, the durable queue, agent bundles. */
+  readonly deployments: DeploymentService;
   stop(): Promise<void>;
 }
 
@@ -99,6 +109,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   if (generatedKeyPath) print(masterKeyNotice(generatedKeyPath));
   let app: App | undefined;
   let platform: PlatformServices | undefined;
+  let deployments: DeploymentService | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
     if (boot.created) {
@@ -111,17 +122,32 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     const metrics = createMetrics(store);
     platform = new PlatformServices({ config, store, logger, registry: metrics.registry });
     await platform.start();
-    const ctx: ServerContext = { config, store, database, logger, metrics, platform };
+    const bundles = new AgentBundleStore(
+      config.server.deploy.bundles_dir ?? join(config.server.data_dir, 'bundles'),
+    );
+    for (const path of opts.bundles ?? []) {
+      const { bundle, created } = await bundles.add(await readFile(path)).catch((err: unknown) => {
+        // A differing build under the same version: keep the stored one (versions are immutable).
+        logger.warn({ err, path }, 'agent bundle not added');
+        return { bundle: undefined, created: false };
+      });
+      if (created && bundle) logger.info({ version: bundle.version }, 'agent bundle added');
+    }
+    deployments = new DeploymentService({ config, store, platform, logger, bundles });
+    await deployments.start({ exclusiveDatabase: database.embedded });
+    const ctx: ServerContext = { config, store, database, logger, metrics, platform, deployments };
     app = await buildApp(ctx);
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
   } catch (e) {
+    await deployments?.stop().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await platform?.stop().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw e;
   }
   const services = platform;
+  const deploys = deployments;
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
@@ -141,9 +167,12 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     database,
     config,
     platform: services,
+    deployments: deploys,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge);
+        // Running deployments go back to the queue (their leases released) for the next start.
+        await deploys.stop().catch((err: unknown) => logger.warn({ err }, 'stopping deployments failed'));
         // Running batches first: a POST /batches waiting for its job answers (with the job
         // recorded as interrupted) instead of holding the HTTP close up.
         await services.batches

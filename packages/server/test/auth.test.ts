@@ -22,7 +22,10 @@ function expected(access: string, ok: number, caller: Caller): number {
 describe('auth', { timeout: 90_000 }, () => {
   let t: TestServer;
   before(async () => {
-    t = await startTestServer('pglite', { server: { login_rate_limit: { max: 1000 } } });
+    // The deployment cases' fixtures must stay queued until called: the queue only looks on a kick.
+    t = await startTestServer('pglite', {
+      server: { login_rate_limit: { max: 1000 }, deploy: { poll_interval: '1h' } },
+    });
   });
   after(async () => t?.stop());
 

@@ -159,11 +159,16 @@ export async function http<T = unknown>(
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.auth?.cookie) headers.cookie = opts.auth.cookie;
   if (opts.auth?.token) headers.authorization = `Bearer ${opts.auth.token}`;
-  let body: string | undefined;
+  let body: string | Uint8Array | undefined;
   if (opts.body !== undefined) {
     const ct = opts.contentType ?? 'application/json';
     headers['content-type'] = ct;
-    body = typeof opts.body === 'string' && ct !== 'application/json' ? opts.body : JSON.stringify(opts.body);
+    body =
+      opts.body instanceof Uint8Array
+        ? opts.body
+        : typeof opts.body === 'string' && ct !== 'application/json'
+          ? opts.body
+          : JSON.stringify(opts.body);
   }
   const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();

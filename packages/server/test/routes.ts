@@ -3,6 +3,9 @@
  * the table the auth matrix and the OpenAPI coverage test are driven by.
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { packAgentBundle } from '@opsplane/agent';
+import { tempDir } from '@opsplane/test-support';
 import { DeviceCreateSchema, type Access, type Role } from '../src/index.js';
 import { deviceBody, tokenFor, type RoleUser, type TestServer } from './helpers.js';
 
@@ -44,6 +47,27 @@ async function newDeviceCode(t: TestServer): Promise<string> {
 async function newUser(t: TestServer, role: Role = 'viewer'): Promise<string> {
   const u = await t.server.store.users.create({ username: `fx-${unique()}`, role, passwordHash: 'x' });
   return u.id;
+}
+
+/** A restart deployment of a fresh device, straight in the database (no queue kick). */
+async function newDeployment(
+  t: TestServer,
+  state: 'queued' | 'cancelled',
+): Promise<{ id: string; rolloutId: string }> {
+  const device = (await t.server.store.devices.get(await newDevice(t)))!;
+  const r = await t.server.store.deployments.createRollout({
+    type: 'restart',
+    version: '',
+    batchSize: 1,
+    maxFailures: 0,
+    acceptChangedHostKey: false,
+    requestedBy: 'fixture',
+    devices: [{ id: device.id, name: device.name, area: device.function_area }],
+    steps: ['connect'],
+  });
+  const d = r.deployments[0]!;
+  if (state === 'cancelled') await t.server.store.deployments.cancelDeployment(d.id, 'fixture');
+  return { id: d.id, rolloutId: r.rollout.id };
 }
 
 export const ROUTES: RouteCase[] = [
@@ -222,5 +246,79 @@ export const ROUTES: RouteCase[] = [
       path: `/api/v1/areas/area-${unique()}/credentials`,
       body: { controller_token: `token-${unique()}` },
     }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/deployments',
+    access: 'operator',
+    ok: 202,
+    prepare: async (t) => ({ body: { type: 'restart', devices: [await newDevice(t)] } }),
+  },
+  { method: 'GET', route: '/api/v1/deployments', access: 'viewer', ok: 200 },
+  {
+    method: 'GET',
+    route: '/api/v1/deployments/:id',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/deployments/${(await newDeployment(t, 'queued')).id}` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/deployments/:id/events',
+    access: 'viewer',
+    ok: 200,
+    // Finished: the stream sends it and ends.
+    prepare: async (t) => ({
+      path: `/api/v1/deployments/${(await newDeployment(t, 'cancelled')).id}/events`,
+    }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/deployments/:id/cancel',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/deployments/${(await newDeployment(t, 'queued')).id}/cancel` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/deployments/:id/retry',
+    access: 'operator',
+    ok: 202,
+    prepare: async (t) => ({ path: `/api/v1/deployments/${(await newDeployment(t, 'cancelled')).id}/retry` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/rollouts/:id',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/rollouts/${(await newDeployment(t, 'queued')).rolloutId}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/rollouts/:id/cancel',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({
+      path: `/api/v1/rollouts/${(await newDeployment(t, 'queued')).rolloutId}/cancel`,
+    }),
+  },
+  { method: 'GET', route: '/api/v1/agent-bundles', access: 'viewer', ok: 200 },
+  {
+    method: 'POST',
+    route: '/api/v1/agent-bundles',
+    access: 'admin',
+    ok: 201,
+    prepare: async () => {
+      const dir = await tempDir('opsplane-bundle-fixture-');
+      try {
+        const b = await packAgentBundle({
+          version: `0.0.${++seq}-fixture.${randomBytes(3).toString('hex')}`,
+          outDir: dir.path,
+        });
+        return { body: await readFile(b.path), contentType: 'application/gzip' };
+      } finally {
+        await dir.cleanup();
+      }
+    },
   },
 ];

@@ -110,6 +110,12 @@ export interface FleetOptions {
   cliMain?: string;
   /** How long start-up may take in total. Default 60 s. */
   startTimeoutMs?: number;
+  /**
+   * The address controllers listen on and register in etcd. Default 127.0.0.1; tests whose
+   * agents run on other hosts (network namespaces, see startSshHosts) pass an address those
+   * hosts can reach.
+   */
+  controllerAddress?: string;
 }
 
 // ------------------------------------------------------------------------------------ handles
@@ -139,9 +145,9 @@ export interface FleetPackage {
 export interface FleetController {
   readonly id: string;
   readonly area: string;
-  /** http://127.0.0.1:<port> */
+  /** http://<controllerAddress>:<port> (127.0.0.1 by default) */
   readonly url: string;
-  /** 127.0.0.1:<port>, as registered in etcd. */
+  /** <controllerAddress>:<port>, as registered in etcd. */
   readonly address: string;
   /** `<prefix><area>/<id>` */
   readonly etcdKey: string;
@@ -542,10 +548,10 @@ class ControllerImpl implements FleetController {
     readonly configPath: string,
   ) {}
   get url() {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.fleet.controllerHost}:${this.port}`;
   }
   get address() {
-    return `127.0.0.1:${this.port}`;
+    return `${this.fleet.controllerHost}:${this.port}`;
   }
   get etcdKey() {
     return `${this.fleet.prefix}${this.area}/${this.id}`;
@@ -630,6 +636,9 @@ class FleetImpl implements Fleet {
   readonly prefix: string;
   readonly apiToken: string | undefined;
   readonly tag = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  get controllerHost(): string {
+    return this.opts.controllerAddress ?? '127.0.0.1';
+  }
   private readonly secrets = new Map<string, string>();
   private readonly cliMain: string;
   private readonly logLevel: string;
@@ -816,7 +825,7 @@ class FleetImpl implements Fleet {
       {
         area: c.area,
         id: c.id,
-        listen: `127.0.0.1:${c.port}`,
+        listen: `${this.controllerHost}:${c.port}`,
         etcd: { endpoints: this.etcd.endpoints, prefix: this.prefix, dial_timeout: '3s' },
         lease_ttl: t.leaseTtl ?? '3s',
         refresh_interval: t.refreshInterval ?? '1s',

@@ -70,6 +70,12 @@ export interface SshHost {
   readonly sudo: boolean;
   /** The network namespace (netns mode). */
   readonly ns?: string;
+  /**
+   * The address by which programs on this host reach the test machine (the root namespace):
+   * the root side of its veth in netns mode (the namespace's default route goes there, so every
+   * address of the root namespace is reachable too), 127.0.0.1 in loopback mode.
+   */
+  readonly gateway: string;
   /** The host's temp dir (config, host key, authorized keys, homes). */
   readonly dir: string;
   /** True while sshd runs. */
@@ -90,6 +96,12 @@ export interface SshHost {
 export interface SshHosts {
   readonly hosts: SshHost[];
   readonly mode: SshHostsMode;
+  /**
+   * An address of the test machine that every host can reach: where to bind a service the hosts
+   * must call (e.g. a controller their agents connect to). hosts[0].gateway in netns mode,
+   * 127.0.0.1 in loopback mode.
+   */
+  readonly machineAddress: string;
   /** Kills every sshd and removes users, namespaces, sudoers entries and temp dirs. Idempotent. */
   stop(): Promise<void>;
 }
@@ -315,6 +327,7 @@ class Host implements SshHost {
     readonly users: SshHost['users'],
     readonly sudo: boolean,
     readonly ns: string | undefined,
+    readonly gateway: string,
     private readonly allowUsers: readonly string[],
     private readonly sshd: string,
     private readonly startTimeoutMs: number,
@@ -467,6 +480,7 @@ async function buildHost(
   await chmod(root.path, 0o755);
 
   let address = '127.0.0.1';
+  let gateway = '127.0.0.1';
   let port = 22;
   let ns: string | undefined;
   if (mode === 'netns') {
@@ -485,6 +499,9 @@ async function buildHost(
     await run('ip', ['-n', ns, 'addr', 'add', `${address}/30`, 'dev', vn]);
     await run('ip', ['-n', ns, 'link', 'set', vn, 'up']);
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    // Everything else goes to the root namespace, so programs on the host reach any of its addresses.
+    await run('ip', ['-n', ns, 'route', 'add', 'default', 'via', outer]);
+    gateway = outer;
   } else {
     port = await freePort();
   }
@@ -534,6 +551,7 @@ async function buildHost(
     users,
     sudo,
     ns,
+    gateway,
     [...created.users],
     sshd,
     opts.startTimeoutMs ?? 15_000,
@@ -607,5 +625,5 @@ export async function startSshHosts(count: number, opts: SshHostsOptions = {}): 
     await stop().catch(() => undefined);
     throw e;
   }
-  return { hosts, mode, stop };
+  return { hosts, mode, machineAddress: hosts[0]?.gateway ?? '127.0.0.1', stop };
 }

@@ -42,6 +42,13 @@ export class ApiClient {
     private readonly auth: { token?: string | undefined; cookie?: string | undefined },
   ) {}
 
+  /** The headers that authenticate a request (also for streams and uploads, see sse.ts). */
+  authHeaders(): Record<string, string> {
+    if (this.auth.token) return { authorization: `Bearer ${this.auth.token}` };
+    if (this.auth.cookie) return { cookie: this.auth.cookie };
+    return {};
+  }
+
   async request<T>(
     method: string,
     path: string,
@@ -50,9 +57,7 @@ export class ApiClient {
     const url = new URL(`${this.server}/api/v1${path}`);
     for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.auth.token) headers.authorization = `Bearer ${this.auth.token}`;
-    else if (this.auth.cookie) headers.cookie = this.auth.cookie;
+    const headers: Record<string, string> = { accept: 'application/json', ...this.authHeaders() };
     let body: string | undefined;
     if (opts.body !== undefined) {
       headers['content-type'] = opts.contentType ?? 'application/json';

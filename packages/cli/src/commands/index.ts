@@ -51,6 +51,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => load(import('./batch.js')),
   },
   {
+    name: 'deploy',
+    summary: 'install/upgrade/uninstall/restart the agent on devices over SSH, with progress',
+    load: () => load(import('./deploy.js')),
+  },
+  {
+    name: 'deployments',
+    summary: 'list, show, watch, cancel or retry deployments; list or upload agent bundles',
+    load: () => load(import('./deployments.js')),
+  },
+  {
     name: 'controllers',
     summary: 'list the controllers of every area, or their history',
     load: () => load(import('./controllers.js')),

@@ -40,6 +40,9 @@ export default defineCommand({
     },
   },
   details: [
+    'The agent this CLI was built with is offered for deployment as an agent bundle of its',
+    'version (see GET /api/v1/agent-bundles); upload others with `opsplane deployments bundles --upload`.',
+    '',
     'On first start the embedded database is created in <data-dir>/db, a master key in',
     '<data-dir>/master.key, and the password of the first admin user is printed once.',
     '',
@@ -79,7 +82,8 @@ export default defineCommand({
     try {
       return await runDaemon(
         async () => {
-          const s = await startServer(config, { logger });
+          const bundles = await builtinBundle(logger);
+          const s = await startServer(config, { logger, bundles }).finally(() => cleanupBundles(bundles));
           io.out(`opsplane server listening on ${s.url} (API ${s.url}/api/v1, docs ${s.url}/docs)`);
           return s;
         },
@@ -92,3 +96,30 @@ export default defineCommand({
     }
   },
 });
+
+/**
+ * The agent this CLI ships, packed as a bundle in a temp dir for the server to take in (it copies
+ * it into its bundle directory). Skipped, with a warning, when the agent bundle was not built.
+ */
+async function builtinBundle(logger: { warn(o: object, m: string): void }): Promise<string[]> {
+  try {
+    const { packAgentBundle } = await import('@opsplane/agent');
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'opsplane-bundle-'));
+    return [(await packAgentBundle({ outDir: dir })).path];
+  } catch (err) {
+    logger.warn(
+      { err },
+      'the built-in agent bundle is not available (run npm run build); deployments need an uploaded one',
+    );
+    return [];
+  }
+}
+
+async function cleanupBundles(paths: readonly string[]): Promise<void> {
+  const { rm } = await import('node:fs/promises');
+  const { dirname } = await import('node:path');
+  for (const p of paths) await rm(dirname(p), { recursive: true, force: true });
+}

@@ -60,7 +60,6 @@ function toStatus(p: string | PackageStatus): PackageStatus {
     : p;
 }
 
-
 export class FakeAgent {
   readonly opts: FakeAgentOptions;
   readonly ws: WebSocket;

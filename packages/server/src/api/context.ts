@@ -7,6 +7,7 @@ import type { ServerConfig } from '../config.js';
 import type { DatabaseHandle } from '../db/database.js';
 import type { Store } from '../db/store.js';
 import type { ServerMetrics } from '../metrics.js';
+import type { DeploymentService } from '../services/deployments.js';
 import type { PlatformServices } from '../services/platform.js';
 
 export interface ServerContext {
@@ -16,6 +17,7 @@ export interface ServerContext {
   logger: Logger;
   metrics: ServerMetrics;
   platform: PlatformServices;
+  deployments: DeploymentService;
 }
 
 export interface RouteOptions {

@@ -161,6 +161,72 @@ export const MIGRATIONS: readonly Migration[] = [
         CHECK (status IN ('running', 'done', 'failed', 'interrupted'))`,
     ],
   },
+  {
+    version: 3,
+    name: 'deployments',
+    statements: [
+      `CREATE TABLE rollouts (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        type text NOT NULL CHECK (type IN ('install', 'upgrade', 'uninstall', 'restart')),
+        version text NOT NULL DEFAULT '',
+        batch_size integer NOT NULL CHECK (batch_size >= 1),
+        max_failures integer NOT NULL DEFAULT 0 CHECK (max_failures >= 0),
+        accept_changed_host_key boolean NOT NULL DEFAULT false,
+        status text NOT NULL DEFAULT 'running'
+          CHECK (status IN ('running', 'succeeded', 'failed', 'stopped', 'cancelled')),
+        requested_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+      )`,
+      `CREATE INDEX rollouts_created_idx ON rollouts (created_at)`,
+      `CREATE TABLE deployments (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        rollout_id uuid NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+        type text NOT NULL CHECK (type IN ('install', 'upgrade', 'uninstall', 'restart')),
+        device_id uuid REFERENCES devices(id) ON DELETE SET NULL,
+        device_name text NOT NULL,
+        area text NOT NULL,
+        position integer NOT NULL DEFAULT 0,
+        version text NOT NULL DEFAULT '',
+        status text NOT NULL DEFAULT 'queued'
+          CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        attempt integer NOT NULL DEFAULT 0,
+        retry_of uuid REFERENCES deployments(id) ON DELETE SET NULL,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        steps jsonb NOT NULL DEFAULT '[]'::jsonb,
+        error text,
+        error_code text,
+        requested_by text NOT NULL,
+        lease_owner text,
+        lease_expires_at timestamptz,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        started_at timestamptz,
+        finished_at timestamptz
+      )`,
+      `CREATE INDEX deployments_rollout_idx ON deployments (rollout_id)`,
+      `CREATE INDEX deployments_device_idx ON deployments (device_id, created_at)`,
+      `CREATE INDEX deployments_created_idx ON deployments (created_at)`,
+      `CREATE INDEX deployments_active_idx ON deployments (status) WHERE status IN ('queued', 'running')`,
+      // At most one unfinished deployment per device: two would fight over the same host.
+      `CREATE UNIQUE INDEX deployments_one_active_per_device
+        ON deployments (device_id) WHERE status IN ('queued', 'running')`,
+      `CREATE TABLE deployment_logs (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        deployment_id uuid NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+        at timestamptz NOT NULL DEFAULT now(),
+        level text NOT NULL CHECK (level IN ('info', 'warn', 'error')),
+        step text,
+        message text NOT NULL
+      )`,
+      `CREATE INDEX deployment_logs_deployment_idx ON deployment_logs (deployment_id, id)`,
+      `CREATE TABLE host_keys (
+        host_port text PRIMARY KEY,
+        fingerprint text NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
 
 export function migrationChecksum(m: Migration): string {

@@ -173,6 +173,79 @@ export const secrets = pgTable(
   (t) => [primaryKey({ columns: [t.scope, t.name] })],
 );
 
+export const rollouts = pgTable('rollouts', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  type: text('type').notNull(),
+  version: text('version').notNull().default(''),
+  batchSize: integer('batch_size').notNull(),
+  maxFailures: integer('max_failures').notNull().default(0),
+  acceptChangedHostKey: boolean('accept_changed_host_key').notNull().default(false),
+  status: text('status').notNull().default('running'),
+  requestedBy: text('requested_by').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  finishedAt: ts('finished_at'),
+});
+
+/** One step of a deployment as stored in deployments.steps. */
+export interface StoredStep {
+  name: string;
+  status: 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+  startedAt: string | null;
+  finishedAt: string | null;
+  message: string | null;
+}
+
+export const deployments = pgTable('deployments', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  rolloutId: uuid('rollout_id')
+    .notNull()
+    .references(() => rollouts.id, { onDelete: 'cascade' }),
+  type: text('type').notNull(),
+  deviceId: uuid('device_id').references(() => devices.id, { onDelete: 'set null' }),
+  deviceName: text('device_name').notNull(),
+  area: text('area').notNull(),
+  /** Order within the rollout: the order the devices were asked for. */
+  position: integer('position').notNull().default(0),
+  version: text('version').notNull().default(''),
+  status: text('status').notNull().default('queued'),
+  attempt: integer('attempt').notNull().default(0),
+  retryOf: uuid('retry_of'),
+  cancelRequested: boolean('cancel_requested').notNull().default(false),
+  steps: jsonb('steps').$type<StoredStep[]>().notNull().default([]),
+  error: text('error'),
+  errorCode: text('error_code'),
+  requestedBy: text('requested_by').notNull(),
+  /** The server instance working on it; its lease lapses if that server dies. */
+  leaseOwner: text('lease_owner'),
+  leaseExpiresAt: ts('lease_expires_at'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  startedAt: ts('started_at'),
+  finishedAt: ts('finished_at'),
+});
+
+export const deploymentLogs = pgTable('deployment_logs', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  deploymentId: uuid('deployment_id')
+    .notNull()
+    .references(() => deployments.id, { onDelete: 'cascade' }),
+  at: ts('at').notNull().defaultNow(),
+  level: text('level').notNull(),
+  step: text('step'),
+  message: text('message').notNull(),
+});
+
+/** SSH host key fingerprints recorded on first use (`host:port` → `SHA256:…`). */
+export const hostKeys = pgTable('host_keys', {
+  hostPort: text('host_port').primaryKey(),
+  fingerprint: text('fingerprint').notNull(),
+  recordedAt: ts('recorded_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
 export const ALL_TABLES = {
   schema_migrations: schemaMigrations,
   users,
@@ -186,6 +259,10 @@ export const ALL_TABLES = {
   batch_results: batchResults,
   settings,
   secrets,
+  rollouts,
+  deployments,
+  deployment_logs: deploymentLogs,
+  host_keys: hostKeys,
 } as const;
 
 export type UserRow = typeof users.$inferSelect;
@@ -197,3 +274,6 @@ export type AuditRow = typeof auditLog.$inferSelect;
 export type ControllerHistoryRow = typeof controllersHistory.$inferSelect;
 export type BatchJobRow = typeof batchJobs.$inferSelect;
 export type BatchResultRow = typeof batchResults.$inferSelect;
+export type RolloutRow = typeof rollouts.$inferSelect;
+export type DeploymentRow = typeof deployments.$inferSelect;
+export type DeploymentLogRow = typeof deploymentLogs.$inferSelect;

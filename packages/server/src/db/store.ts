@@ -8,7 +8,9 @@ import { AuditRepo } from './audit-repo.js';
 import { BatchesRepo } from './batches-repo.js';
 import { ControllersHistoryRepo } from './controllers-history-repo.js';
 import type { Database } from './database.js';
+import { DeploymentsRepo } from './deployments-repo.js';
 import { DevicesRepo } from './devices-repo.js';
+import { HostKeysRepo } from './host-keys-repo.js';
 import { SecretsRepo, SettingsRepo } from './secrets-repo.js';
 import { SessionsRepo } from './sessions-repo.js';
 import { TokensRepo } from './tokens-repo.js';
@@ -24,6 +26,8 @@ export class Store {
   readonly settings: SettingsRepo;
   readonly controllersHistory: ControllersHistoryRepo;
   readonly batches: BatchesRepo;
+  readonly deployments: DeploymentsRepo;
+  readonly hostKeys: HostKeysRepo;
 
   constructor(
     readonly db: Database,
@@ -38,6 +42,8 @@ export class Store {
     this.settings = new SettingsRepo(db);
     this.controllersHistory = new ControllersHistoryRepo(db);
     this.batches = new BatchesRepo(db);
+    this.deployments = new DeploymentsRepo(db);
+    this.hostKeys = new HostKeysRepo(db);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -1,4 +1,4 @@
-/** Device deployment over SSH (the session layer the deployer builds on). */
+/** Agent deployment: SSH and WinRM sessions, bundles, the shared steps and the per-OS installers. */
 export {
   SshAuthError,
   SshUnreachableError,
@@ -19,3 +19,26 @@ export type {
   UploadResult,
   DetectResult,
 } from './ssh/ssh-session.js';
+
+// Deployment: bundles, the shared steps, per-OS installers and their errors.
+export {
+  AgentBundleStore,
+  BundleNotFoundError,
+  compareVersions,
+  type StoredBundle,
+} from './agent-bundles.js';
+export * from './deploy-errors.js';
+export { runDeploymentSteps, renderAgentConfig, STEPS } from './deployment-steps.js';
+export type { DeploymentKind, StepRecorder, StepsInput, AgentIdentity } from './deployment-steps.js';
+export type {
+  HostInstaller,
+  HostFacts,
+  InstallLayout,
+  InstalledVersions,
+  AgentBundleInfo,
+} from './host-installer.js';
+export { LinuxInstaller, checkInstallDir, SERVICE_NAME, type InstallScope } from './linux-installer.js';
+export { installOptionsOf, type InstallOptions } from './device-connector.js';
+export { WinRmSession } from './winrm/winrm-session.js';
+export { WindowsInstaller } from './winrm/windows-installer.js';
+export * from './winrm/winrm-errors.js';

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+/**
+ * Builds the self-contained agent: bundles dist/src/bundle-main.js (compiled by tsc) and every
+ * dependency into dist/bundle/agent.mjs, one ESM file a device runs with plain `node`. Run by
+ * the root `npm run build` after tsc; packAgentBundle (src/bundle/pack.ts) packs the result.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const pkgDir = fileURLToPath(new URL('..', import.meta.url));
+const entry = `${pkgDir}dist/src/bundle-main.js`;
+const outfile = `${pkgDir}dist/bundle/agent.mjs`;
+
+if (!existsSync(entry)) {
+  console.error(`build-bundle: ${entry} does not exist; run tsc first (npx tsc -b tsconfig.build.json)`);
+  process.exit(1);
+}
+const { version } = JSON.parse(readFileSync(`${pkgDir}package.json`, 'utf8'));
+
+const result = await build({
+  entryPoints: [entry],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  minify: false,
+  sourcemap: false,
+  // Dependencies' license headers stay in the file we ship (collected at its end).
+  legalComments: 'eof',
+  // CommonJS dependencies (pino, prom-client, ws, …) call require() for Node built-ins and
+  // optional modules; in an ES module that needs a real require.
+  banner: {
+    js: "import { createRequire as __opsplaneCreateRequire } from 'node:module';\nconst require = __opsplaneCreateRequire(import.meta.url);",
+  },
+  // ws loads these native speed-ups with require() inside try/catch and does without them; left
+  // external, that require fails on the device and ws falls back to its JavaScript code.
+  external: ['bufferutil', 'utf-8-validate'],
+  // Tells src/version.ts it runs bundled, and the version to report when no manifest.json is beside it.
+  define: { __OPSPLANE_AGENT_BUILD_VERSION__: JSON.stringify(version) },
+  logLevel: 'warning',
+});
+if (result.errors.length > 0) process.exit(1);
+console.log(`build-bundle: ${outfile} (${Math.round(statSync(outfile).size / 1024)} kB)`);

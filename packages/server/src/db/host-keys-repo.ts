@@ -1,0 +1,35 @@
+/**
+ * SSH host key fingerprints recorded on first use, shared by every deployment (and every server
+ * on the same database): the HostKeyStore of the SSH deployer.
+ */
+import { eq, sql } from 'drizzle-orm';
+import type { HostKeyStore } from '../deploy/ssh/host-key-policy.js';
+import type { Database } from './database.js';
+import { hostKeys } from './schema.js';
+
+export class HostKeysRepo implements HostKeyStore {
+  constructor(private readonly db: Database) {}
+
+  async get(hostPort: string): Promise<string | undefined> {
+    const [row] = await this.db
+      .select({ f: hostKeys.fingerprint })
+      .from(hostKeys)
+      .where(eq(hostKeys.hostPort, hostPort));
+    return row?.f;
+  }
+
+  async record(hostPort: string, fingerprint: string): Promise<void> {
+    await this.db
+      .insert(hostKeys)
+      .values({ hostPort, fingerprint })
+      .onConflictDoUpdate({
+        target: hostKeys.hostPort,
+        set: { fingerprint, updatedAt: sql`now()` },
+      });
+  }
+
+  async forget(hostPort: string): Promise<boolean> {
+    const rows = await this.db.delete(hostKeys).where(eq(hostKeys.hostPort, hostPort)).returning();
+    return rows.length > 0;
+  }
+}

@@ -1,0 +1,420 @@
+/**
+ * Deployments, the service: turns a request into a rollout (devices resolved, bundle chosen,
+ * credentials checked up front so that a doomed request fails at once with a 4xx), and runs each
+ * claimed deployment — connects to the device with its decrypted credentials, runs the shared
+ * steps, records steps and log lines (to the database and to live listeners), keeps the device's
+ * status in step, and applies the rollout's failure budget.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { ControllerUnavailableError, OpsplaneError, ValidationError } from '@opsplane/models';
+import type { ServerConfig } from '../config.js';
+import type { Store } from '../db/store.js';
+import type { DeploymentLogRow, DeploymentRow, StoredStep } from '../db/schema.js';
+import type { Device, DeviceStatus } from '../api/schemas/devices.js';
+import type { DeploymentCreateInput, DeploymentType } from '../api/schemas/deployments.js';
+import type { AgentBundleStore } from '../deploy/agent-bundles.js';
+import { type StoredBundle } from '../deploy/agent-bundles.js';
+import {
+  AgentNotOnlineError,
+  DeploymentCancelledError,
+  DeviceNotFoundError,
+  UpgradeRolledBackError,
+} from '../deploy/deploy-errors.js';
+import { runDeploymentSteps, STEPS, type StepRecorder } from '../deploy/deployment-steps.js';
+import { connectInstaller, installOptionsOf } from '../deploy/device-connector.js';
+import { DeploymentQueue, type AbortReason } from './deployment-queue.js';
+import type { PlatformServices } from './platform.js';
+
+export interface DeploymentEvents {
+  /** A log line of a deployment. */
+  log: [deploymentId: string, line: DeploymentLogRow];
+  /** A deployment's status or steps changed. */
+  change: [deploymentId: string];
+  /** The server is stopping: live streams end. */
+  shutdown: [];
+}
+
+export interface DeploymentServiceOptions {
+  config: ServerConfig;
+  store: Store;
+  platform: PlatformServices;
+  logger: Logger;
+  bundles: AgentBundleStore;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+export class DeploymentService extends EventEmitter<DeploymentEvents> {
+  readonly queue: DeploymentQueue;
+  readonly bundles: AgentBundleStore;
+  readonly #log: Logger;
+
+  constructor(private readonly opts: DeploymentServiceOptions) {
+    super();
+    this.setMaxListeners(0);
+    this.bundles = opts.bundles;
+    this.#log = opts.logger.child({ component: 'deployments' });
+    const d = opts.config.server.deploy;
+    this.queue = new DeploymentQueue({
+      repo: opts.store.deployments,
+      maxWorkers: opts.config.concurrency.max_workers,
+      leaseMs: d.lease_ttl,
+      pollMs: d.poll_interval,
+      execute: (row, signal, owner) => this.#execute(row, signal, owner),
+      logger: this.#log,
+    });
+  }
+
+  async start(opts: { exclusiveDatabase: boolean }): Promise<void> {
+    if (opts.exclusiveDatabase) {
+      // Nobody else can hold a lease on an embedded database: what is running was cut off.
+      const n = await this.opts.store.deployments.expireAllLeases();
+      if (n > 0) this.#log.warn({ deployments: n }, 'deployments cut off by the previous run will resume');
+    }
+    this.queue.start();
+  }
+
+  #stopping = false;
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  stop(): Promise<void> {
+    this.#stopping = true;
+    this.emit('shutdown');
+    return this.queue.stop();
+  }
+
+  // ------------------------------------------------------------------------------ requests
+
+  /** Resolves the request into devices and creates the rollout (in `tx`, with its audit record). */
+  async createRollout(store: Store, input: DeploymentCreateInput, requestedBy: string, retryOf?: string) {
+    const type = input.type as DeploymentType;
+    const devices = await this.#resolveDevices(store, input);
+    let bundle: StoredBundle | undefined;
+    if (type === 'install' || type === 'upgrade') bundle = await this.bundles.get(input.version);
+    else if (input.version !== undefined)
+      throw new ValidationError(`version applies to install and upgrade only`);
+    for (const d of devices) {
+      installOptionsOf(d); // bad install_dir/scope metadata → 4xx now, not a failed deployment later
+      if (bundle && !this.opts.platform.credentials.flagsOf(d.function_area).has_agent_secret) {
+        throw new OpsplaneError(
+          'area_not_configured',
+          `area '${d.function_area}' (device ${d.name}) has no agent secret, so no agent token can be issued; ` +
+            `set it with PUT /api/v1/areas/${d.function_area}/credentials`,
+          { status: 422 },
+        );
+      }
+    }
+    return store.deployments.createRollout({
+      type,
+      version: bundle?.version ?? '',
+      batchSize: input.batch_size ?? this.opts.config.concurrency.max_workers,
+      maxFailures: input.max_failures ?? 0,
+      acceptChangedHostKey: input.accept_changed_host_key ?? false,
+      requestedBy,
+      devices: devices.map((d) => ({ id: d.id, name: d.name, area: d.function_area })),
+      steps: STEPS[type],
+      ...(retryOf ? { retryOf } : {}),
+    });
+  }
+
+  async #resolveDevices(store: Store, input: DeploymentCreateInput): Promise<Device[]> {
+    if (input.devices) {
+      const out: Device[] = [];
+      const missing: string[] = [];
+      for (const ref of new Set(input.devices)) {
+        const d = /^[0-9a-f-]{36}$/i.test(ref)
+          ? await store.devices.get(ref)
+          : await store.devices.getByName(ref);
+        if (d) out.push(d);
+        else missing.push(ref);
+      }
+      if (missing.length > 0)
+        throw new DeviceNotFoundError(`no such device: ${missing.slice(0, 20).join(', ')}`);
+      return out;
+    }
+    const all: Device[] = [];
+    for (let page = 1; ; page++) {
+      const q = input.area !== undefined ? { function_area: input.area } : { status: 'new' as const };
+      const { devices, total } = await store.devices.list({
+        page,
+        pageSize: 500,
+        sort: 'name',
+        order: 'asc',
+        ...q,
+      } as Parameters<Store['devices']['list']>[0]);
+      all.push(...devices);
+      if (all.length >= total || devices.length === 0) break;
+    }
+    return all;
+  }
+
+  /** Kicks the queue after a commit that added work. */
+  wake(): void {
+    this.queue.kick();
+  }
+
+  // ------------------------------------------------------------------------------ running
+
+  async #execute(row: DeploymentRow, signal: AbortSignal, owner: string): Promise<void> {
+    const { store } = this.opts;
+    const repo = store.deployments;
+    const rec = new DbRecorder(this, row, signal);
+    if (row.cancelRequested) {
+      await repo.finish(row.id, owner, 'cancelled', {
+        code: 'cancelled',
+        message: 'cancelled before it started',
+      });
+      await this.#finished(row);
+      return;
+    }
+    if (row.attempt > 1) {
+      await rec.reset();
+      await rec.log(
+        'warn',
+        `resumed after the server that ran it stopped (attempt ${row.attempt}); running every step again`,
+      );
+    }
+    const device = row.deviceId ? await store.devices.get(row.deviceId) : undefined;
+    const rollout = await repo.rolloutOf(row.rolloutId);
+    const type = row.type as DeploymentType;
+    let outcome: { status: 'succeeded' | 'failed' | 'cancelled'; error?: { code: string; message: string } };
+    const statusBefore = device?.status;
+    try {
+      if (!device) throw new DeviceNotFoundError(`device ${row.deviceName} was deleted`);
+      if (type !== 'restart') await store.devices.setStatus(device.id, 'deploying');
+      const bundle = row.version ? await this.bundles.get(row.version) : undefined;
+      await rec.log(
+        'info',
+        `${type}${bundle ? ` ${bundle.version}` : ''} on ${device.name} (${device.ip}, area ${device.function_area}) by ${row.requestedBy}`,
+      );
+      const result = await runDeploymentSteps({
+        kind: type,
+        deviceName: device.name,
+        recorder: rec,
+        ...(bundle ? { bundle } : {}),
+        connect: () =>
+          connectInstaller(device, {
+            store,
+            acceptChangedHostKey: rollout?.acceptChangedHostKey ?? false,
+            logger: this.#log,
+            connectTimeoutMs: this.opts.config.server.deploy.connect_timeout,
+          }),
+        identity: async () => ({
+          code: device.agent_code,
+          area: device.function_area,
+          token: await this.opts.platform.credentials.agentTokenFor(device.function_area, device.agent_code),
+          controllers: this.#controllerUrls(device.function_area),
+        }),
+        waitOnline: (o) => this.#waitOnline(device, o, rec, signal),
+      });
+      outcome = { status: 'succeeded' };
+      const status: DeviceStatus = type === 'uninstall' ? 'uninstalled' : 'online';
+      await store.devices.setStatus(device.id, status, result.version);
+    } catch (e) {
+      if (signal.aborted) {
+        // Shutdown or lost lease: not this deployment's outcome — whoever claims it next resumes it.
+        this.#log.info(
+          { deployment: row.id, reason: signal.reason as AbortReason },
+          'deployment handed back',
+        );
+        if (device && statusBefore)
+          await store.devices.setStatus(device.id, statusBefore).catch(() => undefined);
+        return;
+      }
+      const err = e instanceof OpsplaneError ? e : new OpsplaneError('deploy_failed', (e as Error).message);
+      if (e instanceof DeploymentCancelledError) {
+        outcome = { status: 'cancelled', error: { code: 'cancelled', message: err.message } };
+        if (device && statusBefore)
+          await store.devices.setStatus(device.id, statusBefore).catch(() => undefined);
+      } else {
+        outcome = { status: 'failed', error: { code: err.code, message: err.message } };
+        const rolledBack = e instanceof UpgradeRolledBackError;
+        if (device)
+          await store.devices.setStatus(device.id, rolledBack ? 'online' : 'failed').catch(() => undefined);
+      }
+      await rec.log(outcome.status === 'cancelled' ? 'warn' : 'error', `${outcome.status}: ${err.message}`);
+    }
+    const done = await repo.finish(row.id, owner, outcome.status, outcome.error);
+    if (!done) return; // lease lost meanwhile: the other owner records the outcome
+    await this.#finished(row, outcome.status);
+  }
+
+  /** Applies the rollout's failure budget before the queue looks for the next deployment. */
+  async #finished(row: DeploymentRow, status?: string): Promise<void> {
+    await (async () => {
+      const repo = this.opts.store.deployments;
+      if (status === 'failed') {
+        const rollout = await repo.rolloutOf(row.rolloutId);
+        const counts = await repo.rolloutCounts(row.rolloutId);
+        if (rollout && rollout.maxFailures > 0 && (counts.failed ?? 0) >= rollout.maxFailures) {
+          await repo.cancelRollout(
+            row.rolloutId,
+            `rollout stopped after ${counts.failed} failure(s) (max_failures ${rollout.maxFailures})`,
+            'stopped',
+          );
+          this.#log.warn(
+            { rollout: row.rolloutId, failed: counts.failed },
+            'rollout stopped: failure budget spent',
+          );
+        }
+      }
+      await repo.settleRollout(row.rolloutId);
+    })()
+      .catch((err: unknown) => this.#log.warn({ err, rollout: row.rolloutId }, 'rollout bookkeeping failed'))
+      .finally(() => this.emit('change', row.id));
+  }
+
+  #controllerUrls(area: string): string[] {
+    const list = this.opts.platform
+      .listControllers()
+      .filter((c) => c.area === area && c.status === 'online')
+      .map((c) => (/^[a-z]+:\/\//i.test(c.address) ? c.address : `http://${c.address}`));
+    if (list.length === 0) {
+      throw new ControllerUnavailableError(
+        area,
+        `no controller of area '${area}' is online: the agent would have nowhere to connect`,
+      );
+    }
+    return list.sort();
+  }
+
+  /**
+   * Waits until the agent is online from a connection newer than the one the controllers knew
+   * when this was called: its last heartbeat must be later than the one seen first (a new
+   * hello counts as a heartbeat). Comparing the controller's own timestamps avoids clock skew.
+   */
+  async #waitOnline(
+    device: Device,
+    o: { version?: string },
+    rec: StepRecorder,
+    signal: AbortSignal,
+  ): Promise<{ controller: string }> {
+    const timeoutMs = this.opts.config.server.deploy.online_timeout;
+    const deadline = Date.now() + timeoutMs;
+    const code = device.agent_code;
+    let last = 'not listed by any controller';
+    let baseline: number | undefined;
+    let first = true;
+    while (!signal.aborted) {
+      await rec.checkCancelled();
+      try {
+        const { value: agent, controller } = await this.opts.platform.onAgent(code, (c, s) =>
+          c.getAgent(code, s),
+        );
+        const hb = Date.parse(agent.last_heartbeat);
+        if (first) baseline = hb;
+        if (agent.status !== 'online') last = `listed as ${agent.status}`;
+        else if (o.version && agent.version !== o.version)
+          last = `online as version ${agent.version}, not ${o.version}`;
+        else if (baseline !== undefined && !(hb > baseline))
+          last = 'online, but not yet from a new connection';
+        else return { controller: controller.controller.id };
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      first = false;
+      if (Date.now() >= deadline) break;
+      await sleep(500, signal);
+    }
+    throw new AgentNotOnlineError(
+      `agent ${code} did not show up online through the controllers of area ${device.function_area} within ${Math.round(timeoutMs / 1000)} s (last: ${last})`,
+    );
+  }
+
+  /** For the recorder: persist and announce. */
+  async appendLog(
+    id: string,
+    level: 'info' | 'warn' | 'error',
+    step: string | null,
+    message: string,
+  ): Promise<void> {
+    const line = await this.opts.store.deployments.appendLog(id, level, step, message);
+    this.emit('log', id, line);
+  }
+
+  async saveSteps(id: string, steps: StoredStep[]): Promise<void> {
+    await this.opts.store.deployments.setSteps(id, steps);
+    this.emit('change', id);
+  }
+
+  isCancelRequested(id: string): Promise<boolean> {
+    return this.opts.store.deployments.isCancelRequested(id);
+  }
+}
+
+/** StepRecorder that keeps the steps in the deployment row and the log in deployment_logs. */
+class DbRecorder implements StepRecorder {
+  #steps: StoredStep[];
+  #current: string | undefined;
+
+  constructor(
+    private readonly svc: DeploymentService,
+    private readonly row: DeploymentRow,
+    private readonly signal: AbortSignal,
+  ) {
+    this.#steps = row.steps.map((s) => ({ ...s }));
+  }
+
+  async reset(): Promise<void> {
+    this.#steps = this.#steps.map((s) => ({
+      ...s,
+      status: 'pending',
+      startedAt: null,
+      finishedAt: null,
+      message: null,
+    }));
+    await this.svc.saveSteps(this.row.id, this.#steps);
+  }
+
+  #stepOf(name: string): StoredStep {
+    let s = this.#steps.find((x) => x.name === name);
+    if (!s) {
+      s = { name, status: 'pending', startedAt: null, finishedAt: null, message: null };
+      this.#steps.push(s);
+    }
+    return s;
+  }
+
+  async begin(step: string): Promise<void> {
+    const s = this.#stepOf(step);
+    s.status = 'running';
+    s.startedAt = new Date().toISOString();
+    this.#current = step;
+    await this.svc.saveSteps(this.row.id, this.#steps);
+    await this.log('info', `${step}: started`, step);
+  }
+
+  async end(step: string, status: 'succeeded' | 'failed' | 'skipped', message?: string): Promise<void> {
+    const s = this.#stepOf(step);
+    s.status = status;
+    s.finishedAt = new Date().toISOString();
+    s.message = message ?? null;
+    if (this.#current === step) this.#current = undefined;
+    if (status === 'failed') {
+      // What follows a failed step will not run.
+      for (const other of this.#steps) if (other.status === 'pending') other.status = 'skipped';
+    }
+    await this.svc.saveSteps(this.row.id, this.#steps);
+    await this.log(
+      status === 'failed' ? 'error' : 'info',
+      `${step}: ${status}${message ? ` — ${message}` : ''}`,
+      step,
+    );
+  }
+
+  log(level: 'info' | 'warn' | 'error', message: string, step?: string): Promise<void> {
+    return this.svc.appendLog(this.row.id, level, step ?? this.#current ?? null, message);
+  }
+
+  async checkCancelled(): Promise<void> {
+    if (this.signal.aborted) throw new DeploymentCancelledError(`stopped: ${String(this.signal.reason)}`);
+    if (await this.svc.isCancelRequested(this.row.id)) throw new DeploymentCancelledError();
+  }
+}
