@@ -523,6 +523,44 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
     assert.match(failed.out, /ssh_auth_failed|authentication failed/i);
   });
 
+  it('selects devices by area and by status new', async () => {
+    const byArea = await deploy({ type: 'restart', area: AREA, batch_size: 20 });
+    assert.deepEqual(byArea.deployments.map((d) => d.device_name).sort(), [...ids.keys()].sort());
+    await settled(byArea.id);
+    const none = await deploy({ type: 'restart', area: 'area-without-devices' });
+    assert.deepEqual([none.status, none.deployments.length], ['succeeded', 0]);
+    // A device never deployed, in an area the server has no agent secret for: refused up front.
+    const fresh = await t.call('POST', '/api/v1/devices', {
+      auth: t.users.admin.token,
+      body: {
+        name: 'never-deployed',
+        ip: '192.0.2.10',
+        function_area: 'area-9',
+        os: 'linux',
+        login: { username: 'x', password: 'y' },
+      },
+    });
+    assert.equal(fresh.status, 201, fresh.text);
+    const refused = await t.call<{ error: { code: string; message: string } }>(
+      'POST',
+      '/api/v1/deployments',
+      {
+        ...op(),
+        body: { type: 'install', all_new: true },
+      },
+    );
+    assert.equal(refused.status, 422, refused.text);
+    assert.equal(refused.json.error.code, 'area_not_configured');
+    assert.match(refused.json.error.message, /never-deployed/);
+    const restartNew = await deploy({ type: 'restart', all_new: true });
+    assert.deepEqual(
+      restartNew.deployments.map((d) => d.device_name),
+      ['never-deployed'],
+    );
+    await t.call('POST', `/api/v1/rollouts/${restartNew.id}/cancel`, op());
+    await settled(restartNew.id);
+  });
+
   it('rejects bad requests with clear 4xx errors', async () => {
     const cases: [Record<string, unknown>, number, string][] = [
       [{ type: 'install' }, 400, 'validation_failed'],

@@ -70,3 +70,24 @@ export class DeviceNotFoundError extends OpsplaneError {
     super('device_not_found', message, { status: 404 });
   }
 }
+
+const TAIL = 2048;
+
+/** The last part of a remote command's stderr (at most 2 KiB), for messages and details. */
+export function stderrTail(s: string): string {
+  const t = s.trim();
+  return t.length > TAIL ? '…' + t.slice(-TAIL) : t;
+}
+
+/** Socket error codes that mean "the device cannot be reached" (vs. a protocol failure). */
+export const UNREACHABLE_NET_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'EPIPE',
+]);

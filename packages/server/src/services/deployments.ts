@@ -11,7 +11,7 @@ import { ControllerUnavailableError, OpsplaneError, ValidationError } from '@ops
 import type { ServerConfig } from '../config.js';
 import type { Store } from '../db/store.js';
 import type { DeploymentLogRow, DeploymentRow, StoredStep } from '../db/schema.js';
-import type { Device, DeviceStatus } from '../api/schemas/devices.js';
+import type { Device, DeviceListQuery, DeviceStatus } from '../api/schemas/devices.js';
 import type { DeploymentCreateInput, DeploymentType } from '../api/schemas/deployments.js';
 import type { AgentBundleStore } from '../deploy/agent-bundles.js';
 import { type StoredBundle } from '../deploy/agent-bundles.js';
@@ -140,15 +140,16 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
       return out;
     }
     const all: Device[] = [];
+    const filter: Pick<DeviceListQuery, 'function_area' | 'status'> =
+      input.area !== undefined ? { function_area: input.area } : { status: ['new'] };
     for (let page = 1; ; page++) {
-      const q = input.area !== undefined ? { function_area: input.area } : { status: 'new' as const };
       const { devices, total } = await store.devices.list({
         page,
         pageSize: 500,
         sort: 'name',
         order: 'asc',
-        ...q,
-      } as Parameters<Store['devices']['list']>[0]);
+        ...filter,
+      });
       all.push(...devices);
       if (all.length >= total || devices.length === 0) break;
     }
@@ -199,13 +200,17 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
         deviceName: device.name,
         recorder: rec,
         ...(bundle ? { bundle } : {}),
-        connect: () =>
-          connectInstaller(device, {
+        connect: async () => {
+          const installer = await connectInstaller(device, {
             store,
             acceptChangedHostKey: rollout?.acceptChangedHostKey ?? false,
             logger: this.#log,
             connectTimeoutMs: this.opts.config.server.deploy.connect_timeout,
-          }),
+          });
+          // On shutdown (or a lost lease) the command in flight fails at once instead of finishing.
+          signal.addEventListener('abort', () => installer.close(), { once: true });
+          return installer;
+        },
         identity: async () => ({
           code: device.agent_code,
           area: device.function_area,

@@ -3,6 +3,7 @@
  * never on the message. Messages never contain passwords, keys or passphrases.
  */
 import { OpsplaneError } from '@opsplane/models';
+import { stderrTail } from '../deploy-errors.js';
 
 /** The device refused the credentials (password, key or passphrase). */
 export class SshAuthError extends OpsplaneError {
@@ -86,10 +87,4 @@ export class SshChecksumError extends OpsplaneError {
       { status: 502, details: { remotePath, expected, actual } },
     );
   }
-}
-
-const TAIL = 2048;
-function stderrTail(s: string): string {
-  const t = s.trim();
-  return t.length > TAIL ? '…' + t.slice(-TAIL) : t;
 }

@@ -19,6 +19,7 @@ import {
   SshSudoError,
   SshUnreachableError,
 } from './ssh-errors.js';
+import { UNREACHABLE_NET_CODES } from '../deploy-errors.js';
 
 export interface SshTarget {
   host: string;
@@ -97,17 +98,6 @@ export function normalizeArch(machine: string): string {
   return m;
 }
 
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EADDRNOTAVAIL',
-]);
-
 interface Connected {
   client: Client;
 }
@@ -154,7 +144,7 @@ function connectClient(
       if (e.level === 'client-timeout') {
         return finish(new SshUnreachableError(hostPort, `no SSH handshake within ${timeoutMs} ms`, e));
       }
-      if (e.code && UNREACHABLE_CODES.has(e.code)) {
+      if (e.code && UNREACHABLE_NET_CODES.has(e.code)) {
         return finish(new SshUnreachableError(hostPort, e.code, e));
       }
       if (/encrypted private key|passphrase|Cannot parse privateKey/i.test(e.message)) {

@@ -4,6 +4,7 @@
  * `user@host:port` and never contain the password (nor NTLM tokens or Authorization headers).
  */
 import { OpsplaneError } from '@opsplane/models';
+import { stderrTail } from '../deploy-errors.js';
 
 /** The WinRM service refused the credentials (HTTP 401 after Basic or the NTLM handshake). */
 export class WinRmAuthError extends OpsplaneError {
@@ -92,10 +93,4 @@ export class WinRmChecksumError extends OpsplaneError {
       { status: 502, details: { remotePath, expected, actual } },
     );
   }
-}
-
-const TAIL = 2048;
-function stderrTail(s: string): string {
-  const t = s.trim();
-  return t.length > TAIL ? '…' + t.slice(-TAIL) : t;
 }

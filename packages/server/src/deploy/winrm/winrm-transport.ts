@@ -14,6 +14,7 @@ import tls from 'node:tls';
 import { ValidationError } from '@opsplane/models';
 import { authenticateMessage, negotiateMessage, parseChallengeMessage } from './ntlm.js';
 import { WinRmAuthError, WinRmTlsError, WinRmUnreachableError } from './winrm-errors.js';
+import { UNREACHABLE_NET_CODES } from '../deploy-errors.js';
 
 export interface TransportOptions {
   /** `http(s)://host:port/wsman` */
@@ -35,17 +36,6 @@ export interface RawResponse {
   socket: unknown;
 }
 
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EADDRNOTAVAIL',
-  'EPIPE',
-]);
 const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNAME|HOSTNAME/;
 const MAX_RESPONSE = 32 * 1024 * 1024;
 
@@ -217,7 +207,7 @@ export class WinRmTransport {
         if (e instanceof WinRmTlsError) return reject(e);
         if (e.code && TLS_CODE.test(e.code))
           return reject(new WinRmTlsError(endpoint, `${e.code}: ${e.message}`, e));
-        if (e.code && UNREACHABLE_CODES.has(e.code))
+        if (e.code && UNREACHABLE_NET_CODES.has(e.code))
           return reject(new WinRmUnreachableError(endpoint, e.code, e));
         reject(new WinRmUnreachableError(endpoint, e.message, e));
       };
