@@ -7,6 +7,8 @@ import type { Store } from './db/store.js';
 
 export interface ServerMetrics {
   registry: Registry;
+  /** Finished deployments by type and outcome, with how long they ran. */
+  deploymentDuration: Histogram<'type' | 'status'>;
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route'>;
   loginFailures: Counter;
@@ -43,5 +45,23 @@ export function createMetrics(store: Store): ServerMetrics {
       for (const [status, n] of Object.entries(await store.devices.countByStatus())) this.set({ status }, n);
     },
   });
-  return { registry, httpRequests, httpDuration, loginFailures };
+  new Gauge({
+    name: 'opsplane_deployments',
+    help: 'Deployments by status (queued and running ones are the queue)',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [status, n] of Object.entries(await store.deployments.countByStatus()))
+        this.set({ status }, n);
+    },
+  });
+  const deploymentDuration = new Histogram({
+    name: 'opsplane_deployment_duration_seconds',
+    help: 'Finished deployments (install, upgrade, uninstall, restart) by outcome: claimed to finished',
+    labelNames: ['type', 'status'] as const,
+    buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+    registers: [registry],
+  });
+  return { registry, httpRequests, httpDuration, loginFailures, deploymentDuration };
 }

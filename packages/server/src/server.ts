@@ -133,7 +133,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       if (created && bundle) logger.info({ version: bundle.version }, 'agent bundle added');
     }
-    deployments = new DeploymentService({ config, store, platform, logger, bundles });
+    deployments = new DeploymentService({ config, store, platform, logger, bundles, metrics });
     await deployments.start({ exclusiveDatabase: database.embedded });
     const ctx: ServerContext = { config, store, database, logger, metrics, platform, deployments };
     app = await buildApp(ctx);

@@ -561,6 +561,14 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
     await settled(restartNew.id);
   });
 
+  it('exports deployment metrics for Prometheus', async () => {
+    const m = await t.call('GET', '/metrics', { auth: t.users.viewer.token });
+    assert.equal(m.status, 200);
+    assert.match(m.text, /^opsplane_deployments\{status="succeeded"\} [1-9]\d*$/m);
+    assert.match(m.text, /^opsplane_deployments\{status="failed"\} [1-9]\d*$/m);
+    assert.match(m.text, /^opsplane_deployment_duration_seconds_count\{type="install",status="succeeded"\} [1-9]\d*$/m);
+  });
+
   it('rejects bad requests with clear 4xx errors', async () => {
     const cases: [Record<string, unknown>, number, string][] = [
       [{ type: 'install' }, 400, 'validation_failed'],

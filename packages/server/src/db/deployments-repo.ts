@@ -341,6 +341,15 @@ export class DeploymentsRepo {
     return r;
   }
 
+  /** Counts of all deployments by status (for metrics). */
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = await this.db
+      .select({ status: deployments.status, n: count() })
+      .from(deployments)
+      .groupBy(deployments.status);
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
   /** Counts of a rollout's deployments by status. */
   async rolloutCounts(rolloutId: string): Promise<Record<string, number>> {
     const rows = await this.db

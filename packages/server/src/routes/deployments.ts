@@ -7,7 +7,7 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ConflictError, NotFoundError, ValidationError } from '@opsplane/models';
+import { ConflictError, NotFoundError, OpsplaneError, ValidationError } from '@opsplane/models';
 import { audited } from '../api/audit.js';
 import { principalOf } from '../api/auth.js';
 import type { RouteOptions } from '../api/context.js';
@@ -227,6 +227,7 @@ export const deploymentRoutes: FastifyPluginAsyncZod<
         response: {
           200: z.string().describe('text/event-stream: `deployment`, `log` and `end` events (see above)'),
           404: ErrorBodySchema,
+          503: ErrorBodySchema,
           ...commonErrors,
         },
       },
@@ -235,6 +236,12 @@ export const deploymentRoutes: FastifyPluginAsyncZod<
       const id = req.params.id;
       const first = await store.deployments.get(id);
       if (!first) throw new NotFoundError(`deployment ${id} not found`);
+      if (svc.stopping) {
+        // Not a 200 that ends at once: clients would take that for a finished stream.
+        throw new OpsplaneError('shutting_down', 'the server is stopping; reconnect in a moment', {
+          status: 503,
+        });
+      }
       const lastEventId = Number(req.headers['last-event-id']);
       let after = req.query.after ?? (Number.isInteger(lastEventId) ? lastEventId : 0);
       reply.hijack();

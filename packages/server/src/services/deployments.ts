@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { ControllerUnavailableError, OpsplaneError, ValidationError } from '@opsplane/models';
 import type { ServerConfig } from '../config.js';
+import type { ServerMetrics } from '../metrics.js';
 import type { Store } from '../db/store.js';
 import type { DeploymentLogRow, DeploymentRow, StoredStep } from '../db/schema.js';
 import type { Device, DeviceListQuery, DeviceStatus } from '../api/schemas/devices.js';
@@ -37,6 +38,7 @@ export interface DeploymentEvents {
 
 export interface DeploymentServiceOptions {
   config: ServerConfig;
+  metrics?: ServerMetrics;
   store: Store;
   platform: PlatformServices;
   logger: Logger;
@@ -248,6 +250,12 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
     }
     const done = await repo.finish(row.id, owner, outcome.status, outcome.error);
     if (!done) return; // lease lost meanwhile: the other owner records the outcome
+    if (done.startedAt && done.finishedAt) {
+      this.opts.metrics?.deploymentDuration.observe(
+        { type, status: outcome.status },
+        (done.finishedAt.getTime() - done.startedAt.getTime()) / 1000,
+      );
+    }
     await this.#finished(row, outcome.status);
   }
 
