@@ -566,7 +566,10 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
     assert.equal(m.status, 200);
     assert.match(m.text, /^opsplane_deployments\{status="succeeded"\} [1-9]\d*$/m);
     assert.match(m.text, /^opsplane_deployments\{status="failed"\} [1-9]\d*$/m);
-    assert.match(m.text, /^opsplane_deployment_duration_seconds_count\{type="install",status="succeeded"\} [1-9]\d*$/m);
+    assert.match(
+      m.text,
+      /^opsplane_deployment_duration_seconds_count\{type="install",status="succeeded"\} [1-9]\d*$/m,
+    );
   });
 
   it('rejects bad requests with clear 4xx errors', async () => {
