@@ -136,6 +136,9 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
       },
     });
 
+    // A "node" that is too old for the bundle.
+    const oldNode = join(work.path, 'old-node');
+    await writeFile(oldNode, '#!/bin/sh\necho v18.19.0\n', { mode: 0o755 });
     const [h0, h1, h2, h3, h4, h5, h6] = hosts.hosts as [
       SshHost,
       SshHost,
@@ -162,6 +165,13 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
       },
       { name: 'sudo-refused', host: h5, user: 'keyWithPassphrase' },
       { name: 'key-changed', host: h6, user: 'key', metadata: user },
+      {
+        name: 'no-node',
+        host: h5,
+        user: 'key',
+        metadata: { ...user, node_path: '/opt/no-such-node/bin/node' },
+      },
+      { name: 'old-node', host: h5, user: 'key', metadata: { ...user, node_path: oldNode } },
     ];
     if (sudoHosts.hosts[0]!.sudo) {
       specs.push({
@@ -216,6 +226,8 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
       'disk-full': 'disk_full',
       'sudo-refused': 'ssh_sudo_refused',
       'key-changed': 'ssh_host_key_changed',
+      'no-node': 'node_missing',
+      'old-node': 'node_missing',
     };
     for (const [n, code] of Object.entries(expectFail)) {
       const dep = d.get(n)!;
@@ -228,7 +240,8 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
     }
     assert.equal(done.status, 'failed');
     assert.equal(done.counts.succeeded, okNames.length);
-    assert.equal(done.counts.failed, 5);
+    assert.equal(done.counts.failed, Object.keys(expectFail).length);
+    assert.match(d.get('old-node')!.error ?? '', /v18\.19\.0/);
 
     // Every step is in the log with a timestamp.
     const one = (await t.call<Deployment>('GET', `/api/v1/deployments/${d.get('ok-0')!.id}`, op())).json;

@@ -21,6 +21,7 @@ import type {
   InstallLayout,
 } from './host-installer.js';
 import { agentctlScript, systemdUnit, STOP_PACKAGES_SCRIPT } from './linux-scripts.js';
+import { compareNodeVersions, nodeMinimum, parseNodeVersion } from './node-version.js';
 
 export type InstallScope = 'system' | 'user';
 
@@ -46,19 +47,11 @@ export function checkInstallDir(dir: string): string {
   return dir;
 }
 
-function parseNodeMin(range: string): [number, number, number] {
-  const m = /(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(range);
-  return [Number(m?.[1] ?? 0), Number(m?.[2] ?? 0), Number(m?.[3] ?? 0)];
-}
-
-function versionAtLeast(v: string, min: [number, number, number]): boolean {
-  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(v.trim());
-  if (!m) return false;
-  const have = [Number(m[1]), Number(m[2]), Number(m[3])];
-  for (let i = 0; i < 3; i++) {
-    if (have[i]! !== min[i]!) return have[i]! > min[i]!;
-  }
-  return true;
+/** Whether `node --version` output `v` is at least the range's minimum (any version if open). */
+function versionAtLeast(v: string, range: string): boolean {
+  const have = parseNodeVersion(v);
+  const min = nodeMinimum(range);
+  return have !== undefined && (min === undefined || compareNodeVersions(have, min) >= 0);
 }
 
 export class LinuxInstaller implements HostInstaller {
@@ -139,24 +132,30 @@ export class LinuxInstaller implements HostInstaller {
   }
 
   async checkPrerequisites(bundle: AgentBundleInfo): Promise<{ node: string; nodeVersion: string }> {
+    // A configured node_path is the only candidate: silently using another node would hide a typo.
+    const candidates = this.opts.nodePath
+      ? [this.opts.nodePath]
+      : ['', '/usr/local/bin/node', '/usr/bin/node'];
     const found = await this.session.exec(
       [
         'sh',
         '-c',
-        'for n in "$1" "$(command -v node 2>/dev/null)" /usr/local/bin/node /usr/bin/node; do ' +
+        'for n in "$@"; do [ -z "$n" ] && n=$(command -v node 2>/dev/null); ' +
           '[ -n "$n" ] && [ -x "$n" ] && { printf "%s\\n" "$n"; "$n" --version; exit 0; }; done; exit 3',
         'sh',
-        this.opts.nodePath ?? '',
+        ...candidates,
       ],
       { timeoutMs: 30_000 },
     );
     const [node = '', version = ''] = found.stdout.trim().split('\n');
     if (found.code !== 0 || !node) {
       throw new NodeMissingError(
-        `Node.js ${bundle.node} is needed on the device but none was found (install it, or set the device's node_path metadata)`,
+        this.opts.nodePath
+          ? `Node.js ${bundle.node} is needed on the device; node_path ${this.opts.nodePath} is not an executable`
+          : `Node.js ${bundle.node} is needed on the device but none was found (install it, or set the device's node_path metadata)`,
       );
     }
-    if (!versionAtLeast(version, parseNodeMin(bundle.node))) {
+    if (!versionAtLeast(version, bundle.node)) {
       throw new NodeMissingError(
         `Node.js ${bundle.node} is needed on the device; ${node} is ${version.trim()}`,
       );

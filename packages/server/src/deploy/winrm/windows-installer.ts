@@ -31,11 +31,13 @@ import type {
   InstalledVersions,
   InstallLayout,
 } from '../host-installer.js';
+import { compareNodeVersions as compareVersions, nodeMinimum, parseNodeVersion } from '../node-version.js';
 import type { PsValue } from './powershell.js';
 import * as S from './windows-scripts.js';
 import { WinRmCommandError } from './winrm-errors.js';
 import type { PowerShellResult, WinRmSession } from './winrm-session.js';
 
+export { nodeMinimum };
 export const WINDOWS_INSTALL_DIR = 'C:\\Program Files\\Opsplane\\Agent';
 export const WINDOWS_TASK_NAME = 'OpsplaneAgent';
 
@@ -61,28 +63,6 @@ export function checkWindowsInstallDir(dir: string): string {
     );
   }
   return d;
-}
-
-/** The lowest Node.js version a range such as `>=20.18`, `^20.18.0 || >=22` allows; undefined if open. */
-export function nodeMinimum(range: string): [number, number, number] | undefined {
-  let best: [number, number, number] | undefined;
-  for (const alt of range.split('||')) {
-    const m = /(\d+)(?:\.(\d+|x|\*))?(?:\.(\d+|x|\*))?/.exec(alt);
-    if (!m) return undefined; // `*` or empty alternative: anything goes
-    const v: [number, number, number] = [Number(m[1]), Number(m[2]) || 0, Number(m[3]) || 0];
-    if (!best || compareVersions(v, best) < 0) best = v;
-  }
-  return best;
-}
-
-function compareVersions(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) - (b[i] ?? 0);
-  return 0;
-}
-
-function parseNodeVersion(v: string): [number, number, number] | undefined {
-  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(v.trim());
-  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
 }
 
 function checkVersion(version: string): string {
