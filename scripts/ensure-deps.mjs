@@ -24,6 +24,7 @@ const wanted = [
   ['ip', 'iproute2'], // startSshHosts' netns mode (one network namespace per test host)
   ['ps', 'procps'], // startSshHosts' cleanup of the test users' processes
   ['sudo', 'sudo'], // the deployer's tests: a login user that installs the agent as root through sudo -n
+  ['chromium', 'chromium'], // the web UI's end-to-end tests (headless, driven by playwright-core)
 ];
 const missing = wanted.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
 if (missing.length > 0) {

@@ -169,6 +169,16 @@ describe('opsplane demo (end to end)', { timeout: 480_000 }, () => {
     console.log(`# banner after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
 
+  it("serves the web UI at the banner's URL", async () => {
+    const ui = /Web UI\s+(http:\/\/127\.0\.0\.1:\d+\/)/.exec(output);
+    assert.ok(ui, 'banner names the web UI');
+    const res = await fetch(ui[1] as string);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    assert.match(await res.text(), /<script type="module" src="\/ui\/js\/main\.js"><\/script>/);
+  });
+
   it('logs in with the printed password', async () => {
     const res = await fetch(`${apiUrl}/api/v1/auth/login`, {
       method: 'POST',

@@ -30,6 +30,7 @@ import { deviceRoutes } from './routes/devices.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
+import { webRoutes } from './routes/web.js';
 
 export const API_PREFIX = '/api/v1';
 export const SERVER_VERSION = '0.1.0';
@@ -88,6 +89,7 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
 
   const opts = { ctx };
   await app.register(systemRoutes, opts);
+  await app.register(webRoutes, opts);
   await app.register(authRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(userRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(tokenRoutes, { ...opts, prefix: API_PREFIX });

@@ -92,6 +92,8 @@ export const ServerSectionSchema = z
     batch_wait: DurationSchema.default(60_000),
     /** Deadline of one area's part of a batch (all its controllers); what is left fails with 'timeout'. */
     batch_area_timeout: DurationSchema.default(120_000),
+    /** The web UI's static files; default: the installed @opsplane/web build. */
+    web_root: z.string().min(1).optional(),
     /** Agent deployment (the worker count is concurrency.max_workers). */
     deploy: z
       .object({

@@ -44,6 +44,7 @@ export function demoBanner(b: BannerInfo): string {
     ` ${bold(c, green(c, 'Opsplane demo is running'))} ${dim(c, `(ready in ${b.startupSeconds.toFixed(1)} s)`)}: etcd, ${b.controllers} controllers in ${b.areas} areas,`,
     ` ${b.agents} agents supervising ${b.packages} packages, the platform server on embedded PGlite.`,
     '',
+    `   Web UI    ${bold(c, `${b.apiUrl}/`)}`,
     `   API       ${bold(c, `${b.apiUrl}/api/v1`)}`,
     `   API docs  ${b.apiUrl}/docs`,
     `   User      ${bold(c, b.username)}`,

@@ -1,0 +1,56 @@
+/**
+ * List filter controls shared by the list pages: a debounced search box, a select of fixed
+ * values, and an area select whose choices come from GET /areas.
+ */
+import { api, errorMessage } from './api.js';
+import { h, option } from './dom.js';
+import type { PageContext } from './router.js';
+import type { Area } from './types.js';
+
+/** A search input that calls `onChange` 250 ms after the user stops typing. */
+export function searchBox(
+  ctx: PageContext,
+  id: string,
+  placeholder: string,
+  value: string,
+  onChange: (q: string) => void,
+): HTMLInputElement {
+  const input = h('input', { type: 'search', id, placeholder, props: { value } });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => onChange(input.value.trim()), 250);
+  });
+  ctx.onCleanup(() => clearTimeout(timer));
+  return input;
+}
+
+/** A select with an "any" entry ('') and the given values. */
+export function filterSelect(
+  id: string,
+  any: string,
+  values: readonly string[],
+  current: string,
+  onChange: (v: string) => void,
+): HTMLSelectElement {
+  return h(
+    'select',
+    { id, on: { change: (ev) => onChange((ev.target as HTMLSelectElement).value) } },
+    option('', any, current === ''),
+    values.map((v) => option(v, v, v === current)),
+  );
+}
+
+/** A filterSelect of every area the server knows (filled once GET /areas answers). */
+export function areaSelect(id: string, current: string, onChange: (v: string) => void): HTMLSelectElement {
+  const sel = filterSelect(id, 'All areas', current ? [current] : [], current, onChange);
+  api
+    .get<{ areas: Area[] }>('/areas')
+    .then((r) => {
+      const names = [...new Set([...r.areas.map((a) => a.name), ...(current ? [current] : [])])].sort();
+      const now = sel.value;
+      sel.replaceChildren(option('', 'All areas', now === ''), ...names.map((n) => option(n, n, n === now)));
+    })
+    .catch((e: unknown) => console.warn('areas:', errorMessage(e)));
+  return sel;
+}

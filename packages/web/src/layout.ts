@@ -1,0 +1,112 @@
+/**
+ * The frame around every signed-in page: the header (brand, navigation with the current entry
+ * marked, the user and role, log out) and the <main> the page renders into. The login page
+ * gets a bare frame.
+ */
+import { errorMessage } from './api.js';
+import { h } from './dom.js';
+import { leavePage, link, navigate } from './router.js';
+import { logout, session } from './session.js';
+
+export const NAV: readonly { id: string; label: string; href: string }[] = [
+  { id: 'overview', label: 'Overview', href: '#/' },
+  { id: 'agents', label: 'Agents', href: '#/agents' },
+  { id: 'controllers', label: 'Controllers', href: '#/controllers' },
+  { id: 'devices', label: 'Devices', href: '#/devices' },
+  { id: 'deployments', label: 'Deployments', href: '#/deployments' },
+];
+
+function appRoot(): HTMLElement {
+  const el = document.getElementById('app');
+  if (!el) throw new Error('index.html has no #app');
+  return el;
+}
+
+/** A frame without header (login); returns its <main>. */
+export function bareFrame(): HTMLElement {
+  const main = h('main', { class: 'main main-bare', id: 'main' });
+  appRoot().replaceChildren(main);
+  return main;
+}
+
+/** The header and an empty <main>; returns the <main>. */
+export function appFrame(activeNav: string | undefined): HTMLElement {
+  const me = session();
+  const logoutButton = h(
+    'button',
+    {
+      type: 'button',
+      class: 'btn btn-quiet',
+      id: 'logout',
+      on: {
+        click: (ev) => {
+          (ev.currentTarget as HTMLButtonElement).disabled = true;
+          leavePage(); // no refresh may run into the ended session
+          logout()
+            .catch((e: unknown) => console.warn('logout failed:', errorMessage(e)))
+            .finally(() => navigate(link('/login')));
+        },
+      },
+    },
+    'Log out',
+  );
+  const header = h(
+    'header',
+    { class: 'topbar' },
+    h(
+      'a',
+      { class: 'brand', href: '#/' },
+      h('img', { src: '/ui/favicon.svg', alt: '', width: 22, height: 22 }),
+      'Opsplane',
+    ),
+    h(
+      'nav',
+      { class: 'nav', 'aria-label': 'Main' },
+      NAV.map((n) =>
+        h(
+          'a',
+          { href: n.href, class: 'nav-link', 'aria-current': n.id === activeNav ? 'page' : undefined },
+          n.label,
+        ),
+      ),
+    ),
+    h(
+      'div',
+      { class: 'who' },
+      me
+        ? [
+            h('span', { class: 'who-user', id: 'who-user' }, me.user.username),
+            h('span', { class: `role role-${me.role}`, id: 'who-role' }, me.role),
+          ]
+        : null,
+      logoutButton,
+    ),
+  );
+  const main = h('main', { class: 'main', id: 'main' });
+  appRoot().replaceChildren(header, main);
+  return main;
+}
+
+/** Page heading with optional breadcrumb and actions on the right. */
+export function pageHeader(
+  title: string | Node,
+  opts: { crumbs?: [string, string][]; actions?: Node[] } = {},
+): HTMLElement {
+  return h(
+    'div',
+    { class: 'page-header' },
+    opts.crumbs
+      ? h(
+          'nav',
+          { class: 'crumbs', 'aria-label': 'Breadcrumb' },
+          opts.crumbs.map(([label, href]) => [h('a', { href }, label), h('span', { class: 'sep' }, '›')]),
+        )
+      : null,
+    h(
+      'div',
+      { class: 'page-title-row' },
+      h('h1', null, title),
+      h('div', { class: 'page-actions' }, opts.actions ?? []),
+    ),
+  );
+}

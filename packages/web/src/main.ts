@@ -1,0 +1,76 @@
+/**
+ * Entry point (loaded by index.html as a module): the route table, the session gate (pages
+ * other than login need a session; a 401 anywhere goes back to the login page) and start-up.
+ */
+import { errorMessage, onUnauthorized } from './api.js';
+import { errorBox, h } from './dom.js';
+import { appFrame, bareFrame } from './layout.js';
+import { agentPage } from './pages/agent.js';
+import { agentsPage } from './pages/agents.js';
+import { controllersPage } from './pages/controllers.js';
+import { deploymentPage } from './pages/deployment.js';
+import { deploymentsPage } from './pages/deployments.js';
+import { devicesPage } from './pages/devices.js';
+import { loginPage } from './pages/login.js';
+import { overviewPage } from './pages/overview.js';
+import { rolloutPage } from './pages/rollout.js';
+import { currentLocation, link, navigate, startRouter, type Location, type Route } from './router.js';
+import { loadSession, session, setSession } from './session.js';
+
+const routes: Route[] = [
+  { pattern: /^\/login$/, render: loginPage, public: true, title: 'Sign in' },
+  { pattern: /^\/$/, render: overviewPage, nav: 'overview', title: 'Overview' },
+  { pattern: /^\/agents$/, render: agentsPage, nav: 'agents', title: 'Agents' },
+  { pattern: /^\/agents\/([^/]+)$/, render: agentPage, nav: 'agents', title: 'Agent' },
+  { pattern: /^\/controllers$/, render: controllersPage, nav: 'controllers', title: 'Controllers' },
+  { pattern: /^\/devices$/, render: devicesPage, nav: 'devices', title: 'Devices' },
+  { pattern: /^\/deployments$/, render: deploymentsPage, nav: 'deployments', title: 'Deployments' },
+  { pattern: /^\/deployments\/([^/]+)$/, render: deploymentPage, nav: 'deployments', title: 'Deployment' },
+  { pattern: /^\/rollouts\/([^/]+)$/, render: rolloutPage, nav: 'deployments', title: 'Rollout' },
+];
+
+const hashOf = (loc: Location): string => link(loc.path, Object.fromEntries(loc.query));
+
+function toLogin(): void {
+  const loc = currentLocation();
+  if (loc.path === '/login') return;
+  navigate(link('/login', loc.path === '/' && loc.query.size === 0 ? {} : { next: hashOf(loc) }));
+}
+
+onUnauthorized(() => {
+  setSession(undefined);
+  toLogin();
+});
+
+startRouter(routes, {
+  async frame(route, loc) {
+    if (route?.public) return bareFrame();
+    if (!session()) {
+      try {
+        await loadSession();
+      } catch (e) {
+        const main = bareFrame();
+        main.append(
+          errorBox(errorMessage(e)),
+          h(
+            'button',
+            { type: 'button', class: 'btn', on: { click: () => navigate(hashOf(loc)) } },
+            'Try again',
+          ),
+        );
+        return undefined;
+      }
+      if (!session()) {
+        toLogin();
+        return undefined;
+      }
+    }
+    return appFrame(route?.nav);
+  },
+  notFound(root, loc) {
+    root.append(
+      h('h1', null, 'Not found'),
+      h('p', null, `There is no page at ${loc.path}. `, h('a', { href: '#/' }, 'Overview')),
+    );
+  },
+});

@@ -1,0 +1,152 @@
+/**
+ * #/agents/<code> — one agent, live through the controller holding it: details (joined with its
+ * device), packages with Start/Stop/Restart for operators (batch jobs; every result shown),
+ * per-package health and the host's system metrics (agent-sections.ts). Each section loads and
+ * fails on its own.
+ */
+import { api, errorMessage } from '../api.js';
+import { describeJob, runPackageAction, type PackageAction } from '../batch.js';
+import { badge, errorBox, fmtDuration, h, notice, put } from '../dom.js';
+import { pageHeader } from '../layout.js';
+import type { PageContext } from '../router.js';
+import { canOperate } from '../session.js';
+import { messageRow, renderHead, syncRows, type Column } from '../table.js';
+import type { AgentDetail, AgentHealth, AgentPackages, PackageStatus, SystemMetrics } from '../types.js';
+import { details, healthTable, metrics } from './agent-sections.js';
+
+function section(id: string, title: string): { el: HTMLElement; body: HTMLElement } {
+  const body = h('div', { class: 'section-body' }, h('p', { class: 'muted' }, 'Loading…'));
+  return {
+    el: h(
+      'section',
+      { class: 'panel', id, 'aria-labelledby': `${id}-title` },
+      h('h2', { id: `${id}-title` }, title),
+      body,
+    ),
+    body,
+  };
+}
+
+export function agentPage(ctx: PageContext): void {
+  const code = ctx.params[0] ?? '';
+  const title = h('span', null, code);
+  const info = section('agent-details', 'Details');
+  const pkgs = section('agent-packages', 'Packages');
+  const health = section('agent-health', 'Health');
+  const system = section('agent-system', 'System');
+  const results = h('div', { class: 'results', id: 'action-results', 'aria-live': 'polite' });
+  const busy = new Set<string>();
+
+  const act = (action: PackageAction, name: string) => {
+    busy.add(name);
+    renderPackages();
+    put(results, notice(`${action} ${name}…`, 'info'));
+    runPackageAction(action, code, name)
+      .then((job) => {
+        const { ok, lines } = describeJob(action, job);
+        put(
+          results,
+          lines.map((l) => notice(l, ok ? 'ok' : 'bad')),
+        );
+      })
+      .catch((e: unknown) => put(results, errorBox(errorMessage(e))))
+      .finally(() => {
+        busy.delete(name);
+        void poller.refresh();
+      });
+  };
+
+  const button = (action: PackageAction, label: string, p: PackageStatus, disabled: boolean) =>
+    h(
+      'button',
+      {
+        type: 'button',
+        class: `btn btn-small${action === 'stop' ? ' btn-danger' : ''}`,
+        'aria-label': `${label} ${p.name}`,
+        data: { action, package: p.name },
+        props: { disabled: disabled || busy.has(p.name) },
+        on: { click: () => act(action, p.name) },
+      },
+      label,
+    );
+
+  const columns: Column<PackageStatus>[] = [
+    { label: 'Package', cell: (p) => h('strong', null, p.name) },
+    { label: 'Version', cell: (p) => p.version || '—' },
+    { label: 'State', cell: (p) => badge(p.status ?? (p.is_running ? 'running' : 'stopped')) },
+    { label: 'PID', cell: (p) => p.pid ?? '—' },
+    { label: 'Restarts', cell: (p) => p.restarts ?? 0 },
+    {
+      label: 'Uptime',
+      cell: (p) => (p.is_running ? fmtDuration(p.uptime_seconds ?? p.duration / 1e9) : '—'),
+    },
+    { label: 'Health', cell: (p) => badge(p.health_status ?? 'unknown') },
+    { label: 'Last error', className: 'wrap', cell: (p) => p.last_error || '—' },
+  ];
+  if (canOperate()) {
+    columns.push({
+      label: 'Actions',
+      className: 'actions',
+      cell: (p) =>
+        h(
+          'div',
+          { class: 'btn-row' },
+          button('start', 'Start', p, p.is_running),
+          button('stop', 'Stop', p, !p.is_running),
+          button('restart', 'Restart', p, false),
+        ),
+    });
+  }
+  const pkgHead = h('thead');
+  const pkgBody = h('tbody');
+  renderHead(pkgHead, columns);
+  messageRow(pkgBody, columns.length, 'Loading…');
+  let packages: PackageStatus[] | undefined;
+  const pkgError = h('div');
+  const renderPackages = () => {
+    if (packages)
+      syncRows(pkgBody, packages, (p) => p.name, columns, { empty: 'This agent supervises no packages.' });
+  };
+  put(
+    pkgs.body,
+    pkgError,
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'packages-table' }, pkgHead, pkgBody)),
+    results,
+  );
+
+  ctx.root.append(
+    pageHeader(title, { crumbs: [['Agents', '#/agents']] }),
+    h('div', { class: 'panels' }, info.el, system.el, pkgs.el, health.el),
+  );
+
+  const guard = async (body: HTMLElement, load: () => Promise<HTMLElement>) => {
+    try {
+      put(body, await load());
+    } catch (e) {
+      put(body, errorBox(errorMessage(e)));
+    }
+  };
+  const enc = encodeURIComponent(code);
+  const poller = ctx.poll(async () => {
+    await Promise.all([
+      guard(info.body, async () => {
+        const a = await api.get<AgentDetail>(`/agents/by-code/${enc}`);
+        put(title, a.agent_code, ' ', badge(a.status));
+        return details(a);
+      }),
+      api
+        .get<AgentPackages>(`/agents/${enc}/packages`)
+        .then((r) => {
+          packages = [...r.packages].sort((x, y) => x.name.localeCompare(y.name));
+          put(pkgError);
+          renderPackages();
+        })
+        .catch((e: unknown) => {
+          put(pkgError, errorBox(errorMessage(e)));
+          if (!packages) messageRow(pkgBody, columns.length, 'Packages could not be loaded.');
+        }),
+      guard(health.body, async () => healthTable(await api.get<AgentHealth>(`/agents/${enc}/health`))),
+      guard(system.body, async () => metrics(await api.get<SystemMetrics>(`/agents/${enc}/metrics/system`))),
+    ]);
+  });
+}

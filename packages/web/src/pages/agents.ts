@@ -1,0 +1,157 @@
+/**
+ * #/agents — the aggregated agent view (GET /agents): area, status and health filters, a
+ * search box (q), sorting by column headers (sort=[-]field) and paging. The state lives in the
+ * hash query, so a reload or a shared link shows the same list. Rows open #/agents/<code>.
+ */
+import { api, errorMessage } from '../api.js';
+import { ago, badge, errorBox, field, h, notice, put } from '../dom.js';
+import { areaSelect, filterSelect, searchBox } from '../filters.js';
+import { pageHeader } from '../layout.js';
+import { navigate, type PageContext } from '../router.js';
+import {
+  messageRow,
+  parseSort,
+  renderHead,
+  renderPager,
+  sortParam,
+  syncRows,
+  type Column,
+  type Sort,
+} from '../table.js';
+import type { AgentList, AgentView } from '../types.js';
+
+const STATUSES = ['online', 'offline', 'unknown'];
+const HEALTHS = ['healthy', 'degraded', 'unhealthy', 'unknown'];
+
+const agentHref = (code: string) => `#/agents/${encodeURIComponent(code)}`;
+
+const COLUMNS: Column<AgentView>[] = [
+  { label: 'Agent', sort: 'id', cell: (a) => h('a', { href: agentHref(a.agent_code) }, a.agent_code) },
+  { label: 'Hostname', sort: 'hostname', className: 'wrap', cell: (a) => a.hostname },
+  { label: 'Device', sort: 'device_name', cell: (a) => a.device_name ?? '—' },
+  { label: 'Area', sort: 'area', cell: (a) => a.area },
+  { label: 'Controller', sort: 'controller_id', cell: (a) => a.controller_id },
+  { label: 'Status', sort: 'status', cell: (a) => badge(a.status) },
+  { label: 'Health', sort: 'health_status', cell: (a) => badge(a.health_status) },
+  { label: 'Version', sort: 'version', cell: (a) => a.version || '—' },
+  { label: 'Last heartbeat', sort: 'last_heartbeat', cell: (a) => ago(a.last_heartbeat) },
+];
+
+interface State {
+  area: string;
+  status: string;
+  health: string;
+  q: string;
+  page: number;
+  pageSize: number;
+  sort: Sort;
+}
+
+function readState(q: URLSearchParams): State {
+  return {
+    area: q.get('area') ?? '',
+    status: q.get('status') ?? '',
+    health: q.get('health') ?? '',
+    q: q.get('q') ?? '',
+    page: Math.max(1, Number(q.get('page')) || 1),
+    pageSize: Number(q.get('pageSize')) || 20,
+    sort: parseSort(q.get('sort'), { field: 'area', desc: false }),
+  };
+}
+
+function writeState(s: State): URLSearchParams {
+  const q = new URLSearchParams();
+  if (s.area) q.set('area', s.area);
+  if (s.status) q.set('status', s.status);
+  if (s.health) q.set('health', s.health);
+  if (s.q) q.set('q', s.q);
+  if (s.page > 1) q.set('page', String(s.page));
+  if (s.pageSize !== 20) q.set('pageSize', String(s.pageSize));
+  if (sortParam(s.sort) !== 'area') q.set('sort', sortParam(s.sort));
+  return q;
+}
+
+export function agentsPage(ctx: PageContext): void {
+  const s = readState(ctx.query);
+  const thead = h('thead');
+  const tbody = h('tbody');
+  const pager = h('div', { class: 'pager' });
+  const status = h('div', { class: 'list-status' });
+  const summary = h('p', { class: 'muted summary', id: 'agents-summary' });
+
+  const changed = (resetPage = true) => {
+    if (resetPage) s.page = 1;
+    ctx.setQuery(writeState(s));
+    void poller.refresh();
+  };
+
+  const set = (k: 'q' | 'area' | 'status' | 'health') => (v: string) => {
+    s[k] = v;
+    changed();
+  };
+
+  const onSort = (sort: Sort) => {
+    s.sort = sort;
+    renderHead(thead, COLUMNS, s.sort, onSort);
+    changed(false);
+  };
+  renderHead(thead, COLUMNS, s.sort, onSort);
+  messageRow(tbody, COLUMNS.length, 'Loading…');
+
+  ctx.root.append(
+    pageHeader('Agents'),
+    h(
+      'div',
+      { class: 'toolbar' },
+      field('Search', searchBox(ctx, 'agent-search', 'Code, hostname, address, device', s.q, set('q'))),
+      field('Area', areaSelect('agent-area', s.area, set('area'))),
+      field('Status', filterSelect('agent-status', 'Any status', STATUSES, s.status, set('status'))),
+      field('Health', filterSelect('agent-health', 'Any health', HEALTHS, s.health, set('health'))),
+    ),
+    status,
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'agents-table' }, thead, tbody)),
+    h('div', { class: 'table-foot' }, summary, pager),
+  );
+
+  const poller = ctx.poll(async () => {
+    try {
+      const r = await api.get<AgentList>('/agents', {
+        area: s.area,
+        status: s.status,
+        health_status: s.health,
+        q: s.q,
+        page: s.page,
+        pageSize: s.pageSize,
+        sort: sortParam(s.sort),
+      });
+      put(
+        status,
+        r.stale ? notice('The agent view is stale: agents may be missing or outdated.', 'warn') : null,
+        r.errors.map((e) =>
+          notice(`${e.area}${e.controller_id ? `/${e.controller_id}` : ''}: ${e.message}`, 'warn'),
+        ),
+      );
+      syncRows(tbody, r.agents, (a) => a.agent_code, COLUMNS, {
+        empty: s.q || s.area || s.status || s.health ? 'No agent matches these filters.' : 'No agents yet.',
+        init: (tr, a) => {
+          tr.classList.add('clickable');
+          tr.addEventListener('click', (ev) => {
+            if (!(ev.target as Element).closest('a, button')) navigate(agentHref(a.agent_code));
+          });
+        },
+      });
+      put(
+        summary,
+        `${r.total} agent${r.total === 1 ? '' : 's'}`,
+        r.refreshed_at ? ['; view refreshed ', ago(r.refreshed_at)] : null,
+      );
+      renderPager(pager, { page: s.page, pageSize: s.pageSize, total: r.total }, (page, pageSize) => {
+        s.page = page;
+        s.pageSize = pageSize;
+        changed(false);
+      });
+    } catch (e) {
+      put(status, errorBox(errorMessage(e)));
+    }
+  });
+}

@@ -1,0 +1,89 @@
+/**
+ * The devices page's deploy panel (operators): action (install, upgrade, restart, uninstall),
+ * version (GET /agent-bundles; only for install/upgrade), batch size, and the button that
+ * sends POST /deployments for the selected devices and opens the rollout page.
+ */
+import { api, errorMessage } from '../api.js';
+import { errorBox, field, h, option, put } from '../dom.js';
+import { navigate } from '../router.js';
+import type { AgentBundle, Rollout } from '../types.js';
+
+const TYPES = ['install', 'upgrade', 'restart', 'uninstall'] as const;
+
+export interface DeployForm {
+  readonly el: HTMLElement;
+  /** Call when the selection changed. */
+  update(): void;
+}
+
+export function deployForm(selected: () => readonly string[]): DeployForm {
+  const info = h('span', { class: 'muted', id: 'selection-info' });
+  const button = h('button', { type: 'submit', class: 'btn btn-primary', id: 'deploy-button' }, 'Deploy');
+  const error = h('div');
+  const type = h(
+    'select',
+    { id: 'deploy-type' },
+    TYPES.map((t) => option(t, t, t === 'install')),
+  );
+  const version = h('select', { id: 'deploy-version' }, option('', 'newest bundle', true));
+  const batch = h('input', {
+    type: 'number',
+    id: 'deploy-batch',
+    min: 1,
+    max: 1000,
+    placeholder: 'all at once',
+  });
+
+  const update = () => {
+    const n = selected().length;
+    put(info, `${n} device${n === 1 ? '' : 's'} selected`);
+    button.disabled = n === 0;
+    version.disabled = type.value !== 'install' && type.value !== 'upgrade';
+  };
+  type.addEventListener('change', update);
+
+  api
+    .get<{ items: AgentBundle[] }>('/agent-bundles')
+    .then((r) =>
+      version.append(
+        ...r.items.map((b) => option(b.version, `${b.version}${b.default ? ' (newest)' : ''}`, false)),
+      ),
+    )
+    .catch((e: unknown) => put(error, errorBox(errorMessage(e))));
+
+  const submit = (ev: SubmitEvent) => {
+    ev.preventDefault();
+    button.disabled = true;
+    put(error);
+    const size = Number(batch.value);
+    api
+      .post<Rollout>('/deployments', {
+        type: type.value,
+        devices: selected(),
+        ...(version.value && !version.disabled ? { version: version.value } : {}),
+        ...(size > 0 ? { batch_size: size } : {}),
+      })
+      .then((r) => navigate(`#/rollouts/${encodeURIComponent(r.id)}`))
+      .catch((e: unknown) => {
+        put(error, errorBox(errorMessage(e)));
+        update();
+      });
+  };
+
+  const el = h(
+    'section',
+    { class: 'panel panel-compact' },
+    h('h2', null, 'Deploy the agent'),
+    h(
+      'form',
+      { class: 'toolbar deploy-form', 'aria-label': 'Deploy the agent', on: { submit } },
+      field('Action', type),
+      field('Version', version),
+      field('Batch size', batch),
+      h('div', { class: 'deploy-go' }, info, button),
+    ),
+    error,
+  );
+  update();
+  return { el, update };
+}

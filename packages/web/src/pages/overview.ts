@@ -1,0 +1,203 @@
+/**
+ * #/ — the fleet at a glance: controllers online per area, agents and devices by status
+ * (each count is a `total` of a filtered list), deployments queued/running and the latest
+ * failures. Each card loads on its own, so one failing source does not blank the rest.
+ */
+import { api, errorMessage } from '../api.js';
+import { ago, badge, errorBox, h, notice, put, type Child } from '../dom.js';
+import { pageHeader } from '../layout.js';
+import { link, type PageContext } from '../router.js';
+import type { AgentList, ControllerList, DeploymentList, DeviceList } from '../types.js';
+
+const AGENT_STATUSES = ['online', 'offline', 'unknown'] as const;
+const DEVICE_STATUSES = ['new', 'deploying', 'online', 'offline', 'failed', 'uninstalled'] as const;
+
+function card(id: string, title: string, href: string): { el: HTMLElement; body: HTMLElement } {
+  const body = h('div', { class: 'card-body' }, h('p', { class: 'muted' }, 'Loading…'));
+  const el = h(
+    'section',
+    { class: 'card', id, 'aria-labelledby': `${id}-title` },
+    h('h2', { id: `${id}-title` }, h('a', { href }, title)),
+    body,
+  );
+  return { el, body };
+}
+
+/** A row of big numbers, each linking to the filtered list. */
+function stats(
+  items: readonly { label: string; value: Child; href?: string; status?: string }[],
+): HTMLElement {
+  return h(
+    'div',
+    { class: 'stats' },
+    items.map((s) =>
+      h(
+        s.href ? 'a' : 'div',
+        { class: 'stat', href: s.href, data: { stat: s.label } },
+        h('span', { class: 'stat-value' }, s.value),
+        h('span', { class: 'stat-label' }, s.status ? badge(s.status) : s.label),
+      ),
+    ),
+  );
+}
+
+async function loadInto(body: HTMLElement, load: () => Promise<Child>): Promise<void> {
+  try {
+    put(body, await load());
+  } catch (e) {
+    put(body, errorBox(errorMessage(e)));
+  }
+}
+
+async function controllersCard(): Promise<Child> {
+  const r = await api.get<ControllerList>('/controllers');
+  const areas = new Map<string, { online: number; total: number }>();
+  for (const c of r.controllers) {
+    const a = areas.get(c.area) ?? { online: 0, total: 0 };
+    a.total++;
+    if (c.status === 'online') a.online++;
+    areas.set(c.area, a);
+  }
+  const online = r.controllers.filter((c) => c.status === 'online').length;
+  return [
+    !r.discovery.synced || !r.discovery.watching
+      ? notice(
+          `Discovery is not ${r.discovery.synced ? 'watching' : 'synced'}: ${r.discovery.last_error ?? 'etcd not reached yet'}`,
+          'warn',
+        )
+      : null,
+    stats([{ label: 'online', value: `${online}/${r.total}`, href: '#/controllers' }]),
+    areas.size === 0
+      ? h('p', { class: 'muted' }, 'No controller is registered.')
+      : h(
+          'ul',
+          { class: 'area-list' },
+          [...areas.entries()]
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([area, a]) =>
+              h(
+                'li',
+                { data: { area } },
+                h('span', { class: 'area-name' }, area),
+                h('span', { class: 'area-count' }, `${a.online}/${a.total} online`),
+                badge(a.online === 0 ? 'offline' : a.online < a.total ? 'degraded' : 'online'),
+              ),
+            ),
+        ),
+  ];
+}
+
+async function agentsCard(): Promise<Child> {
+  const all = await api.get<AgentList>('/agents', { pageSize: 1 });
+  const counts = await Promise.all(
+    AGENT_STATUSES.map((status) =>
+      api.get<AgentList>('/agents', { status, pageSize: 1 }).then((r) => r.total),
+    ),
+  );
+  return [
+    all.stale ? notice('The agent view is stale: some agents may be missing or outdated.', 'warn') : null,
+    all.errors.length > 0
+      ? notice(`${all.errors.length} controller(s) or area(s) could not be listed.`, 'warn')
+      : null,
+    stats([
+      { label: 'total', value: all.total, href: '#/agents' },
+      ...AGENT_STATUSES.map((status, i) => ({
+        label: status,
+        status,
+        value: counts[i] ?? 0,
+        href: link('/agents', { status }),
+      })),
+    ]),
+  ];
+}
+
+async function devicesCard(): Promise<Child> {
+  const counts = await Promise.all(
+    DEVICE_STATUSES.map((status) =>
+      api.get<DeviceList>('/devices', { status, pageSize: 1 }).then((r) => r.total),
+    ),
+  );
+  const total = counts.reduce((a, b) => a + b, 0);
+  return stats([
+    { label: 'total', value: total, href: '#/devices' },
+    ...DEVICE_STATUSES.map((status, i) => ({
+      label: status,
+      status,
+      value: counts[i] ?? 0,
+      href: link('/devices', { status }),
+    })),
+  ]);
+}
+
+async function deploymentsCard(): Promise<Child> {
+  const [queued, running, failed] = await Promise.all([
+    api.get<DeploymentList>('/deployments', { status: 'queued', pageSize: 1 }),
+    api.get<DeploymentList>('/deployments', { status: 'running', pageSize: 1 }),
+    api.get<DeploymentList>('/deployments', { status: 'failed', pageSize: 5 }),
+  ]);
+  return [
+    stats([
+      {
+        label: 'queued',
+        status: 'queued',
+        value: queued.total,
+        href: link('/deployments', { status: 'queued' }),
+      },
+      {
+        label: 'running',
+        status: 'running',
+        value: running.total,
+        href: link('/deployments', { status: 'running' }),
+      },
+      {
+        label: 'failed',
+        status: 'failed',
+        value: failed.total,
+        href: link('/deployments', { status: 'failed' }),
+      },
+    ]),
+    h('h3', null, 'Recent failures'),
+    failed.items.length === 0
+      ? h('p', { class: 'muted' }, 'None.')
+      : h(
+          'ul',
+          { class: 'failure-list' },
+          failed.items.map((d) =>
+            h(
+              'li',
+              null,
+              h('a', { href: `#/deployments/${encodeURIComponent(d.id)}` }, `${d.type} ${d.device_name}`),
+              ' ',
+              h('span', { class: 'muted' }, d.error_code ?? d.error ?? 'failed'),
+              ' ',
+              ago(d.finished_at ?? d.created_at),
+            ),
+          ),
+        ),
+  ];
+}
+
+export function overviewPage(ctx: PageContext): void {
+  const cards = {
+    controllers: card('card-controllers', 'Controllers', '#/controllers'),
+    agents: card('card-agents', 'Agents', '#/agents'),
+    devices: card('card-devices', 'Devices', '#/devices'),
+    deployments: card('card-deployments', 'Deployments', '#/deployments'),
+  };
+  ctx.root.append(
+    pageHeader('Overview'),
+    h(
+      'div',
+      { class: 'cards' },
+      Object.values(cards).map((c) => c.el),
+    ),
+  );
+  ctx.poll(async () => {
+    await Promise.all([
+      loadInto(cards.controllers.body, controllersCard),
+      loadInto(cards.agents.body, agentsCard),
+      loadInto(cards.devices.body, devicesCard),
+      loadInto(cards.deployments.body, deploymentsCard),
+    ]);
+  });
+}

@@ -1,0 +1,433 @@
+/**
+ * The web UI end to end, all real: a fleet (etcd, controllers and agents as processes, two
+ * areas — area-1 with two controllers, one agent of which reports a hostname full of markup),
+ * an `opsplane server` process serving the built UI (dist/www), and headless Chromium driven
+ * by playwright-core. Covers login (wrong password, admin, viewer), the overview, the agent
+ * list (area filter, search, the hostile hostname shown as text), an agent's packages and a
+ * real restart, a deployment started from the devices page and followed live, role-based
+ * buttons, logout, and no console error or CSP violation during the whole run.
+ *
+ * OPSPLANE_UI_SCREENSHOTS=<dir> also keeps the screenshots there (the temp dir is removed).
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import {
+  defaultCliMain,
+  freePort,
+  spawnTracked,
+  startFleet,
+  tempDir,
+  waitFor,
+  type Fleet,
+  type TrackedProcess,
+} from '@opsplane/test-support';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const ADMIN_PASSWORD = 'ui-test-admin-password-0123';
+const VIEWER = { username: 'watcher', password: 'ui-test-viewer-password-0123' };
+const XSS_HOSTNAME = '<img src=x onerror="document.body.dataset.pwned=1">evil-host';
+const AGENT = 'area-1-agent-1';
+const XSS_AGENT = 'area-1-agent-2';
+const skip = existsSync(CHROMIUM)
+  ? false
+  : `${CHROMIUM} is not installed (node scripts/ensure-deps.mjs installs Debian's chromium); UI test skipped`;
+
+const until = <T>(fn: () => T | Promise<T>, what: string, timeoutMs = 20_000) =>
+  waitFor(fn, { timeoutMs, intervalMs: 100, what });
+
+interface PackageStatus {
+  name: string;
+  is_running: boolean;
+  pid?: number;
+}
+
+describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
+  let work: { path: string; cleanup(): Promise<void> };
+  let fleet: Fleet | undefined;
+  let server: TrackedProcess | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext;
+  let page: Page;
+  /** While true, any API call may answer 401 (the test ended the session behind the UI's back). */
+  let sessionLost = false;
+  let base: string;
+  let cookie: string;
+  let silent: Server | undefined;
+  const sockets = new Set<Socket>();
+  const problems: string[] = [];
+  const expected401: string[] = [];
+  const requests: string[] = [];
+
+  const call = async <T>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: T }> => {
+    const r = await fetch(base + path, {
+      method,
+      headers: { cookie, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await r.text();
+    return { status: r.status, json: (text ? JSON.parse(text) : undefined) as T };
+  };
+  const packagesOf = async (code: string) =>
+    (await call<{ packages: PackageStatus[] }>('GET', `/api/v1/agents/${code}/packages`)).json.packages;
+  const text = async (selector: string) => (await page.locator(selector).first().textContent()) ?? '';
+  const count = (selector: string) => page.locator(selector).count();
+  const go = async (hash: string) => {
+    await page.goto(`${base}/${hash}`);
+  };
+  const signIn = async (username: string, password: string) => {
+    await page.locator('#username').waitFor();
+    await page.fill('#username', username);
+    await page.fill('#password', password);
+    await page.click('.login-form button[type=submit]');
+  };
+  const screenshot = async (name: string) => {
+    const path = join(work.path, name);
+    await page.screenshot({ path, fullPage: true });
+    const dir = process.env.OPSPLANE_UI_SCREENSHOTS;
+    if (dir) {
+      await mkdir(dir, { recursive: true });
+      await copyFile(path, join(dir, name));
+    }
+    return path;
+  };
+
+  /** Extra screenshots, only when they are kept (OPSPLANE_UI_SCREENSHOTS). */
+  const snap = async (name: string) => {
+    if (process.env.OPSPLANE_UI_SCREENSHOTS) await screenshot(name);
+  };
+
+  before(async () => {
+    work = await tempDir('opsplane-ui-');
+    fleet = await startFleet({
+      areas: [
+        { name: 'area-1', controllers: 2, agents: 1 },
+        { name: 'area-2', controllers: 1, agents: 1 },
+      ],
+    });
+    await fleet.addAgent({ area: 'area-1', code: XSS_AGENT, agentConfig: { hostname: XSS_HOSTNAME } });
+
+    // A "device" whose SSH port accepts connections and never answers: its deployment runs
+    // until the connect timeout, long enough to follow it live.
+    silent = createServer((s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    });
+    const sshPort = await freePort();
+    await new Promise<void>((resolve) => silent?.listen(sshPort, '127.0.0.1', resolve));
+
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    const config = join(work.path, 'platform.yaml');
+    await writeFile(
+      config,
+      [
+        'etcd:',
+        `  endpoints: [${fleet.etcd.endpoints.join(', ')}]`,
+        'server:',
+        `  listen: 127.0.0.1:${port}`,
+        `  data_dir: ${join(work.path, 'server-data')}`,
+        '  agents_refresh_interval: 1s',
+        '  deploy: { connect_timeout: 6s, online_timeout: 10s }',
+        'areas:',
+        ...fleet.areas.map((a) => `  ${a}: { agent_secret: '${fleet?.secret(a)}' }`),
+      ].join('\n'),
+    );
+    server = spawnTracked('server', process.execPath, [defaultCliMain(), 'server', '--config', config], {
+      env: {
+        ...process.env,
+        OPSPLANE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        OPSPLANE_LOG_LEVEL: process.env.OPSPLANE_LOG_LEVEL ?? 'warn',
+      },
+    });
+    await server.waitForOutput('opsplane server listening', 90_000);
+
+    const login = await fetch(`${base}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
+    });
+    assert.equal(login.status, 200, await login.text());
+    cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const viewer = await call('POST', '/api/v1/users', { ...VIEWER, role: 'viewer' });
+    assert.equal(viewer.status, 201, JSON.stringify(viewer.json));
+    const device = await call('POST', '/api/v1/devices', {
+      name: 'edge-01',
+      ip: '127.0.0.1',
+      function_area: 'area-1',
+      os: 'linux',
+      login: { port: sshPort, username: 'deploy', password: 'not-a-real-password' },
+    });
+    assert.equal(device.status, 201, JSON.stringify(device.json));
+    await until(async () => {
+      const r = await call<{ total: number }>('GET', '/api/v1/agents?status=online');
+      return r.json.total === 3;
+    }, 'the server to list the 3 agents online');
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    context = await browser.newContext({ viewport: { width: 1360, height: 860 } });
+    // Runs before the page's own scripts and outside its CSP: reports violations as errors.
+    await context.addInitScript(() =>
+      document.addEventListener('securitypolicyviolation', (e) =>
+        console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`),
+      ),
+    );
+    page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    page.on('console', (m) => {
+      if (m.type() !== 'error' && m.type() !== 'warning') return;
+      const url = m.location().url;
+      // A 401 is what the session probe and a wrong password answer; the browser logs those loads.
+      const expected = sessionLost ? /\/api\/v1\// : /\/api\/v1\/auth\/(me|login)$/;
+      if (/status of 401/.test(m.text()) && expected.test(url)) expected401.push(url);
+      else problems.push(`console.${m.type()}: ${m.text()} (${url})`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('request', (r) => requests.push(r.url()));
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => undefined);
+    await server?.stop();
+    await fleet?.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => (silent ? silent.close(() => resolve()) : resolve()));
+    await work?.cleanup();
+  });
+
+  it('sends an unauthenticated visitor to the login page and shows a wrong password', async () => {
+    await go('');
+    await page.waitForURL(/#\/login$/);
+    await page.locator('#username').waitFor();
+    await signIn('admin', 'not-the-password');
+    await page.locator('.login-message [role=alert]').waitFor();
+    assert.equal(await text('.login-message [role=alert]'), 'invalid username or password');
+    assert.match(page.url(), /#\/login$/);
+  });
+
+  it('logs the admin in to an overview with the controllers and agents online', async () => {
+    await signIn('admin', ADMIN_PASSWORD);
+    await page.waitForURL(/#\/$/);
+    assert.equal(await text('#who-user'), 'admin');
+    assert.equal(await text('#who-role'), 'admin');
+    await until(
+      async () => (await text('#card-controllers li[data-area="area-1"]')).includes('2/2 online'),
+      'area-1 2/2',
+    );
+    assert.match(await text('#card-controllers li[data-area="area-2"]'), /1\/1 online/);
+    assert.equal(await text('#card-controllers [data-stat="online"] .stat-value'), '3/3');
+    await until(
+      async () => (await text('#card-agents [data-stat="online"] .stat-value')) === '3',
+      '3 agents online',
+    );
+    assert.equal(await text('#card-devices [data-stat="new"] .stat-value'), '1');
+    await snap('overview.png');
+  });
+
+  it('lists the agents, narrows them by area and search, and shows a hostile hostname as text', async () => {
+    await page.click('nav.nav >> text=Agents');
+    await page.waitForURL(/#\/agents$/);
+    const rows = '#agents-table tbody tr[data-key]';
+    await until(async () => (await count(rows)) === 3, 'three agent rows');
+    const keys = async () =>
+      page.locator(rows).evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.key));
+    assert.deepEqual((await keys()).sort(), [AGENT, XSS_AGENT, 'area-2-agent-1']);
+
+    await page.selectOption('#agent-area', 'area-2');
+    await until(
+      async () => JSON.stringify(await keys()) === JSON.stringify(['area-2-agent-1']),
+      'only area-2',
+    );
+    assert.match(page.url(), /area=area-2/);
+    await page.selectOption('#agent-area', '');
+    await until(async () => (await count(rows)) === 3, 'all areas again');
+
+    await page.fill('#agent-search', 'evil-host');
+    await until(
+      async () => JSON.stringify(await keys()) === JSON.stringify([XSS_AGENT]),
+      'search hits the hostname',
+    );
+    const hostnameCell = page.locator(`${rows}[data-key="${XSS_AGENT}"] td`).nth(1);
+    assert.equal(await hostnameCell.textContent(), XSS_HOSTNAME);
+    await page.fill('#agent-search', '');
+    await until(async () => (await count(rows)) === 3, 'search cleared');
+
+    // The markup stayed text: no element was created from it and its handler never ran.
+    assert.equal(await count('#agents-table img'), 0);
+    assert.equal(await page.evaluate(() => document.querySelectorAll('img[src="x"]').length), 0);
+    assert.equal(await page.evaluate(() => document.body.dataset.pwned), undefined);
+
+    // Sorting by a header goes through the API (sort=-id).
+    await page.click('#agents-table thead button:has-text("Agent")');
+    await page.click('#agents-table thead button:has-text("Agent")');
+    await until(async () => (await keys())[0] === 'area-2-agent-1', 'sorted by code, descending');
+    assert.match(page.url(), /sort=-id/);
+
+    const png = await screenshot('agents.png');
+    const bytes = await readFile(png);
+    assert.ok(bytes.length > 5000, `screenshot has ${bytes.length} bytes`);
+    assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
+    if (process.env.OPSPLANE_UI_SCREENSHOTS) {
+      await page.setViewportSize({ width: 390, height: 844 });
+      await snap('agents-narrow.png');
+      await page.setViewportSize({ width: 1360, height: 860 });
+    }
+  });
+
+  it('shows the hostile hostname as text on the agent page too', async () => {
+    await go(`#/agents/${XSS_AGENT}`);
+    await until(
+      async () => (await text('#agent-details')).includes(XSS_HOSTNAME),
+      'details with the hostname',
+    );
+    assert.equal(await count('#agent-details img'), 0);
+    assert.equal(await page.evaluate(() => document.body.dataset.pwned), undefined);
+  });
+
+  it("lists an agent's packages and really restarts one", async () => {
+    await go('#/agents');
+    await page.locator(`#agents-table tbody tr[data-key="${AGENT}"]`).click();
+    await page.waitForURL(new RegExp(`#/agents/${AGENT}$`));
+    const pkgRows = '#packages-table tbody tr[data-key]';
+    await until(async () => (await count(pkgRows)) === 2, 'two package rows');
+    const names = await page
+      .locator(pkgRows)
+      .evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.key));
+    assert.deepEqual(names, ['collector', 'web']);
+    await until(async () => (await text('#agent-system')).includes('Memory'), 'system metrics');
+    await until(async () => (await text('#agent-health')).includes('Overall'), 'health');
+
+    const before = (await packagesOf(AGENT)).find((p) => p.name === 'web');
+    assert.ok(before?.is_running && before.pid, JSON.stringify(before));
+    await page.click('button[aria-label="Restart web"]');
+    await until(
+      async () => /restart web on area-1-agent-1: succeeded/.test(await text('#action-results')),
+      'the restart result',
+      60_000,
+    );
+    assert.equal(await count('#action-results .alert-bad'), 0);
+    const after = await until(async () => {
+      const p = (await packagesOf(AGENT)).find((x) => x.name === 'web');
+      return p?.is_running && p.pid && p.pid !== before.pid ? p : undefined;
+    }, 'web running under a new pid');
+    assert.notEqual(after.pid, before.pid);
+    await snap('agent.png');
+  });
+
+  it('starts a deployment from the devices page and follows it live', async () => {
+    await page.click('nav.nav >> text=Devices');
+    await page.waitForURL(/#\/devices$/);
+    await page.locator('#devices-table tbody tr[data-key]').first().waitFor();
+    assert.equal(await page.locator('#deploy-button').isDisabled(), true);
+    await page.check('input[aria-label="Select edge-01"]');
+    assert.match(await text('#selection-info'), /1 device selected/);
+    await page.selectOption('#deploy-type', 'install');
+    await page.click('#deploy-button');
+    await page.waitForURL(/#\/rollouts\/[0-9a-f-]+$/);
+    await page.locator('#rollout-table tbody tr[data-key]').first().waitFor();
+    assert.match(await text('#rollout-table tbody tr[data-key]'), /edge-01/);
+
+    await page.click('#rollout-table tbody tr[data-key] a');
+    await page.waitForURL(/#\/deployments\/[0-9a-f-]+$/);
+    const id = page.url().split('/').pop() ?? '';
+    await until(async () => (await text('h1')).includes('failed'), 'the deployment to fail', 90_000);
+    await until(async () => (await text('.live-state')) === 'finished', 'the stream to end');
+    assert.ok((await count('#deployment-log .log-line')) > 0, 'log lines shown');
+    assert.ok((await count('#steps-table tbody tr[data-key]')) > 0, 'steps shown');
+    assert.ok(
+      requests.some((u) => u.includes(`/api/v1/deployments/${id}/events`)),
+      'the page followed the event stream',
+    );
+    const d = await call<{ status: string; error: string; rollout_id: string }>(
+      'GET',
+      `/api/v1/deployments/${id}`,
+    );
+    assert.equal(d.json.status, 'failed');
+    assert.ok((await text('.panel [role=alert]')).includes(d.json.error), 'the error is shown');
+    assert.equal(await page.locator('button:has-text("Retry")').isVisible(), true);
+    await snap('deployment.png');
+    await go(`#/rollouts/${d.json.rollout_id}`);
+    await until(async () => (await text('h1')).includes('failed'), 'the rollout page');
+    await snap('rollout.png');
+    await go('#/controllers');
+    await page.locator('#controllers table').first().waitFor();
+    await snap('controllers.png');
+    await go('#/deployments');
+    await page.locator('#deployments-table tbody tr.clickable').first().waitFor();
+    await snap('deployments.png');
+  });
+
+  it('goes to the login page when the session is gone, and back after logging in', async () => {
+    await page.click('nav.nav >> text=Agents');
+    await page.locator('#agents-table tbody tr[data-key]').first().waitFor();
+    sessionLost = true;
+    await context.clearCookies();
+    await page.waitForURL(/#\/login\?next=%23%2Fagents$/, { timeout: 15_000 });
+    await signIn('admin', ADMIN_PASSWORD);
+    await page.waitForURL(/#\/agents$/);
+    sessionLost = false;
+    await until(async () => (await count('#agents-table tbody tr[data-key]')) === 3, 'the agents again');
+  });
+
+  it('logs out to the login page', async () => {
+    await page.click('#logout');
+    await page.waitForURL(/#\/login$/);
+    await page.locator('#username').waitFor();
+    assert.equal(await count('#logout'), 0);
+    await snap('login.png');
+  });
+
+  it('shows a viewer no action buttons', async () => {
+    await signIn(VIEWER.username, VIEWER.password);
+    await page.waitForURL(/#\/$/);
+    assert.equal(await text('#who-role'), 'viewer');
+    await go(`#/agents/${AGENT}`);
+    await until(
+      async () => (await count('#packages-table tbody tr[data-key]')) === 2,
+      'packages for the viewer',
+    );
+    assert.equal(await count('#packages-table button'), 0);
+    assert.equal(await page.getByRole('button', { name: /Restart/ }).count(), 0);
+    assert.doesNotMatch(await text('#packages-table thead'), /Actions/);
+
+    await go('#/devices');
+    await page.locator('#devices-table tbody tr[data-key]').first().waitFor();
+    assert.equal(await count('#deploy-button'), 0);
+    assert.equal(await count('input.select-device'), 0);
+    await snap('devices-viewer.png');
+
+    await go('#/deployments');
+    await page.locator('#deployments-table tbody tr.clickable').first().click();
+    await page.waitForURL(/#\/deployments\/[0-9a-f-]+$/);
+    await until(async () => (await text('.live-state')) === 'finished', 'the finished deployment');
+    assert.equal(await page.getByRole('button', { name: /Retry|Cancel/ }).count(), 0);
+
+    await page.click('#logout');
+    await page.waitForURL(/#\/login$/);
+    await page.locator('#username').waitFor();
+  });
+
+  it('saw no console error, page error or CSP violation', () => {
+    assert.deepEqual(problems, []);
+    assert.ok(expected401.length >= 2, `expected 401s: ${expected401.join(', ')}`);
+  });
+});
