@@ -20,6 +20,7 @@ import { installAuth, SESSION_COOKIE } from './api/auth.js';
 import type { ServerContext } from './api/context.js';
 import { installErrorHandling } from './api/errors.js';
 import { agentRoutes } from './routes/agents.js';
+import { alertRoutes } from './routes/alerts.js';
 import { areaRoutes } from './routes/areas.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
@@ -100,6 +101,7 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
   await app.register(batchRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(areaRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(deploymentRoutes, { ...opts, deployments: ctx.deployments, prefix: API_PREFIX });
+  await app.register(alertRoutes, { ...opts, prefix: API_PREFIX });
   await app.ready();
   return app;
 }

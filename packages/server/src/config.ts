@@ -9,6 +9,7 @@ import { inspect } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AreaNameSchema, formatIssues, ValidationError } from '@opsplane/models';
+import { AlertKindSchema } from './api/schemas/alerts.js';
 import {
   DurationSchema,
   loadPlatformConfig,
@@ -28,6 +29,39 @@ export function parseListen(listen: string): { host: string; port: number } {
   const host = m[1] ?? m[2] ?? '';
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
+
+/** One webhook the alert notifier POSTs to (see README "Alerts"). */
+export const AlertWebhookSchema = z
+  .object({
+    url: z.url({ protocol: /^https?$/, message: 'url must be an http(s) URL' }),
+    /** HMAC-SHA256 key: the body is signed in `x-opsplane-signature: sha256=<hex>`. */
+    secret: z
+      .string()
+      .min(16, { message: 'secret must be at least 16 characters' })
+      .transform((v) => new SecretValue(v))
+      .optional(),
+    /** Only these kinds of alert (default: every kind). */
+    kinds: z.array(AlertKindSchema).min(1).optional(),
+  })
+  .strict();
+
+/** `server.alerts`: evaluation timing and webhook delivery. */
+export const AlertsSectionSchema = z
+  .object({
+    /** Evaluation also runs on this timer (besides after agent-view refreshes and discovery/deployment changes). */
+    interval: DurationSchema.default(15_000).pipe(
+      z.number().min(100, { message: 'interval must be at least 100ms' }),
+    ),
+    /** A condition must hold this long before its alert fires, so that a blip pages nobody. */
+    pending_for: DurationSchema.default(30_000),
+    /** Deadline of one webhook request. */
+    timeout: DurationSchema.default(10_000),
+    /** Tries per notification and webhook (backoff 0.5 s doubling, at most 30 s). */
+    max_attempts: z.number().int().min(1).max(20).default(5),
+    webhooks: z.array(AlertWebhookSchema).max(32).default([]),
+  })
+  .strict();
+export type AlertsSection = z.infer<typeof AlertsSectionSchema>;
 
 const ByteSizeSchema = z
   .number()
@@ -94,6 +128,8 @@ export const ServerSectionSchema = z
     batch_area_timeout: DurationSchema.default(120_000),
     /** The web UI's static files; default: the installed @opsplane/web build. */
     web_root: z.string().min(1).optional(),
+    /** Alert evaluation and webhook notifications. */
+    alerts: AlertsSectionSchema.prefault({}),
     /** Agent deployment (the worker count is concurrency.max_workers). */
     deploy: z
       .object({

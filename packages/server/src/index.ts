@@ -11,6 +11,8 @@ export {
   parseListen,
   ServerSectionSchema,
   AreasSectionSchema,
+  AlertsSectionSchema,
+  AlertWebhookSchema,
   SecretValue,
 } from './config.js';
 export type {
@@ -20,6 +22,7 @@ export type {
   ServerConfigOverrides,
   ServerSection,
   ServerSectionInput,
+  AlertsSection,
 } from './config.js';
 export { startServer, openStore } from './server.js';
 export type { RunningServer, StartOptions } from './server.js';
@@ -53,6 +56,7 @@ export * from './api/schemas/users.js';
 export * from './api/schemas/audit.js';
 export * from './api/schemas/platform.js';
 export * from './api/schemas/deployments.js';
+export * from './api/schemas/alerts.js';
 export { PlatformServices, upstreamError } from './services/platform.js';
 export type { AgentLocation, PlatformServicesOptions } from './services/platform.js';
 export { FleetView, toAgentView } from './services/fleet-view.js';
@@ -62,5 +66,10 @@ export type { AgentQuery, AgentPage } from './services/agent-index.js';
 export { AreaCredentials } from './services/area-credentials.js';
 export { BatchRunner, recordedRequest } from './services/batch-runner.js';
 export { ControllerTracker } from './services/controller-tracker.js';
+export { AlertEngine, platformAlertSources } from './services/alert-engine.js';
+export type { AlertEngineOptions, AlertSources, AgentsSnapshot } from './services/alert-engine.js';
+export { AlertNotifier, signBody } from './services/alert-notifier.js';
+export type { AlertNotifierOptions, WebhookTarget } from './services/alert-notifier.js';
+export { toAlert } from './db/alerts-repo.js';
 export { readCsv, readJson, validateRows, MAX_IMPORT_ROWS } from './services/device-import.js';
 export * from './deploy/index.js';

@@ -3,6 +3,7 @@
  * servers in one process — tests — do not collide.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ALERT_KINDS, ALERT_SEVERITIES } from './api/schemas/alerts.js';
 import type { Store } from './db/store.js';
 
 export interface ServerMetrics {
@@ -12,6 +13,8 @@ export interface ServerMetrics {
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route'>;
   loginFailures: Counter;
+  /** Webhook deliveries of alert notifications: delivered, retried, failed, dropped. */
+  alertNotifications: Counter<'result'>;
 }
 
 export function createMetrics(store: Store): ServerMetrics {
@@ -63,5 +66,24 @@ export function createMetrics(store: Store): ServerMetrics {
     buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
     registers: [registry],
   });
-  return { registry, httpRequests, httpDuration, loginFailures, deploymentDuration };
+  new Gauge({
+    name: 'opsplane_alerts_firing',
+    help: 'Firing alerts by kind and severity',
+    labelNames: ['kind', 'severity'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      // Every series exists (0 when quiet), so that rules on it need no absent().
+      for (const kind of ALERT_KINDS)
+        for (const severity of ALERT_SEVERITIES) this.set({ kind, severity }, 0);
+      for (const r of await store.alerts.countFiring()) this.set({ kind: r.kind, severity: r.severity }, r.n);
+    },
+  });
+  const alertNotifications = new Counter({
+    name: 'opsplane_alert_notifications_total',
+    help: 'Alert webhook deliveries by result (delivered, retried = an attempt to be retried, failed, dropped)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  return { registry, httpRequests, httpDuration, loginFailures, deploymentDuration, alertNotifications };
 }

@@ -1,8 +1,10 @@
 /**
  * startServer(): open the database (PGlite or PostgreSQL), migrate, load the master key,
  * bootstrap the first admin, start the platform services (area credentials, discovery — which
- * does not wait for etcd —, the agent view), build the app and listen. stop() closes the HTTP
- * server (letting in-flight requests finish), then the platform services, then the database.
+ * does not wait for etcd —, the agent view), the deployment queue and the alert engine, build the
+ * app and listen. stop() stops the alert engine (pending webhook deliveries get a short grace),
+ * the deployments, closes the HTTP server (letting in-flight requests finish), then the platform
+ * services, then the database.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -10,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '@opsplane/platform';
 import type { ServerContext } from './api/context.js';
-import { buildApp, type App } from './app.js';
+import { buildApp, SERVER_VERSION, type App } from './app.js';
 import { ensureFirstAdmin, firstAdminBanner, masterKeyNotice } from './bootstrap.js';
 import { parseListen, type ServerConfig } from './config.js';
 import { openDatabase, type DatabaseHandle } from './db/database.js';
@@ -19,6 +21,8 @@ import { Store } from './db/store.js';
 import { createMetrics } from './metrics.js';
 import { loadMasterKey, SecretBox } from './security/crypto.js';
 import { AgentBundleStore } from './deploy/agent-bundles.js';
+import { AlertEngine, platformAlertSources } from './services/alert-engine.js';
+import { AlertNotifier } from './services/alert-notifier.js';
 import { DeploymentService } from './services/deployments.js';
 import { PlatformServices } from './services/platform.js';
 
@@ -53,6 +57,9 @@ export interface RunningServer {
   readonly platform: PlatformServices;
   /** Agent deployments: rollouts, the durable queue, agent bundles. */
   readonly deployments: DeploymentService;
+  /** Alert evaluation (and its webhook notifier). */
+  readonly alerts: AlertEngine;
+  readonly notifier: AlertNotifier;
   stop(): Promise<void>;
 }
 
@@ -110,6 +117,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let app: App | undefined;
   let platform: PlatformServices | undefined;
   let deployments: DeploymentService | undefined;
+  let alerts: AlertEngine | undefined;
+  let notifier: AlertNotifier | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
     if (boot.created) {
@@ -135,11 +144,31 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     }
     deployments = new DeploymentService({ config, store, platform, logger, bundles, metrics });
     await deployments.start({ exclusiveDatabase: database.embedded });
+    const a = config.server.alerts;
+    notifier = new AlertNotifier({
+      webhooks: a.webhooks,
+      timeoutMs: a.timeout,
+      maxAttempts: a.max_attempts,
+      counter: metrics.alertNotifications,
+      logger: logger.child({ component: 'alert-notifier' }),
+      userAgent: `opsplane-server/${SERVER_VERSION}`,
+    });
+    alerts = new AlertEngine({
+      store,
+      sources: platformAlertSources(platform, deployments),
+      notifier,
+      intervalMs: a.interval,
+      pendingForMs: a.pending_for,
+      logger,
+    });
+    alerts.start();
     const ctx: ServerContext = { config, store, database, logger, metrics, platform, deployments };
     app = await buildApp(ctx);
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
   } catch (e) {
+    await alerts?.stop().catch(() => undefined);
+    await notifier?.stop(0).catch(() => undefined);
     await deployments?.stop().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await platform?.stop().catch(() => undefined);
@@ -148,6 +177,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   }
   const services = platform;
   const deploys = deployments;
+  const alertEngine = alerts;
+  const alertNotifier = notifier;
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
@@ -168,9 +199,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     config,
     platform: services,
     deployments: deploys,
+    alerts: alertEngine,
+    notifier: alertNotifier,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge);
+        // Alerts first: what the stop of the rest looks like (agents gone, …) is not an alert.
+        await alertEngine.stop().catch((err: unknown) => logger.warn({ err }, 'stopping alerts failed'));
+        await alertNotifier.stop();
         // Running deployments go back to the queue (their leases released) for the next start.
         await deploys.stop().catch((err: unknown) => logger.warn({ err }, 'stopping deployments failed'));
         // Running batches first: a POST /batches waiting for its job answers (with the job

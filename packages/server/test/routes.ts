@@ -70,6 +70,24 @@ async function newDeployment(
   return { id: d.id, rolloutId: r.rollout.id };
 }
 
+/**
+ * A firing controller alert of its own. These servers have no etcd, so discovery never syncs and
+ * the engine leaves controller alerts alone (it neither confirms nor resolves them).
+ */
+async function newAlert(t: TestServer): Promise<string> {
+  const id = `fx-${unique()}`;
+  const row = await t.server.store.alerts.fire({
+    kind: 'controller_offline',
+    severity: 'critical',
+    subject: `fixture:${id}`,
+    area: 'area-fixture',
+    title: `fixture alert ${id}`,
+    message: 'made by test/routes.ts',
+    labels: {},
+  });
+  return row!.id;
+}
+
 export const ROUTES: RouteCase[] = [
   { method: 'GET', route: '/healthz', access: 'public', ok: 200 },
   { method: 'GET', route: '/metrics', access: 'metrics', ok: 200 },
@@ -301,6 +319,21 @@ export const ROUTES: RouteCase[] = [
     prepare: async (t) => ({
       path: `/api/v1/rollouts/${(await newDeployment(t, 'queued')).rolloutId}/cancel`,
     }),
+  },
+  { method: 'GET', route: '/api/v1/alerts', access: 'viewer', ok: 200 },
+  {
+    method: 'GET',
+    route: '/api/v1/alerts/:id',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/alerts/${await newAlert(t)}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/alerts/:id/ack',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/alerts/${await newAlert(t)}/ack` }),
   },
   { method: 'GET', route: '/api/v1/agent-bundles', access: 'viewer', ok: 200 },
   {

@@ -227,6 +227,37 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 4,
+    name: 'alerts',
+    statements: [
+      `CREATE TABLE alerts (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        kind text NOT NULL
+          CHECK (kind IN ('controller_offline', 'agent_offline', 'package_unhealthy', 'deployment_failed')),
+        severity text NOT NULL CHECK (severity IN ('critical', 'warning')),
+        subject text NOT NULL,
+        area text NOT NULL DEFAULT '',
+        title text NOT NULL,
+        message text NOT NULL DEFAULT '',
+        labels jsonb NOT NULL DEFAULT '{}'::jsonb,
+        status text NOT NULL DEFAULT 'firing' CHECK (status IN ('firing', 'resolved')),
+        first_seen timestamptz NOT NULL DEFAULT now(),
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        resolved_at timestamptz,
+        acknowledged_by text,
+        acknowledged_at timestamptz
+      )`,
+      // One firing alert per subject: what makes firing idempotent, also across servers sharing
+      // a PostgreSQL database (the second insert does nothing, so only one server notifies).
+      `CREATE UNIQUE INDEX alerts_one_firing_per_subject ON alerts (subject) WHERE status = 'firing'`,
+      `CREATE INDEX alerts_subject_idx ON alerts (subject)`,
+      `CREATE INDEX alerts_first_seen_idx ON alerts (first_seen)`,
+      `CREATE INDEX alerts_status_idx ON alerts (status, kind)`,
+      // The deployment_failed rule looks for recent failures on every evaluation.
+      `CREATE INDEX deployments_failed_idx ON deployments (finished_at) WHERE status = 'failed'`,
+    ],
+  },
 ];
 
 export function migrationChecksum(m: Migration): string {

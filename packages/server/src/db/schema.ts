@@ -246,6 +246,27 @@ export const hostKeys = pgTable('host_keys', {
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
 
+/** Alerts of the alert engine; at most one firing row per subject (partial unique index). */
+export const alerts = pgTable('alerts', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  kind: text('kind').notNull(),
+  severity: text('severity').notNull(),
+  /** `controller:<area>/<id>`, `agent:<code>`, `package:<code>/<name>`, `deployment:<id>`. */
+  subject: text('subject').notNull(),
+  area: text('area').notNull().default(''),
+  title: text('title').notNull(),
+  message: text('message').notNull().default(''),
+  labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+  status: text('status').notNull().default('firing'),
+  firstSeen: ts('first_seen').notNull().defaultNow(),
+  lastSeen: ts('last_seen').notNull().defaultNow(),
+  resolvedAt: ts('resolved_at'),
+  acknowledgedBy: text('acknowledged_by'),
+  acknowledgedAt: ts('acknowledged_at'),
+});
+
 export const ALL_TABLES = {
   schema_migrations: schemaMigrations,
   users,
@@ -263,6 +284,7 @@ export const ALL_TABLES = {
   deployments,
   deployment_logs: deploymentLogs,
   host_keys: hostKeys,
+  alerts,
 } as const;
 
 export type UserRow = typeof users.$inferSelect;
@@ -277,3 +299,4 @@ export type BatchResultRow = typeof batchResults.$inferSelect;
 export type RolloutRow = typeof rollouts.$inferSelect;
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type DeploymentLogRow = typeof deploymentLogs.$inferSelect;
+export type AlertRow = typeof alerts.$inferSelect;

@@ -4,6 +4,7 @@
  * are committed together, or not at all.
  */
 import type { SecretBox } from '../security/crypto.js';
+import { AlertsRepo } from './alerts-repo.js';
 import { AuditRepo } from './audit-repo.js';
 import { BatchesRepo } from './batches-repo.js';
 import { ControllersHistoryRepo } from './controllers-history-repo.js';
@@ -28,6 +29,7 @@ export class Store {
   readonly batches: BatchesRepo;
   readonly deployments: DeploymentsRepo;
   readonly hostKeys: HostKeysRepo;
+  readonly alerts: AlertsRepo;
 
   constructor(
     readonly db: Database,
@@ -44,6 +46,7 @@ export class Store {
     this.batches = new BatchesRepo(db);
     this.deployments = new DeploymentsRepo(db);
     this.hostKeys = new HostKeysRepo(db);
+    this.alerts = new AlertsRepo(db);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

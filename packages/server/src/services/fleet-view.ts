@@ -109,6 +109,7 @@ export class FleetView {
   private stopped = false;
   private lastInfo: RefreshInfo | undefined;
   private refreshes = 0;
+  private readonly refreshListeners = new Set<() => void>();
 
   constructor(private readonly opts: FleetViewOptions) {}
 
@@ -136,6 +137,12 @@ export class FleetView {
       });
     }, delayMs);
     this.debounceTimer.unref();
+  }
+
+  /** Calls `cb` after every successful build (the alert engine evaluates then). Returns the unsubscribe. */
+  onRefresh(cb: () => void): () => void {
+    this.refreshListeners.add(cb);
+    return () => this.refreshListeners.delete(cb);
   }
 
   /** Resolves once a build that started after this call has finished. */
@@ -258,6 +265,13 @@ export class FleetView {
       this.refreshes++;
       const info = { agents: views.length, errors: errors.length, durationMs: performance.now() - t0 };
       this.lastInfo = info;
+      for (const cb of this.refreshListeners) {
+        try {
+          cb();
+        } catch (err) {
+          this.opts.logger.warn({ err }, 'agent view refresh listener failed');
+        }
+      }
       this.opts.logger.debug(
         { agents: info.agents, errors: info.errors, duration_ms: Math.round(info.durationMs) },
         'agent view refreshed',
