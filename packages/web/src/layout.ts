@@ -1,7 +1,7 @@
 /**
  * The frame around every signed-in page: the header (brand, navigation with the current entry
- * marked, the user and role, log out) and the <main> the page renders into. The login page
- * gets a bare frame.
+ * marked and the number of firing alerts, the user and role, log out) and the <main> the page
+ * renders into. The login page gets a bare frame.
  */
 import { errorMessage } from './api.js';
 import { h } from './dom.js';
@@ -14,7 +14,32 @@ export const NAV: readonly { id: string; label: string; href: string }[] = [
   { id: 'controllers', label: 'Controllers', href: '#/controllers' },
   { id: 'devices', label: 'Devices', href: '#/devices' },
   { id: 'deployments', label: 'Deployments', href: '#/deployments' },
+  { id: 'alerts', label: 'Alerts', href: '#/alerts' },
 ];
+
+/** The last known number of firing alerts (kept across pages so the badge does not blink). */
+let firing: number | undefined;
+
+function renderFiringCount(el: HTMLElement): void {
+  const n = firing ?? 0;
+  el.hidden = n === 0;
+  el.textContent = n > 0 ? String(n) : '';
+  el.title = `${n} firing alert${n === 1 ? '' : 's'}`;
+}
+
+/** Shows `n` firing alerts next to the Alerts nav entry (hidden at 0). */
+export function setFiringCount(n: number): void {
+  firing = n;
+  const el = document.getElementById('nav-alerts-count');
+  if (el) renderFiringCount(el);
+}
+
+function navCount(id: string): HTMLElement | null {
+  if (id !== 'alerts') return null;
+  const el = h('span', { class: 'nav-count', id: 'nav-alerts-count' });
+  renderFiringCount(el);
+  return el;
+}
 
 function appRoot(): HTMLElement {
   const el = document.getElementById('app');
@@ -24,6 +49,7 @@ function appRoot(): HTMLElement {
 
 /** A frame without header (login); returns its <main>. */
 export function bareFrame(): HTMLElement {
+  firing = undefined; // signed out: the next user's count comes from the server
   const main = h('main', { class: 'main main-bare', id: 'main' });
   appRoot().replaceChildren(main);
   return main;
@@ -65,8 +91,14 @@ export function appFrame(activeNav: string | undefined): HTMLElement {
       NAV.map((n) =>
         h(
           'a',
-          { href: n.href, class: 'nav-link', 'aria-current': n.id === activeNav ? 'page' : undefined },
+          {
+            href: n.href,
+            class: 'nav-link',
+            id: `nav-${n.id}`,
+            'aria-current': n.id === activeNav ? 'page' : undefined,
+          },
           n.label,
+          navCount(n.id),
         ),
       ),
     ),

@@ -1,12 +1,15 @@
 /**
  * Entry point (loaded by index.html as a module): the route table, the session gate (pages
- * other than login need a session; a 401 anywhere goes back to the login page) and start-up.
+ * other than login need a session; a 401 anywhere goes back to the login page), the header's
+ * firing-alert count polled with each page, and start-up.
  */
+import { refreshFiringCount } from './alerts.js';
 import { errorMessage, onUnauthorized } from './api.js';
 import { errorBox, h } from './dom.js';
 import { appFrame, bareFrame } from './layout.js';
 import { agentPage } from './pages/agent.js';
 import { agentsPage } from './pages/agents.js';
+import { alertsPage } from './pages/alerts.js';
 import { controllersPage } from './pages/controllers.js';
 import { deploymentPage } from './pages/deployment.js';
 import { deploymentsPage } from './pages/deployments.js';
@@ -27,6 +30,7 @@ const routes: Route[] = [
   { pattern: /^\/deployments$/, render: deploymentsPage, nav: 'deployments', title: 'Deployments' },
   { pattern: /^\/deployments\/([^/]+)$/, render: deploymentPage, nav: 'deployments', title: 'Deployment' },
   { pattern: /^\/rollouts\/([^/]+)$/, render: rolloutPage, nav: 'deployments', title: 'Rollout' },
+  { pattern: /^\/alerts$/, render: alertsPage, nav: 'alerts', title: 'Alerts' },
 ];
 
 const hashOf = (loc: Location): string => link(loc.path, Object.fromEntries(loc.query));
@@ -66,6 +70,10 @@ startRouter(routes, {
       }
     }
     return appFrame(route?.nav);
+  },
+  mounted(ctx, route) {
+    // The header's count of firing alerts follows every signed-in page's refresh cadence.
+    if (!route.public) ctx.poll(refreshFiringCount);
   },
   notFound(root, loc) {
     root.append(

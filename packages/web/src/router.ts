@@ -139,6 +139,8 @@ export interface RouterHooks {
   /** Prepares the frame for the route (header, session) and returns where the page renders. */
   frame(route: Route | undefined, loc: Location): Promise<HTMLElement | undefined>;
   notFound(root: HTMLElement, loc: Location): void;
+  /** Runs after a page rendered, with its context (e.g. to poll what the frame shows). */
+  mounted?(ctx: PageContext, route: Route): void;
 }
 
 let mounted: Mounted | undefined;
@@ -175,6 +177,7 @@ export function startRouter(routes: readonly Route[], hooks: RouterHooks): void 
     const params = match.slice(1).map((p) => decode(p ?? ''));
     mounted = new Mounted(root, params, loc.query, loc.path);
     route.render(mounted);
+    hooks.mounted?.(mounted, route);
   };
   window.addEventListener('hashchange', () => void show());
   void show();

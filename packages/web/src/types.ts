@@ -249,3 +249,40 @@ export interface AgentBundle {
   version: string;
   default: boolean;
 }
+
+export const ALERT_KINDS = [
+  'controller_offline',
+  'agent_offline',
+  'package_unhealthy',
+  'deployment_failed',
+] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+export type AlertSeverity = 'critical' | 'warning';
+export type AlertStatus = 'firing' | 'resolved';
+
+/** GET /alerts/{id}, an item of GET /alerts, and the answer of POST /alerts/{id}/ack. */
+export interface Alert {
+  id: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  /** controller:<area>/<id>, agent:<code>, package:<code>/<name> or deployment:<id>. */
+  subject: string;
+  /** '' when the subject has no area. */
+  area: string;
+  title: string;
+  message: string;
+  /** e.g. agent_code, controller_id, package, deployment_id, rollout_id, device_name. */
+  labels: Record<string, string>;
+  status: AlertStatus;
+  /** When the condition was first observed (before any pending_for delay). */
+  first_seen: string;
+  /** The last evaluation that still found the condition. */
+  last_seen: string;
+  resolved_at: string | null;
+  acknowledged_by: string | null;
+  acknowledged_at: string | null;
+}
+
+export interface AlertList extends Paged {
+  items: Alert[];
+}

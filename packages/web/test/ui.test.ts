@@ -4,8 +4,10 @@
  * an `opsplane server` process serving the built UI (dist/www), and headless Chromium driven
  * by playwright-core. Covers login (wrong password, admin, viewer), the overview, the agent
  * list (area filter, search, the hostile hostname shown as text), an agent's packages and a
- * real restart, a deployment started from the devices page and followed live, role-based
- * buttons, logout, and no console error or CSP violation during the whole run.
+ * real restart, a deployment started from the devices page and followed live, an agent killed
+ * for real raising an alert (overview card, nav badge, the alerts page, acknowledged, resolved
+ * once the agent is back), role-based buttons, logout, and no console error or CSP violation
+ * during the whole run.
  *
  * OPSPLANE_UI_SCREENSHOTS=<dir> also keeps the screenshots there (the temp dir is removed).
  */
@@ -43,6 +45,8 @@ const VIEWER = { username: 'watcher', password: 'ui-test-viewer-password-0123' }
 const XSS_HOSTNAME = '<img src=x onerror="document.body.dataset.pwned=1">evil-host';
 const AGENT = 'area-1-agent-1';
 const XSS_AGENT = 'area-1-agent-2';
+/** Killed and restarted by the alert test (nothing after it needs area-2). */
+const OFFLINE_AGENT = 'area-2-agent-1';
 const skip = existsSync(CHROMIUM)
   ? false
   : `${CHROMIUM} is not installed (node scripts/ensure-deps.mjs installs Debian's chromium); UI test skipped`;
@@ -54,6 +58,15 @@ interface PackageStatus {
   name: string;
   is_running: boolean;
   pid?: number;
+}
+
+interface Alert {
+  id: string;
+  kind: string;
+  subject: string;
+  status: string;
+  labels: Record<string, string>;
+  acknowledged_by: string | null;
 }
 
 describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
@@ -148,6 +161,7 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
         `  data_dir: ${join(work.path, 'server-data')}`,
         '  agents_refresh_interval: 1s',
         '  deploy: { connect_timeout: 6s, online_timeout: 10s }',
+        '  alerts: { pending_for: 0s, interval: 1s }',
         'areas:',
         ...fleet.areas.map((a) => `  ${a}: { agent_secret: '${fleet?.secret(a)}' }`),
       ].join('\n'),
@@ -376,6 +390,86 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     await snap('deployments.png');
   });
 
+  it('shows a killed agent as a firing alert, acknowledges it, and sees it resolve once it is back', async () => {
+    const victim = fleet?.agent(OFFLINE_AGENT);
+    assert.ok(victim);
+    const subject = `agent:${OFFLINE_AGENT}`;
+    const alertOf = async (query: string) =>
+      (await call<{ items: Alert[] }>('GET', `/api/v1/alerts?pageSize=500${query}`)).json.items.find(
+        (a) => a.subject === subject,
+      );
+    // The deployment that failed above raised a (warning) alert: left firing and unacknowledged.
+    const failed = await until(
+      async () =>
+        (await call<{ items: Alert[] }>('GET', '/api/v1/alerts?status=firing&kind=deployment_failed')).json
+          .items[0],
+      'the deployment_failed alert',
+    );
+    assert.equal(await alertOf(''), undefined, 'no alert about the agent before it is killed');
+
+    await victim.kill();
+    await go('#/');
+    await until(
+      async () => (await count(`#newest-alerts li[data-subject="${subject}"]`)) === 1,
+      'the overview to show the agent offline alert',
+      45_000,
+    );
+    assert.ok(Number(await text('#card-alerts [data-stat="critical"] .stat-value')) >= 1);
+    assert.ok(Number(await text('#card-alerts [data-stat="warning"] .stat-value')) >= 1);
+    await until(async () => Number(await text('#nav-alerts-count')) >= 1, 'the nav badge to count it');
+    await snap('overview-alerts.png');
+
+    await page.click('#nav-alerts');
+    await page.waitForURL(/#\/alerts$/);
+    assert.equal(await page.locator('#alert-status').inputValue(), 'firing');
+    const row = `#alerts-table tbody tr[data-subject="${subject}"]`;
+    await until(async () => (await count(row)) === 1, 'the alert on the alerts page');
+    const cells = await page
+      .locator(`${row} td`)
+      .evaluateAll((tds) => tds.map((td) => (td.textContent ?? '').trim()));
+    assert.deepEqual(cells.slice(0, 3), ['firing', 'critical', 'agent_offline']);
+    assert.match(cells[3] ?? '', new RegExp(`Agent ${OFFLINE_AGENT}.*offline`));
+    assert.equal(cells[4], 'area-2');
+    assert.equal(cells[8], '—', 'not acknowledged yet');
+    assert.equal(await page.locator(`${row} a`).first().getAttribute('href'), `#/agents/${OFFLINE_AGENT}`);
+    assert.ok(Number(await text('#nav-alerts-count')) >= 1);
+    const failedRow = `#alerts-table tbody tr[data-key="${failed.id}"]`;
+    assert.equal(
+      await page.locator(`${failedRow} a`).first().getAttribute('href'),
+      `#/deployments/${failed.labels.deployment_id}`,
+    );
+    assert.equal(await count(`${failedRow} button:has-text("Acknowledge")`), 1);
+    await snap('alerts.png');
+
+    await page.click(`${row} button:has-text("Acknowledge")`);
+    await until(
+      async () => /acknowledged by admin/.test(await text('#alert-results')),
+      'the acknowledgement',
+    );
+    await until(async () => (await text(`${row} td.acked`)).includes('admin'), 'acknowledged by admin');
+    await until(async () => (await count(`${row} button`)) === 0, 'no Acknowledge button any more');
+    assert.equal((await alertOf('&status=firing'))?.acknowledged_by, 'admin');
+    await snap('alerts-acknowledged.png');
+
+    await victim.start();
+    await page.selectOption('#alert-status', 'resolved');
+    assert.match(page.url(), /#\/alerts\?status=resolved$/);
+    await until(
+      async () => (await count(`${row}[data-status="resolved"]`)) === 1,
+      'the alert resolved once the agent is back',
+      45_000,
+    );
+    assert.match(await text(`${row} td:first-child`), /resolved/);
+    assert.match(await text(`${row} td.acked`), /admin/);
+    await snap('alerts-resolved.png');
+
+    // Back as before: three agents online, nothing about the agent firing.
+    await until(async () => {
+      const r = await call<{ total: number }>('GET', '/api/v1/agents?status=online');
+      return r.json.total === 3 && (await alertOf('&status=firing')) === undefined;
+    }, 'all agents online again');
+  });
+
   it('goes to the login page when the session is gone, and back after logging in', async () => {
     await page.click('nav.nav >> text=Agents');
     await page.locator('#agents-table tbody tr[data-key]').first().waitFor();
@@ -420,6 +514,14 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     await page.waitForURL(/#\/deployments\/[0-9a-f-]+$/);
     await until(async () => (await text('.live-state')) === 'finished', 'the finished deployment');
     assert.equal(await page.getByRole('button', { name: /Retry|Cancel/ }).count(), 0);
+
+    // The failed deployment's alert is firing and unacknowledged: an admin saw Acknowledge there.
+    await page.click('#nav-alerts');
+    await page.waitForURL(/#\/alerts$/);
+    await page.locator('#alerts-table tbody tr[data-kind="deployment_failed"]').first().waitFor();
+    assert.equal(await count('#alerts-table button'), 0);
+    assert.equal(await page.getByRole('button', { name: /Acknowledge/ }).count(), 0);
+    assert.doesNotMatch(await text('#alerts-table thead'), /Actions/);
 
     await page.click('#logout');
     await page.waitForURL(/#\/login$/);

@@ -1,16 +1,26 @@
 /**
- * #/ — the fleet at a glance: controllers online per area, agents and devices by status
- * (each count is a `total` of a filtered list), deployments queued/running and the latest
- * failures. Each card loads on its own, so one failing source does not blank the rest.
+ * #/ — the fleet at a glance: firing alerts by severity and the newest of them, controllers
+ * online per area, agents and devices by status (each count is a `total` of a filtered list),
+ * deployments queued/running and the latest failures. Each card loads on its own, so one
+ * failing source does not blank the rest.
  */
+import { alertTitle } from '../alerts.js';
 import { api, errorMessage } from '../api.js';
 import { ago, badge, errorBox, h, notice, put, type Child } from '../dom.js';
-import { pageHeader } from '../layout.js';
+import { pageHeader, setFiringCount } from '../layout.js';
 import { link, type PageContext } from '../router.js';
-import type { AgentList, ControllerList, DeploymentList, DeviceList } from '../types.js';
+import {
+  ALERT_KINDS,
+  type AgentList,
+  type AlertList,
+  type ControllerList,
+  type DeploymentList,
+  type DeviceList,
+} from '../types.js';
 
 const AGENT_STATUSES = ['online', 'offline', 'unknown'] as const;
 const DEVICE_STATUSES = ['new', 'deploying', 'online', 'offline', 'failed', 'uninstalled'] as const;
+const SEVERITIES = ['critical', 'warning'] as const;
 
 function card(id: string, title: string, href: string): { el: HTMLElement; body: HTMLElement } {
   const body = h('div', { class: 'card-body' }, h('p', { class: 'muted' }, 'Loading…'));
@@ -47,6 +57,48 @@ async function loadInto(body: HTMLElement, load: () => Promise<Child>): Promise<
   } catch (e) {
     put(body, errorBox(errorMessage(e)));
   }
+}
+
+/**
+ * Firing alerts by severity and the 5 newest. The API filters by kind, not severity, and every
+ * kind has one severity: a kind's count goes to the severity its alerts carry.
+ */
+async function alertsCard(): Promise<Child> {
+  const [newest, byKind] = await Promise.all([
+    api.get<AlertList>('/alerts', { status: 'firing', pageSize: 5 }),
+    Promise.all(
+      ALERT_KINDS.map((kind) => api.get<AlertList>('/alerts', { status: 'firing', kind, pageSize: 1 })),
+    ),
+  ]);
+  setFiringCount(newest.total);
+  const severity = new Map<string, number>(SEVERITIES.map((s) => [s, 0]));
+  for (const r of byKind) {
+    const sev = r.items[0]?.severity;
+    if (sev) severity.set(sev, (severity.get(sev) ?? 0) + r.total);
+  }
+  return [
+    stats([
+      { label: 'firing', status: 'firing', value: newest.total, href: '#/alerts' },
+      ...[...severity].map(([sev, n]) => ({ label: sev, status: sev, value: n, href: '#/alerts' })),
+    ]),
+    h('h3', null, 'Newest firing'),
+    newest.items.length === 0
+      ? h('p', { class: 'muted' }, 'No alert is firing.')
+      : h(
+          'ul',
+          { class: 'failure-list firing-list', id: 'newest-alerts' },
+          newest.items.map((a) =>
+            h(
+              'li',
+              { data: { subject: a.subject } },
+              badge(a.severity),
+              alertTitle(a),
+              a.acknowledged_by ? h('span', { class: 'muted' }, `ack: ${a.acknowledged_by}`) : null,
+              ago(a.first_seen),
+            ),
+          ),
+        ),
+  ];
 }
 
 async function controllersCard(): Promise<Child> {
@@ -179,6 +231,7 @@ async function deploymentsCard(): Promise<Child> {
 
 export function overviewPage(ctx: PageContext): void {
   const cards = {
+    alerts: card('card-alerts', 'Alerts', '#/alerts'),
     controllers: card('card-controllers', 'Controllers', '#/controllers'),
     agents: card('card-agents', 'Agents', '#/agents'),
     devices: card('card-devices', 'Devices', '#/devices'),
@@ -194,6 +247,7 @@ export function overviewPage(ctx: PageContext): void {
   );
   ctx.poll(async () => {
     await Promise.all([
+      loadInto(cards.alerts.body, alertsCard),
       loadInto(cards.controllers.body, controllersCard),
       loadInto(cards.agents.body, agentsCard),
       loadInto(cards.devices.body, devicesCard),

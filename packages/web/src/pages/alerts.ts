@@ -1,0 +1,216 @@
+/**
+ * #/alerts — what the server's alert engine raised (GET /alerts, newest first): status (firing
+ * by default, resolved, or all), kind and area filters and paging, kept in the hash query.
+ * Titles link to the subject's page (agent, deployment, controllers). Operators and admins can
+ * acknowledge a firing alert nobody acknowledged yet (POST /alerts/{id}/ack); an
+ * acknowledgement records who is on it, it neither silences nor resolves the alert.
+ */
+import { alertTitle } from '../alerts.js';
+import { api, errorMessage } from '../api.js';
+import { ago, badge, errorBox, field, h, notice, put } from '../dom.js';
+import { areaSelect, filterSelect } from '../filters.js';
+import { pageHeader, setFiringCount } from '../layout.js';
+import type { PageContext } from '../router.js';
+import { canOperate } from '../session.js';
+import { messageRow, renderHead, renderPager, syncRows, type Column } from '../table.js';
+import { ALERT_KINDS, type Alert, type AlertList } from '../types.js';
+
+type StatusFilter = 'firing' | 'resolved' | 'all';
+const STATUS_FILTERS: readonly StatusFilter[] = ['firing', 'resolved', 'all'];
+const DEFAULT_PAGE_SIZE = 50;
+
+interface State {
+  status: StatusFilter;
+  kind: string;
+  area: string;
+  page: number;
+  pageSize: number;
+}
+
+function readState(q: URLSearchParams): State {
+  const status = q.get('status') as StatusFilter | null;
+  return {
+    status: status && STATUS_FILTERS.includes(status) ? status : 'firing',
+    kind: q.get('kind') ?? '',
+    area: q.get('area') ?? '',
+    page: Math.max(1, Number(q.get('page')) || 1),
+    pageSize: Number(q.get('pageSize')) || DEFAULT_PAGE_SIZE,
+  };
+}
+
+function writeState(s: State): URLSearchParams {
+  const q = new URLSearchParams();
+  if (s.status !== 'firing') q.set('status', s.status);
+  if (s.kind) q.set('kind', s.kind);
+  if (s.area) q.set('area', s.area);
+  if (s.page > 1) q.set('page', String(s.page));
+  if (s.pageSize !== DEFAULT_PAGE_SIZE) q.set('pageSize', String(s.pageSize));
+  return q;
+}
+
+const COLUMNS: Column<Alert>[] = [
+  { label: 'Status', cell: (a) => badge(a.status) },
+  { label: 'Severity', cell: (a) => badge(a.severity) },
+  { label: 'Kind', cell: (a) => h('code', null, a.kind) },
+  {
+    label: 'Alert',
+    className: 'wrap alert-cell',
+    cell: (a) => [alertTitle(a), h('div', { class: 'muted subject' }, h('code', null, a.subject))],
+  },
+  { label: 'Area', cell: (a) => a.area || '—' },
+  { label: 'Message', className: 'wrap', cell: (a) => a.message || '—' },
+  { label: 'First seen', cell: (a) => ago(a.first_seen) },
+  {
+    label: 'Last seen / resolved',
+    cell: (a) =>
+      a.status === 'resolved' && a.resolved_at
+        ? h('span', null, 'resolved ', ago(a.resolved_at))
+        : h('span', null, 'seen ', ago(a.last_seen)),
+  },
+  {
+    label: 'Acknowledged by',
+    className: 'acked',
+    cell: (a) =>
+      a.acknowledged_by
+        ? [h('strong', null, a.acknowledged_by), ' ', h('span', { class: 'muted' }, ago(a.acknowledged_at))]
+        : '—',
+  },
+];
+
+export function alertsPage(ctx: PageContext): void {
+  const s = readState(ctx.query);
+  const operator = canOperate();
+  const busy = new Set<string>();
+  let items: Alert[] | undefined;
+
+  const thead = h('thead');
+  const tbody = h('tbody');
+  const pager = h('div', { class: 'pager' });
+  const status = h('div', { class: 'list-status' });
+  const results = h('div', { class: 'results', id: 'alert-results', 'aria-live': 'polite' });
+  const summary = h('p', { class: 'muted summary', id: 'alerts-summary' });
+
+  const acknowledge = (a: Alert) => {
+    busy.add(a.id);
+    render();
+    put(results, notice(`Acknowledging “${a.title}”…`, 'info'));
+    api
+      .post<Alert>(`/alerts/${encodeURIComponent(a.id)}/ack`)
+      .then((r) => put(results, notice(`${r.title}: acknowledged by ${r.acknowledged_by ?? 'nobody'}`, 'ok')))
+      .catch((e: unknown) => put(results, errorBox(errorMessage(e))))
+      .finally(() => {
+        busy.delete(a.id);
+        void poller.refresh();
+      });
+  };
+
+  const columns: Column<Alert>[] = [...COLUMNS];
+  if (operator) {
+    columns.push({
+      label: 'Actions',
+      className: 'actions',
+      cell: (a) =>
+        a.status === 'firing' && !a.acknowledged_by
+          ? h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn btn-small',
+                'aria-label': `Acknowledge ${a.title}`,
+                data: { action: 'ack' },
+                props: { disabled: busy.has(a.id) },
+                on: { click: () => acknowledge(a) },
+              },
+              'Acknowledge',
+            )
+          : null,
+    });
+  }
+  renderHead(thead, columns);
+  messageRow(tbody, columns.length, 'Loading…');
+
+  const filtered = () => s.kind !== '' || s.area !== '';
+  function render(): void {
+    if (!items) return;
+    syncRows(tbody, items, (a) => a.id, columns, {
+      empty: filtered()
+        ? 'No alert matches these filters.'
+        : s.status === 'firing'
+          ? 'No alert is firing.'
+          : s.status === 'resolved'
+            ? 'No alert has resolved yet.'
+            : 'No alerts yet.',
+      init: (tr, a) => {
+        tr.dataset.subject = a.subject;
+        tr.dataset.kind = a.kind;
+      },
+    });
+    // The status changes in place (firing → resolved); keep it on the row for styling and tests.
+    for (const tr of Array.from(tbody.rows)) {
+      const a = items.find((x) => x.id === tr.dataset.key);
+      if (a) tr.dataset.status = a.status;
+    }
+  }
+
+  const changed = (resetPage = true) => {
+    if (resetPage) s.page = 1;
+    ctx.setQuery(writeState(s));
+    void poller.refresh();
+  };
+  const set = (k: 'kind' | 'area') => (v: string) => {
+    s[k] = v;
+    changed();
+  };
+  // 'Any status' is '' in the select and status=all in the address (no status means firing).
+  const statusSelect = filterSelect(
+    'alert-status',
+    'Any status',
+    ['firing', 'resolved'],
+    s.status === 'all' ? '' : s.status,
+    (v) => {
+      s.status = v === 'firing' || v === 'resolved' ? v : 'all';
+      changed();
+    },
+  );
+
+  ctx.root.append(
+    pageHeader('Alerts'),
+    h(
+      'div',
+      { class: 'toolbar' },
+      field('Status', statusSelect),
+      field('Kind', filterSelect('alert-kind', 'Any kind', ALERT_KINDS, s.kind, set('kind'))),
+      field('Area', areaSelect('alert-area', s.area, set('area'))),
+    ),
+    status,
+    results,
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'alerts-table' }, thead, tbody)),
+    h('div', { class: 'table-foot' }, summary, pager),
+  );
+
+  const poller = ctx.poll(async () => {
+    try {
+      const r = await api.get<AlertList>('/alerts', {
+        status: s.status === 'all' ? undefined : s.status,
+        kind: s.kind,
+        area: s.area,
+        page: s.page,
+        pageSize: s.pageSize,
+      });
+      if (!ctx.active) return;
+      put(status);
+      items = r.items;
+      render();
+      if (s.status === 'firing' && !filtered()) setFiringCount(r.total);
+      const what = s.status === 'all' ? '' : `${s.status} `;
+      put(summary, `${r.total} ${what}alert${r.total === 1 ? '' : 's'}`);
+      renderPager(pager, { page: s.page, pageSize: s.pageSize, total: r.total }, (page, pageSize) => {
+        s.page = page;
+        s.pageSize = pageSize;
+        changed(false);
+      });
+    } catch (e) {
+      put(status, errorBox(errorMessage(e)));
+    }
+  });
+}
