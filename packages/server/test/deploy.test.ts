@@ -16,9 +16,9 @@ import { after, before, describe, it } from 'node:test';
 import { packAgentBundle } from '@opsplane/agent';
 import {
   defaultCliMain,
-  freePort,
   spawnTracked,
   startFleet,
+  startServerProcess,
   startSshHosts,
   tempDir,
   waitFor,
@@ -399,53 +399,17 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
 
   it('loses no deployment when the server is SIGKILLed mid-deployment: the next start resumes it', async () => {
     // A server of its own, as a process (opsplane server) on an embedded database, so it can be killed.
-    const dir = join(work.path, 'killed-server');
-    await mkdir(dir, { recursive: true });
-    const port = await freePort();
-    const config = join(dir, 'platform.yaml');
-    await writeFile(
-      config,
-      [
-        'etcd:',
-        `  endpoints: [${fleet.etcd.endpoints.join(', ')}]`,
-        'server:',
-        `  listen: 127.0.0.1:${port}`,
-        `  data_dir: ${join(dir, 'data')}`,
-        '  deploy: { online_timeout: 30s, lease_ttl: 5s, poll_interval: 300ms }',
-        'areas:',
-        `  ${AREA}: { agent_secret: ${SECRET} }`,
-      ].join('\n'),
-    );
-    const password = 'resume-test-admin-password';
-    const base = `http://127.0.0.1:${port}`;
-    const start = async () => {
-      const p = spawnTracked('server', process.execPath, [defaultCliMain(), 'server', '--config', config], {
-        env: {
-          ...process.env,
-          OPSPLANE_ADMIN_PASSWORD: password,
-          OPSPLANE_LOG_LEVEL: process.env.OPSPLANE_LOG_LEVEL ?? 'warn',
-        },
-      });
-      await p.waitForOutput('opsplane server listening', 90_000);
-      return p;
-    };
-    let server = await start();
+    const server = await startServerProcess({
+      dir: join(work.path, 'killed-server'),
+      etcdEndpoints: fleet.etcd.endpoints,
+      areas: { [AREA]: { agent_secret: SECRET } },
+      server: { deploy: { online_timeout: '30s', lease_ttl: '5s', poll_interval: '300ms' } },
+      adminPassword: 'resume-test-admin-password',
+    });
     try {
-      const login = await fetch(`${base}/api/v1/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: 'admin', password }),
-      });
-      assert.equal(login.status, 200, await login.text());
-      const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
-      const call = async <T>(method: string, path: string, body?: unknown) => {
-        const r = await fetch(base + path, {
-          method,
-          headers: { cookie, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        });
-        return { status: r.status, json: (await r.json()) as T };
-      };
+      const cookie = await server.login();
+      const call = <T>(method: string, path: string, body?: unknown) =>
+        server.call<T>(cookie, method, path.replace(/^\/api\/v1/, ''), body);
       const targets: [string, SshHost][] = [
         ['resume-a', hosts.hosts[3]!],
         ['resume-b', hosts.hosts[4]!],
@@ -479,8 +443,7 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
         { timeoutMs: 60_000, intervalMs: 20, what: 'a deployment to reach its upload step' },
       );
       await server.kill();
-
-      server = await start();
+      await server.restart();
       let last: Rollout | undefined;
       await waitFor(
         async () => {

@@ -9,3 +9,4 @@ export * from './etcd.js';
 export * from './postgres.js';
 export * from './fleet.js';
 export * from './ssh-hosts.js';
+export * from './server-process.js';

@@ -13,20 +13,19 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import {
-  defaultCliMain,
   freePort,
-  spawnTracked,
   startFleet,
+  startServerProcess,
   tempDir,
   waitFor,
   type Fleet,
-  type TrackedProcess,
+  type ServerProcess,
 } from '@opsplane/test-support';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -72,7 +71,7 @@ interface Alert {
 describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
   let work: { path: string; cleanup(): Promise<void> };
   let fleet: Fleet | undefined;
-  let server: TrackedProcess | undefined;
+  let server: ServerProcess | undefined;
   let browser: Browser | undefined;
   let context: BrowserContext;
   let page: Page;
@@ -148,40 +147,19 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     const sshPort = await freePort();
     await new Promise<void>((resolve) => silent?.listen(sshPort, '127.0.0.1', resolve));
 
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    const config = join(work.path, 'platform.yaml');
-    await writeFile(
-      config,
-      [
-        'etcd:',
-        `  endpoints: [${fleet.etcd.endpoints.join(', ')}]`,
-        'server:',
-        `  listen: 127.0.0.1:${port}`,
-        `  data_dir: ${join(work.path, 'server-data')}`,
-        '  agents_refresh_interval: 1s',
-        '  deploy: { connect_timeout: 6s, online_timeout: 10s }',
-        '  alerts: { pending_for: 0s, interval: 1s }',
-        'areas:',
-        ...fleet.areas.map((a) => `  ${a}: { agent_secret: '${fleet?.secret(a)}' }`),
-      ].join('\n'),
-    );
-    server = spawnTracked('server', process.execPath, [defaultCliMain(), 'server', '--config', config], {
-      env: {
-        ...process.env,
-        OPSPLANE_ADMIN_PASSWORD: ADMIN_PASSWORD,
-        OPSPLANE_LOG_LEVEL: process.env.OPSPLANE_LOG_LEVEL ?? 'warn',
+    server = await startServerProcess({
+      dir: join(work.path, 'server'),
+      etcdEndpoints: fleet.etcd.endpoints,
+      areas: Object.fromEntries(fleet.areas.map((a) => [a, { agent_secret: fleet!.secret(a) }])),
+      server: {
+        agents_refresh_interval: '1s',
+        deploy: { connect_timeout: '6s', online_timeout: '10s' },
+        alerts: { pending_for: '0s', interval: '1s' },
       },
+      adminPassword: ADMIN_PASSWORD,
     });
-    await server.waitForOutput('opsplane server listening', 90_000);
-
-    const login = await fetch(`${base}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }),
-    });
-    assert.equal(login.status, 200, await login.text());
-    cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    base = server.url;
+    cookie = await server.login();
     const viewer = await call('POST', '/api/v1/users', { ...VIEWER, role: 'viewer' });
     assert.equal(viewer.status, 201, JSON.stringify(viewer.json));
     const device = await call('POST', '/api/v1/devices', {
