@@ -24,6 +24,7 @@ import { AgentBundleStore } from './deploy/agent-bundles.js';
 import { AlertEngine, platformAlertSources } from './services/alert-engine.js';
 import { AlertNotifier } from './services/alert-notifier.js';
 import { DeploymentService } from './services/deployments.js';
+import { DeviceStatusSync } from './services/device-status-sync.js';
 import { PlatformServices } from './services/platform.js';
 
 const SESSION_PURGE_INTERVAL_MS = 10 * 60_000;
@@ -118,6 +119,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let platform: PlatformServices | undefined;
   let deployments: DeploymentService | undefined;
   let alerts: AlertEngine | undefined;
+  let statusSync: DeviceStatusSync | undefined;
   let notifier: AlertNotifier | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
@@ -162,11 +164,18 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger,
     });
     alerts.start();
+    statusSync = new DeviceStatusSync({
+      store,
+      platform,
+      logger: logger.child({ component: 'device-status' }),
+    });
+    statusSync.start();
     const ctx: ServerContext = { config, store, database, logger, metrics, platform, deployments };
     app = await buildApp(ctx);
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
   } catch (e) {
+    await statusSync?.stop().catch(() => undefined);
     await alerts?.stop().catch(() => undefined);
     await notifier?.stop(0).catch(() => undefined);
     await deployments?.stop().catch(() => undefined);
@@ -178,6 +187,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const services = platform;
   const deploys = deployments;
   const alertEngine = alerts;
+  const deviceStatus = statusSync;
   const alertNotifier = notifier;
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
@@ -204,7 +214,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     stop() {
       stopping ??= (async () => {
         clearInterval(purge);
-        // Alerts first: what the stop of the rest looks like (agents gone, …) is not an alert.
+        // Alerts and device status first: what the stop of the rest looks like (agents gone, …)
+        // is neither an alert nor a device going offline.
+        await deviceStatus.stop();
         await alertEngine.stop().catch((err: unknown) => logger.warn({ err }, 'stopping alerts failed'));
         await alertNotifier.stop();
         // Running deployments go back to the queue (their leases released) for the next start.

@@ -389,6 +389,37 @@ export class DevicesRepo {
     return row && toDevice(row);
   }
 
+  /** Status only if it is still `expected` (compare-and-set); true when it changed. */
+  async setStatusIf(
+    id: string,
+    expected: DeviceStatus,
+    status: DeviceStatus,
+    agentVersion: string,
+  ): Promise<boolean> {
+    const rows = await this.db
+      .update(devices)
+      .set({ status, agentVersion, updatedAt: sql`now()` })
+      .where(and(eq(devices.id, id), eq(devices.status, expected)))
+      .returning({ id: devices.id });
+    return rows.length > 0;
+  }
+
+  /** agent code → id, name, status, agent version of every device (for the status sync). */
+  async statusDirectory(): Promise<
+    Map<string, { id: string; name: string; status: string; agentVersion: string }>
+  > {
+    const rows = await this.db
+      .select({
+        code: devices.agentCode,
+        id: devices.id,
+        name: devices.name,
+        status: devices.status,
+        agentVersion: devices.agentVersion,
+      })
+      .from(devices);
+    return new Map(rows.map(({ code, ...r }) => [code, r]));
+  }
+
   /** Deletes the device; its agent code stays reserved in agent_codes. */
   async delete(id: string): Promise<Device | undefined> {
     await this.lock();
