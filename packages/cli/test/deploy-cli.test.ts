@@ -74,6 +74,7 @@ function deployment(over: Partial<Deployment> = {}): Deployment {
     created_at: '2025-01-01T00:00:00Z',
     started_at: '2025-01-01T00:00:01Z',
     finished_at: null,
+    duration_ms: null,
     ...over,
   };
 }

@@ -208,6 +208,7 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
     for (const n of okNames) {
       const dep = d.get(n)!;
       assert.equal(dep.status, 'succeeded', `${n}: ${dep.error}`);
+      assert.ok(dep.duration_ms !== null && dep.duration_ms > 0, `${n} duration`);
       assert.ok(
         dep.steps.every((s) => s.status === 'succeeded' && s.started_at && s.finished_at),
         `${n} steps: ${JSON.stringify(dep.steps)}`,

@@ -217,6 +217,7 @@ export interface Deployment {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  duration_ms: number | null;
   log?: DeploymentLogLine[];
 }
 

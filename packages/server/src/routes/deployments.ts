@@ -57,6 +57,7 @@ export function toDeployment(d: DeploymentRow, log?: DeploymentLogRow[]): Deploy
     created_at: iso(d.createdAt),
     started_at: isoOrNull(d.startedAt),
     finished_at: isoOrNull(d.finishedAt),
+    duration_ms: d.startedAt && d.finishedAt ? d.finishedAt.getTime() - d.startedAt.getTime() : null,
     ...(log ? { log: log.map(toLogLine) } : {}),
   };
 }

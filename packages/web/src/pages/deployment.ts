@@ -94,6 +94,7 @@ export function deploymentPage(ctx: PageContext): void {
         ['Requested', [`by ${d.requested_by} `, ago(d.created_at)]],
         ['Started', d.started_at ? ago(d.started_at) : '—'],
         ['Finished', d.finished_at ? ago(d.finished_at) : '—'],
+        ['Took', d.duration_ms !== null ? `${(d.duration_ms / 1000).toFixed(1)} s` : '—'],
         [
           'Retry of',
           d.retry_of

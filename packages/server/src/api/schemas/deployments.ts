@@ -71,6 +71,11 @@ export const DeploymentSchema = z
     created_at: TimestampOut,
     started_at: TimestampOut.nullable(),
     finished_at: TimestampOut.nullable(),
+    duration_ms: z
+      .number()
+      .int()
+      .nullable()
+      .describe('started → finished (this attempt and any resumed one); null until finished'),
     /** Present on GET /deployments/{id} only. */
     log: z.array(DeploymentLogLineSchema).optional(),
   })
