@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what the tests and the demo need when it is missing: npm packages (npm ci) and, on
 // Debian, the system packages (etcd-server, openssh-server, …). Idempotent and quiet when all is there.
+// `--demo`: only what the demo runs (etcd), not the tests' sshd, sudo and browser.
 import { existsSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -26,7 +27,9 @@ const wanted = [
   ['sudo', 'sudo'], // the deployer's tests: a login user that installs the agent as root through sudo -n
   ['chromium', 'chromium'], // the web UI's end-to-end tests (headless, driven by playwright-core)
 ];
-const missing = wanted.filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg);
+const DEMO = new Set(['etcd', 'etcdctl']);
+const forDemo = process.argv.includes('--demo');
+const missing = wanted.filter(([cmd]) => (!forDemo || DEMO.has(cmd)) && !have(cmd)).map(([, pkg]) => pkg);
 if (missing.length > 0) {
   if (!have('apt-get')) {
     log(`missing ${missing.join(', ')} and apt-get is not available.`);
