@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -281,6 +282,64 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000 }, ()
       await t.server.store.hostKeys.get(`${hosts.hosts[6]!.address}:22`),
       hosts.hosts[6]!.hostKeyFingerprint,
     );
+  });
+
+  it('deploys through a jump host (another device) when the target is reachable only from it', async () => {
+    const [h0, h6] = [hosts.hosts[0]!, hosts.hosts[6]!];
+    if (hosts.mode === 'netns') {
+      // A direct link between the two namespaces, with host routes: h0 reaches h6 over it, so
+      // h6's sshd sees the session come from h0's address.
+      const id = randomBytes(2).toString('hex');
+      execFileSync('ip', [
+        'link',
+        'add',
+        `dj${id}a`,
+        'netns',
+        h0.ns!,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        `dj${id}b`,
+        'netns',
+        h6.ns!,
+      ]);
+      execFileSync('ip', ['-n', h0.ns!, 'link', 'set', `dj${id}a`, 'up']);
+      execFileSync('ip', ['-n', h6.ns!, 'link', 'set', `dj${id}b`, 'up']);
+      execFileSync('ip', ['-n', h0.ns!, 'route', 'add', `${h6.address}/32`, 'dev', `dj${id}a`]);
+      execFileSync('ip', ['-n', h6.ns!, 'route', 'add', `${h0.address}/32`, 'dev', `dj${id}b`]);
+    }
+    await addDevice({
+      name: 'via-jump',
+      host: h6,
+      user: 'password',
+      metadata: { install_scope: 'user', jump_host: 'ok-0' },
+    });
+    const r = await settled((await deploy({ type: 'install', devices: ['via-jump'] })).id);
+    assert.equal(r.deployments[0]!.status, 'succeeded', r.deployments[0]!.error ?? '');
+    assert.equal((await agentVersion('via-jump'))?.status, 'online');
+    const user = h6.users.password.username;
+    if (hosts.mode === 'netns') {
+      assert.match(
+        h6.output(),
+        new RegExp(`Accepted password for ${user} from ${h0.address.replace(/\./g, '\\.')} `),
+      );
+    }
+    const missing = await t.call<{ id: string }>('POST', '/api/v1/devices', {
+      auth: t.users.admin.token,
+      body: {
+        name: 'jump-to-nowhere',
+        ip: h6.address,
+        function_area: AREA,
+        os: 'linux',
+        login: { username: user, password: h6.users.password.password },
+        metadata: { install_scope: 'user', jump_host: 'no-such-device' },
+      },
+    });
+    assert.equal(missing.status, 201);
+    ids.set('jump-to-nowhere', missing.json.id);
+    const bad = await settled((await deploy({ type: 'restart', devices: ['jump-to-nowhere'] })).id);
+    assert.equal(bad.deployments[0]!.error_code, 'device_not_found');
   });
 
   it('upgrades to v2 and back to v1, switching `current` atomically and keeping the previous version', async () => {
