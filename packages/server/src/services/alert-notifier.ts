@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { Alert, AlertKind, AlertStatus } from '../api/schemas/alerts.js';
 import type { SecretValue } from '../config.js';
+import { sleep } from '../util/sleep.js';
 
 export interface WebhookTarget {
   url: string;
@@ -168,11 +169,4 @@ export class AlertNotifier {
       backoff = Math.min(backoff * 2, this.#opts.maxBackoffMs ?? 30_000);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 }

@@ -24,6 +24,7 @@ import {
 } from '../deploy/deploy-errors.js';
 import { runDeploymentSteps, STEPS, type StepRecorder } from '../deploy/deployment-steps.js';
 import { connectInstaller, installOptionsOf } from '../deploy/device-connector.js';
+import { sleep } from '../util/sleep.js';
 import { DeploymentQueue, type AbortReason } from './deployment-queue.js';
 import type { PlatformServices } from './platform.js';
 
@@ -44,12 +45,6 @@ export interface DeploymentServiceOptions {
   logger: Logger;
   bundles: AgentBundleStore;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 export class DeploymentService extends EventEmitter<DeploymentEvents> {
   readonly queue: DeploymentQueue;
