@@ -70,6 +70,22 @@ for (const driver of DRIVERS) {
       );
     });
 
+    it('a rollout at its batch_size does not hide the rollouts queued behind it', async () => {
+      const big = await rollout(60, 1);
+      const small = await rollout(1, 5);
+      const claimed = await store.deployments.claim({ owner: 'A', leaseMs: 30_000, limit: 10 });
+      const of = (id: string) => claimed.filter((x) => x.rolloutId === id).length;
+      assert.equal(of(big.rollout.id), 1, 'batch_size 1');
+      assert.equal(of(small.rollout.id), 1, 'the later rollout gets its turn');
+      assert.equal(
+        (await store.deployments.claim({ owner: 'B', leaseMs: 30_000, limit: 10 })).filter(
+          (x) => x.rolloutId === big.rollout.id,
+        ).length,
+        0,
+      );
+      await store.deployments.cancelRollout(big.rollout.id, 'done with it', 'cancelled');
+    });
+
     it('lets another owner take over a lapsed lease; the old owner can no longer finish it', async () => {
       const r = await rollout(1);
       const [mine] = (await store.deployments.claim({ owner: 'dead', leaseMs: 300, limit: 50 })).filter(

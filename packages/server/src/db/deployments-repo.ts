@@ -112,24 +112,26 @@ export class DeploymentsRepo {
    */
   async claim(o: ClaimOptions): Promise<DeploymentRow[]> {
     if (o.limit <= 0) return [];
-    const candidates = await queryRows<{ id: string; rollout_id: string; batch_size: number }>(
+    // Each rollout offers only as many as it has free slots, in request order, so a big rollout
+    // at its batch_size never hides the deployments of the rollouts behind it.
+    const candidates = await queryRows<{ id: string }>(
       this.db,
-      sql`SELECT d.id, d.rollout_id, r.batch_size FROM deployments d JOIN rollouts r ON r.id = d.rollout_id
-          WHERE d.status = 'queued' OR (d.status = 'running' AND d.lease_expires_at < now())
-          ORDER BY d.created_at, d.position, d.id LIMIT ${Math.max(o.limit * 4, 50)}`,
+      sql`WITH running AS (
+            SELECT rollout_id, count(*) AS n FROM deployments
+            WHERE status = 'running' AND lease_expires_at >= now() GROUP BY rollout_id
+          ), offered AS (
+            SELECT d.id, d.created_at, d.position, r.batch_size - coalesce(run.n, 0) AS free,
+                   row_number() OVER (PARTITION BY d.rollout_id ORDER BY d.created_at, d.position, d.id) AS rn
+            FROM deployments d
+            JOIN rollouts r ON r.id = d.rollout_id
+            LEFT JOIN running run ON run.rollout_id = d.rollout_id
+            WHERE d.status = 'queued' OR (d.status = 'running' AND d.lease_expires_at < now())
+          )
+          SELECT id FROM offered WHERE rn <= free ORDER BY created_at, position, id LIMIT ${o.limit}`,
     );
-    if (candidates.length === 0) return [];
-    const runningRows = await queryRows<{ rollout_id: string; n: number | string }>(
-      this.db,
-      sql`SELECT rollout_id, count(*) AS n FROM deployments
-          WHERE status = 'running' AND lease_expires_at >= now() GROUP BY rollout_id`,
-    );
-    const running = new Map(runningRows.map((r) => [r.rollout_id, Number(r.n)]));
     const claimed: DeploymentRow[] = [];
     for (const c of candidates) {
-      if (claimed.length >= o.limit) break;
-      const n = running.get(c.rollout_id) ?? 0;
-      if (n >= Number(c.batch_size)) continue;
+      // Compare-and-set: another server may have taken it since.
       const [row] = await this.db
         .update(deployments)
         .set({
@@ -146,10 +148,7 @@ export class DeploymentsRepo {
           ),
         )
         .returning();
-      if (row) {
-        claimed.push(row);
-        running.set(c.rollout_id, n + 1);
-      }
+      if (row) claimed.push(row);
     }
     return claimed;
   }
