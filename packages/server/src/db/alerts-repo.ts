@@ -12,7 +12,7 @@ import { and, asc, count, desc, eq, gte, inArray, isNull, sql, type SQL } from '
 import { iso, isoOrNull } from '../api/schemas/common.js';
 import type { Alert, AlertKind, AlertListQuery, AlertSeverity, AlertStatus } from '../api/schemas/alerts.js';
 import type { Database } from './database.js';
-import { alerts, deployments, devices, type AlertRow, type DeploymentRow } from './schema.js';
+import { alerts, deployments, type AlertRow, type DeploymentRow } from './schema.js';
 
 export interface NewAlert {
   kind: AlertKind;
@@ -207,19 +207,6 @@ export class AlertsRepo {
         if (r.deviceId === null) out.set(r.id, 'the device was deleted');
         else if (r.later) out.set(r.id, `a later deployment (${r.later}) of the device succeeded`);
       }
-    }
-    return out;
-  }
-
-  /** Device status by agent code, for the codes that have a device. */
-  async deviceStatuses(codes: readonly string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    for (const part of chunks([...new Set(codes)])) {
-      const rows = await this.db
-        .select({ code: devices.agentCode, status: devices.status })
-        .from(devices)
-        .where(inArray(devices.agentCode, part));
-      for (const r of rows) out.set(r.code, r.status);
     }
     return out;
   }

@@ -404,6 +404,19 @@ export class DevicesRepo {
     return rows.length > 0;
   }
 
+  /** Device status by agent code, for those of `codes` that have a device. */
+  async statusesOf(codes: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const part of chunks([...new Set(codes)], 500)) {
+      const rows = await this.db
+        .select({ code: devices.agentCode, status: devices.status })
+        .from(devices)
+        .where(inArray(devices.agentCode, part));
+      for (const r of rows) out.set(r.code, r.status);
+    }
+    return out;
+  }
+
   /** agent code → id, name, status, agent version of every device (for the status sync). */
   async statusDirectory(): Promise<
     Map<string, { id: string; name: string; status: string; agentVersion: string }>

@@ -117,14 +117,13 @@ export async function runDeploymentSteps(input: StepsInput): Promise<StepsOutcom
   const r = input.recorder;
   const installer = await step(r, 'connect', input.connect, () => 'connected');
   try {
-    const facts = await step(
+    await step(
       r,
       'detect',
       () => installer.detect(),
       (f) =>
         `${f.os}/${f.arch}, ${f.serviceManager}${f.privileged ? ', privileged' : ', unprivileged'}, root ${installer.layout().root}`,
     );
-    void facts;
     switch (input.kind) {
       case 'install':
       case 'upgrade':

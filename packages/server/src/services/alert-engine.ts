@@ -34,6 +34,7 @@ import {
 } from './alert-rules.js';
 import type { DeploymentService } from './deployments.js';
 import type { PlatformServices } from './platform.js';
+import { SerialTask } from '../util/serial-task.js';
 
 /** One usable build of the agent view. */
 export interface AgentsSnapshot {
@@ -126,8 +127,7 @@ export class AlertEngine {
   #debounce: NodeJS.Timeout | undefined;
   #wake: { at: number; timer: NodeJS.Timeout } | undefined;
   #unsubscribe: (() => void) | undefined;
-  #running: Promise<void> | undefined;
-  #followUp: Promise<void> | undefined;
+  readonly #pass = new SerialTask<void>(() => this.#run());
   #stopped = false;
   #evaluations = 0;
 
@@ -154,7 +154,7 @@ export class AlertEngine {
     clearInterval(this.#timer);
     clearTimeout(this.#debounce);
     clearTimeout(this.#wake?.timer);
-    await Promise.allSettled([this.#running, this.#followUp]);
+    await this.#pass.idle();
   }
 
   /** Evaluates soon, coalescing bursts (a deployment emits a change per step). */
@@ -172,22 +172,7 @@ export class AlertEngine {
   /** Resolves once an evaluation that started after this call has finished. */
   evaluate(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
-    if (!this.#running) return this.#startRun();
-    this.#followUp ??= this.#running
-      .catch(() => undefined)
-      .then(() => {
-        this.#followUp = undefined;
-        return this.#startRun();
-      });
-    return this.#followUp;
-  }
-
-  #startRun(): Promise<void> {
-    const p = this.#run().finally(() => {
-      if (this.#running === p) this.#running = undefined;
-    });
-    this.#running = p;
-    return p;
+    return this.#pass.run();
   }
 
   async #run(): Promise<void> {
@@ -208,7 +193,7 @@ export class AlertEngine {
         seenOnline: this.#seenOnline,
         firing,
         listed: (code) => snapshot?.get(code) !== undefined,
-        deviceStatuses: (codes) => store.alerts.deviceStatuses(codes),
+        deviceStatuses: (codes) => store.devices.statusesOf(codes),
       }),
     ];
     await this.#applyStates(results, firing, now);

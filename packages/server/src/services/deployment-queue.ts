@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DeploymentsRepo } from '../db/deployments-repo.js';
 import type { DeploymentRow } from '../db/schema.js';
+import { SerialTask } from '../util/serial-task.js';
 
 export interface DeploymentQueueOptions {
   repo: DeploymentsRepo;
@@ -32,8 +33,7 @@ export class DeploymentQueue {
   readonly #running = new Set<Promise<void>>();
   #pollTimer: NodeJS.Timeout | undefined;
   #leaseTimer: NodeJS.Timeout | undefined;
-  #passing = false;
-  #again = false;
+  readonly #claims = new SerialTask<void>(() => this.#pass());
   #stopped = false;
 
   constructor(private readonly opts: DeploymentQueueOptions) {}
@@ -54,22 +54,11 @@ export class DeploymentQueue {
   /** Looks for work now (after a new rollout, a finished deployment, a cancel). */
   kick(): void {
     if (this.#stopped) return;
-    if (this.#passing) {
-      this.#again = true;
-      return;
-    }
-    this.#passing = true;
-    void this.#pass()
+    this.#claims
+      .run()
       .catch((err: unknown) =>
         this.opts.logger.warn({ err }, 'deployment queue: claiming failed; will retry'),
-      )
-      .finally(() => {
-        this.#passing = false;
-        if (this.#again) {
-          this.#again = false;
-          this.kick();
-        }
-      });
+      );
   }
 
   async #pass(): Promise<void> {
@@ -118,6 +107,7 @@ export class DeploymentQueue {
     this.#stopped = true;
     clearInterval(this.#pollTimer);
     clearInterval(this.#leaseTimer);
+    await this.#claims.idle();
     const ids = [...this.#active.keys()];
     for (const ac of this.#active.values()) ac.abort('shutdown' satisfies AbortReason);
     await Promise.allSettled([...this.#running]);

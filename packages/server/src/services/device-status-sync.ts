@@ -10,12 +10,12 @@
 import type { Logger } from 'pino';
 import type { DeviceStatus } from '../api/schemas/devices.js';
 import type { Store } from '../db/store.js';
+import { SerialTask } from '../util/serial-task.js';
 import type { PlatformServices } from './platform.js';
 
 export class DeviceStatusSync {
   #off: (() => void) | undefined;
-  #running: Promise<void> | undefined;
-  #again = false;
+  readonly #pass = new SerialTask<number>(() => this.run());
   #stopped = false;
 
   constructor(private readonly o: { store: Store; platform: PlatformServices; logger: Logger }) {}
@@ -27,26 +27,13 @@ export class DeviceStatusSync {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#off?.();
-    await this.#running;
+    await this.#pass.idle();
   }
 
   /** Runs a pass now, or once more after the one running. */
   kick(): void {
     if (this.#stopped) return;
-    if (this.#running) {
-      this.#again = true;
-      return;
-    }
-    this.#running = this.run()
-      .then(() => undefined)
-      .catch((err: unknown) => this.o.logger.warn({ err }, 'device status sync failed'))
-      .finally(() => {
-        this.#running = undefined;
-        if (this.#again) {
-          this.#again = false;
-          this.kick();
-        }
-      });
+    this.#pass.run().catch((err: unknown) => this.o.logger.warn({ err }, 'device status sync failed'));
   }
 
   /** One pass; returns how many devices changed. */

@@ -25,6 +25,7 @@ import type { AgentFilter, AgentView, ViewError } from '../api/schemas/platform.
 import type { AgentDeviceRef } from '../db/devices-repo.js';
 import type { Store } from '../db/store.js';
 import { AgentIndex, type AgentPage, type AgentQuery } from './agent-index.js';
+import { SerialTask } from '../util/serial-task.js';
 
 /** What the view needs to know about discovery. */
 export interface DiscoveryState {
@@ -101,8 +102,7 @@ export class FleetView {
   private builtAt: number | undefined;
   private errors: ViewError[] = [];
   private listings = new Map<string, ControllerListing>();
-  private running: Promise<RefreshInfo> | undefined;
-  private followUp: Promise<RefreshInfo> | undefined;
+  private readonly builds = new SerialTask<RefreshInfo>(() => this.run());
   private timer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
   private readonly abort = new AbortController();
@@ -124,7 +124,7 @@ export class FleetView {
     clearInterval(this.timer);
     clearTimeout(this.debounceTimer);
     this.abort.abort(new Error('server stopping'));
-    await Promise.allSettled([this.running, this.followUp]);
+    await this.builds.idle();
   }
 
   /** Schedules a refresh soon (coalescing bursts); errors are logged. */
@@ -148,14 +148,7 @@ export class FleetView {
   /** Resolves once a build that started after this call has finished. */
   refresh(): Promise<RefreshInfo> {
     if (this.stopped) return Promise.reject(new Error('the agent view is stopped'));
-    if (!this.running) return this.startRun();
-    this.followUp ??= this.running
-      .catch(() => undefined)
-      .then(() => {
-        this.followUp = undefined;
-        return this.startRun();
-      });
-    return this.followUp;
+    return this.builds.run();
   }
 
   get current(): AgentIndex {
@@ -185,7 +178,7 @@ export class FleetView {
     return {
       refreshedAt: this.builtAt === undefined ? null : new Date(this.builtAt),
       stale: age > this.opts.ttlMs || !d.synced,
-      refreshing: this.running !== undefined,
+      refreshing: this.builds.busy,
       errors,
     };
   }
@@ -205,14 +198,6 @@ export class FleetView {
   /** What the last refresh got from one controller (`area/id`). */
   listingOf(key: string): ControllerListing | undefined {
     return this.listings.get(key);
-  }
-
-  private startRun(): Promise<RefreshInfo> {
-    const p = this.run().finally(() => {
-      if (this.running === p) this.running = undefined;
-    });
-    this.running = p;
-    return p;
   }
 
   private async run(): Promise<RefreshInfo> {
