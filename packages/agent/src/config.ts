@@ -10,7 +10,7 @@ import { AgentCodeSchema, AreaNameSchema, formatIssues } from '@opsplane/models'
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AgentConfigError } from './errors.js';
-import { durationSchema } from './util/duration.js';
+import { durationSchema } from '@opsplane/kit';
 
 export const TOKEN_ENV = 'OPSPLANE_AGENT_TOKEN';
 

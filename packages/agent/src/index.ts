@@ -40,7 +40,6 @@ export {
 export { createRequestHandler } from './requests/request-handler.js';
 export { SystemMetricsCollector } from './metrics/system-metrics.js';
 export { ServiceMetricsCollector } from './metrics/service-metrics.js';
-export { parseDuration, formatDuration } from './util/duration.js';
 export { AGENT_VERSION } from './version.js';
 export {
   AGENT_BUNDLE_NODE_RANGE,

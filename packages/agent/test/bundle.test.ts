@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Agent as AgentInfo } from '@opsplane/models';
-import { readAgentBundle } from '@opsplane/platform/bundle';
+import { readAgentBundle } from '@opsplane/kit';
 import {
   fleetAgentToken,
   freePort,

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '@opsplane/platform';
+import { createLogger } from '@opsplane/kit';
 import { freePort } from '@opsplane/test-support';
 import { applyConfigUpdate, HISTORY_DIR, Supervisor } from '../src/index.js';
 import {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { Deployment, Rollout } from '@opsplane/server';
+import type { Deployment, Rollout } from '@opsplane/api';
 import { UsageError } from '../src/command.js';
 import {
   ProgressDisplay,

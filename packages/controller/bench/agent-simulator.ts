@@ -33,7 +33,7 @@ import {
   PROTOCOL_VERSION,
   type PackageStatus,
 } from '@opsplane/models';
-import { agentToken } from '@opsplane/platform';
+import { agentToken } from '@opsplane/models';
 import { simulatedAnswer } from '../test/support/simulated-answer.js';
 
 export interface SimOptions {

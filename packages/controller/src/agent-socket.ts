@@ -21,7 +21,8 @@ import {
   formatIssues,
   type AgentMessage,
 } from '@opsplane/models';
-import { verifyAgentToken, type Logger } from '@opsplane/platform';
+import type { Logger } from '@opsplane/kit';
+import { verifyAgentToken } from '@opsplane/models';
 import { AgentConnection } from './agent-connection.js';
 import type { AgentRegistry } from './agent-registry.js';
 import { AgentOfflineError } from './errors.js';

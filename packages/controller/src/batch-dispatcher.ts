@@ -16,7 +16,8 @@ import {
   type OperationResult,
   type PackageOpResult,
 } from '@opsplane/models';
-import { ConcurrencyLimiter, type Logger } from '@opsplane/platform';
+import type { Logger } from '@opsplane/kit';
+import { ConcurrencyLimiter } from '@opsplane/platform';
 import type { AgentConnection } from './agent-connection.js';
 import type { AgentRegistry } from './agent-registry.js';
 import { AgentOfflineError, TooManyAgentsError } from './errors.js';

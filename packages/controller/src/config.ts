@@ -16,7 +16,7 @@ import {
   OpsplaneError,
   formatIssues,
 } from '@opsplane/models';
-import { parseDuration } from '@opsplane/platform';
+import { parseDuration } from '@opsplane/kit';
 
 /** A configuration problem the operator must fix; the CLI prints it and exits 2. */
 export class ConfigError extends OpsplaneError {

@@ -11,13 +11,8 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import {
-  ControllerDiscovery,
-  ControllerRegistration,
-  createEtcdClient,
-  createLogger,
-  type Logger,
-} from '@opsplane/platform';
+import { createLogger, type Logger } from '@opsplane/kit';
+import { ControllerDiscovery, ControllerRegistration, createEtcdClient } from '@opsplane/platform';
 import { AgentRegistry } from './agent-registry.js';
 import { AgentSocketServer } from './agent-socket.js';
 import { BatchDispatcher } from './batch-dispatcher.js';

@@ -11,7 +11,7 @@ import {
   type Controller,
   type OperationResult,
 } from '@opsplane/models';
-import type { Logger } from '@opsplane/platform';
+import type { Logger } from '@opsplane/kit';
 import type { ControllerMetrics } from './metrics.js';
 
 export const FORWARDED_HEADER = 'x-opsplane-forwarded';

@@ -15,7 +15,7 @@ import {
   type Agent,
   type AgentsResponse,
 } from '@opsplane/models';
-import { agentToken } from '@opsplane/platform';
+import { agentToken } from '@opsplane/models';
 import { startEtcd, waitFor, type EtcdHandle } from '@opsplane/test-support';
 import type { RunningController } from '../src/index.js';
 import { FakeAgent, tryUpgrade } from './support/fake-agent.js';

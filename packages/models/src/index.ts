@@ -9,3 +9,4 @@ export * from './batch.js';
 export * from './errors.js';
 export * from './protocol.js';
 export * from './bundle.js';
+export * from './agent-token.js';

@@ -18,7 +18,7 @@ import {
   type Fleet,
   type SshHosts,
 } from '@opsplane/test-support';
-import type { Rollout } from '../src/index.js';
+import type { Rollout } from '@opsplane/api';
 import { startTestServer, type TestServer } from '../test/helpers.js';
 
 const AREA = 'bench';

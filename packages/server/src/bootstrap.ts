@@ -3,8 +3,9 @@
  * or with a generated password that is printed once on stdout (never logged).
  */
 import { ConflictError, ValidationError } from '@opsplane/models';
-import type { Store } from './db/store.js';
-import { generatePassword, hashPassword, MIN_PASSWORD_LENGTH } from './security/passwords.js';
+import type { Store } from './storage/store.js';
+import { MIN_PASSWORD_LENGTH } from '@opsplane/api';
+import { generatePassword, hashPassword } from './security/passwords.js';
 
 export const FIRST_ADMIN = 'admin';
 

@@ -9,13 +9,9 @@ import { inspect } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AreaNameSchema, formatIssues, ValidationError } from '@opsplane/models';
-import { AlertKindSchema } from './api/schemas/alerts.js';
-import {
-  DurationSchema,
-  loadPlatformConfig,
-  parsePlatformConfig,
-  type PlatformConfig,
-} from '@opsplane/platform';
+import { AlertKindSchema } from '@opsplane/api';
+import { DurationSchema } from '@opsplane/kit';
+import { loadPlatformConfig, parsePlatformConfig, type PlatformConfig } from '@opsplane/platform';
 
 const LISTEN_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/;
 

@@ -26,37 +26,27 @@ export type {
 } from './config.js';
 export { startServer, openStore } from './server.js';
 export type { RunningServer, StartOptions } from './server.js';
-export { buildApp, API_PREFIX, SERVER_VERSION } from './app.js';
-export type { App } from './app.js';
-export type { ServerContext } from './api/context.js';
-export { SESSION_COOKIE } from './api/auth.js';
-export type { Principal, Access } from './api/auth.js';
-export { errorBody } from './api/errors.js';
+export { buildApp, API_PREFIX, SERVER_VERSION } from './http/app.js';
+export type { App } from './http/app.js';
+export type { ServerContext } from './http/context.js';
+export { SESSION_COOKIE } from './http/auth.js';
+export type { Principal, Access } from './http/auth.js';
+export { errorBody } from './http/errors.js';
 export { ensureFirstAdmin, firstAdminBanner, FIRST_ADMIN } from './bootstrap.js';
 export { createMetrics } from './metrics.js';
 export type { ServerMetrics } from './metrics.js';
 
-export { openDatabase, redactUrl } from './db/database.js';
-export type { Database, DatabaseHandle, DriverKind } from './db/database.js';
-export { migrate, MIGRATIONS } from './db/migrations.js';
-export { Store } from './db/store.js';
-export { AREA_SECRET, areaScope } from './db/secrets-repo.js';
-export type { LoginSecrets } from './db/devices-repo.js';
+export { openDatabase, redactUrl } from './storage/database.js';
+export type { Database, DatabaseHandle, DriverKind } from './storage/database.js';
+export { migrate, MIGRATIONS } from './storage/migrations.js';
+export { Store } from './storage/store.js';
+export { AREA_SECRET, areaScope } from './storage/secrets-repo.js';
+export type { LoginSecrets } from './storage/devices-repo.js';
 
 export { SecretBox, loadMasterKey, parseMasterKey } from './security/crypto.js';
 export { hashPassword, verifyPassword } from './security/passwords.js';
-export { ROLES, RoleSchema, roleAtLeast } from './security/roles.js';
-export type { Role } from './security/roles.js';
 export { API_TOKEN_PREFIX } from './security/tokens.js';
 
-// Wire schemas of the server API, for the CLI and UI.
-export * from './api/schemas/common.js';
-export * from './api/schemas/devices.js';
-export * from './api/schemas/users.js';
-export * from './api/schemas/audit.js';
-export * from './api/schemas/platform.js';
-export * from './api/schemas/deployments.js';
-export * from './api/schemas/alerts.js';
 export { PlatformServices, upstreamError } from './services/platform.js';
 export type { AgentLocation, PlatformServicesOptions } from './services/platform.js';
 export { FleetView, toAgentView } from './services/fleet-view.js';
@@ -70,6 +60,6 @@ export { AlertEngine, platformAlertSources } from './services/alert-engine.js';
 export type { AlertEngineOptions, AlertSources, AgentsSnapshot } from './services/alert-engine.js';
 export { AlertNotifier, signBody } from './services/alert-notifier.js';
 export type { AlertNotifierOptions, WebhookTarget } from './services/alert-notifier.js';
-export { toAlert } from './db/alerts-repo.js';
+export { toAlert } from './storage/alerts-repo.js';
 export { readCsv, readJson, validateRows, MAX_IMPORT_ROWS } from './services/device-import.js';
 export * from './deploy/index.js';

@@ -3,8 +3,8 @@
  * servers in one process — tests — do not collide.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ALERT_KINDS, ALERT_SEVERITIES } from './api/schemas/alerts.js';
-import type { Store } from './db/store.js';
+import { ALERT_KINDS, ALERT_SEVERITIES } from '@opsplane/api';
+import type { Store } from './storage/store.js';
 
 export interface ServerMetrics {
   registry: Registry;

@@ -8,14 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sleep, waitFor } from '@opsplane/test-support';
+import { DeviceCreateSchema, type AgentView, type Alert, type AlertStatus } from '@opsplane/api';
 import {
   AlertEngine,
-  DeviceCreateSchema,
   openStore,
   type AgentsSnapshot,
-  type AgentView,
-  type Alert,
-  type AlertStatus,
   type DatabaseHandle,
   type Store,
 } from '../src/index.js';

@@ -14,7 +14,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startEtcd, startFleet, waitFor, type EtcdHandle, type Fleet } from '@opsplane/test-support';
-import type { Alert, AlertListResponse, AlertNotification, Rollout } from '../src/index.js';
+import type { Alert, AlertListResponse, AlertNotification, Rollout } from '@opsplane/api';
 import { startTestServer, type TestServer } from './helpers.js';
 
 const WEBHOOK_SECRET = 'receiver-shared-secret-0123456789';

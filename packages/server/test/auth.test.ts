@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { roleAtLeast, type Role } from '../src/index.js';
+import { roleAtLeast, type Role } from '@opsplane/api';
 import { http, sessionFor, startTestServer, tokenFor, type Auth, type TestServer } from './helpers.js';
 import { ROUTES } from './routes.js';
 

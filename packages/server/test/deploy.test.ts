@@ -27,7 +27,7 @@ import {
   type SshHost,
   type SshHosts,
 } from '@opsplane/test-support';
-import type { Deployment, Rollout } from '../src/index.js';
+import type { Deployment, Rollout } from '@opsplane/api';
 import { startTestServer, type TestServer } from './helpers.js';
 
 const AREA = 'area-1';

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openStore, type DatabaseHandle, type Store } from '../src/index.js';
-import { DeploymentInProgressError } from '../src/db/deployments-repo.js';
-import { DeviceCreateSchema } from '../src/api/schemas/devices.js';
+import { DeploymentInProgressError } from '../src/storage/deployments-repo.js';
+import { DeviceCreateSchema } from '@opsplane/api';
 import { DRIVERS, TEST_MASTER_KEY, deviceBody, testEnv, testLogger, type TestEnv } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startEtcd, startFleet, waitFor, type EtcdHandle, type Fleet } from '@opsplane/test-support';
-import type { Device } from '../src/index.js';
+import type { Device } from '@opsplane/api';
 import { deviceBody, startTestServer, type TestServer } from './helpers.js';
 
 const AREA = 'area-1';

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { pino, type Logger } from 'pino';
 import { startPostgresDatabase, tempDir } from '@opsplane/test-support';
+import { type Role } from '@opsplane/api';
 import {
   loadServerConfig,
   startServer,
@@ -21,7 +22,6 @@ import {
   type ServerConfig,
   type ServerConfigOverrides,
   type ServerSectionInput,
-  type Role,
 } from '../src/index.js';
 import { hashPassword } from '../src/security/passwords.js';
 import { newApiToken, newSessionId, sha256Hex } from '../src/security/tokens.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DRIVERS, startTestServer, type Auth, type TestServer } from './helpers.js';
-import type { ImportReport } from '../src/index.js';
+import type { ImportReport } from '@opsplane/api';
 
 const HEADER = 'name,ip,function_area,os,arch,login_method,port,username,password,private_key,metadata.rack';
 const KEY = '"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----"';

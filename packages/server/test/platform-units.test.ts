@@ -11,16 +11,8 @@ import { inspect } from 'node:util';
 import { ValidationError } from '@opsplane/models';
 import { ControllerHttpError } from '@opsplane/platform';
 import { tempDir } from '@opsplane/test-support';
-import {
-  AgentIndex,
-  AgentListQuerySchema,
-  BatchCreateSchema,
-  loadServerConfig,
-  recordedRequest,
-  upstreamError,
-  type AgentSortField,
-  type AgentView,
-} from '../src/index.js';
+import { AgentListQuerySchema, BatchCreateSchema, type AgentSortField, type AgentView } from '@opsplane/api';
+import { AgentIndex, loadServerConfig, recordedRequest, upstreamError } from '../src/index.js';
 
 function fakeAgents(n: number, seed = 1): AgentView[] {
   let x = seed;

@@ -17,7 +17,7 @@ import type {
   BatchJob,
   ControllerHistoryResponse,
   ControllerListResponse,
-} from '../src/index.js';
+} from '@opsplane/api';
 import { startTestServer, type Auth, type TestServer } from './helpers.js';
 
 const TOKEN = 'fleet-controller-token-0123456789';

@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { packAgentBundle } from '@opsplane/agent';
 import { tempDir } from '@opsplane/test-support';
-import { DeviceCreateSchema, type Access, type Role } from '../src/index.js';
+import { DeviceCreateSchema, type Role } from '@opsplane/api';
+import { type Access } from '../src/index.js';
 import { deviceBody, tokenFor, type RoleUser, type TestServer } from './helpers.js';
 
 export interface RouteCase {

@@ -8,10 +8,10 @@ import { getTableConfig } from 'drizzle-orm/pg-core';
 import { sql } from 'drizzle-orm';
 import { ConflictError, NotFoundError, ValidationError } from '@opsplane/models';
 import { openStore, MIGRATIONS, migrate, type DatabaseHandle, type Store } from '../src/index.js';
-import { queryRows } from '../src/db/database.js';
-import { ALL_TABLES } from '../src/db/schema.js';
-import { MigrationError } from '../src/db/migrations.js';
-import { DeviceCreateSchema, type DeviceCreateInput } from '../src/api/schemas/devices.js';
+import { queryRows } from '../src/storage/database.js';
+import { ALL_TABLES } from '../src/storage/schema.js';
+import { MigrationError } from '../src/storage/migrations.js';
+import { DeviceCreateSchema, type DeviceCreateInput } from '@opsplane/api';
 import { DRIVERS, TEST_MASTER_KEY, testEnv, testLogger, type TestEnv } from './helpers.js';
 
 const PEM =

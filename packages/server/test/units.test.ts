@@ -1,7 +1,6 @@
 /** Unit tests: crypto, password hashing, credentials, and the CSV reader's edge cases. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { getEventListeners } from 'node:events';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -10,7 +9,6 @@ import { tempDir } from '@opsplane/test-support';
 import { loadMasterKey, parseMasterKey, SecretBox } from '../src/security/crypto.js';
 import { hashPassword, needsRehash, verifyPassword } from '../src/security/passwords.js';
 import { looksLikeApiToken, newAgentCode, newApiToken } from '../src/security/tokens.js';
-import { sleep } from '../src/util/sleep.js';
 import { readCsv, readJson, validateRows } from '../src/services/device-import.js';
 
 describe('SecretBox (AES-256-GCM)', () => {
@@ -162,19 +160,5 @@ describe('CSV reader', () => {
     assert.throws(() => readCsv('name,ip,function_area,os,username\n"x,1\n'), /unparsable CSV/);
     assert.throws(() => readJson({ nope: 1 }), ValidationError);
     assert.throws(() => readJson('text'), ValidationError);
-  });
-});
-
-describe('sleep', () => {
-  it('leaves no abort listener behind, and an abort ends it at once', async () => {
-    const ac = new AbortController();
-    for (let i = 0; i < 50; i++) await sleep(1, ac.signal);
-    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
-    const t0 = Date.now();
-    const long = sleep(60_000, ac.signal);
-    ac.abort();
-    await long;
-    assert.ok(Date.now() - t0 < 1000);
-    assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
   });
 });

@@ -9,7 +9,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // The subpath, not the package root: the root loads the etcd client, which the agent never needs.
-import { agentBundleFileName, writeAgentBundle } from '@opsplane/platform/bundle';
+import { agentBundleFileName, writeAgentBundle } from '@opsplane/kit';
 import { AGENT_VERSION } from '../version.js';
 
 /** Node.js the bundle needs on a device (the bundle targets node20; 20.18 is the repo's floor). */

@@ -19,7 +19,7 @@ import {
 } from '@opsplane/models';
 import type { Logger } from '../log.js';
 import WebSocket from 'ws';
-import { backoffDelay } from '../util/backoff.js';
+import { backoffDelay } from '@opsplane/kit';
 import { errorMessage } from '../util/timers.js';
 import { parseControllerFrame, type WelcomeMessage } from './frames.js';
 
@@ -148,7 +148,7 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
     } catch (e) {
       this.log.error({ controller: base, err: errorMessage(e) }, 'invalid controller URL');
       this.scheduleReconnect(
-        backoffDelay(this.failures++, this.opts.reconnect.initialMs, this.opts.reconnect.maxMs),
+        backoffDelay(++this.failures, this.opts.reconnect.initialMs, this.opts.reconnect.maxMs, 0.2),
       );
       return;
     }
@@ -245,12 +245,12 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
       if (refusedStatus === 401 || code === CLOSE_CODES.replaced) {
         // Wrong token or a duplicate agent: retrying fast cannot help and would hammer the controller.
         this.failures++;
-        wait = backoffDelay(30, initialMs, maxMs);
+        wait = backoffDelay(31, initialMs, maxMs, 0.2);
       } else if (welcomed) {
         this.failures = 0;
-        wait = backoffDelay(0, initialMs, maxMs);
+        wait = backoffDelay(1, initialMs, maxMs, 0.2);
       } else {
-        wait = backoffDelay(this.failures++, initialMs, maxMs);
+        wait = backoffDelay(++this.failures, initialMs, maxMs, 0.2);
       }
       this.scheduleReconnect(wait);
     });

@@ -7,7 +7,7 @@
 import type { HealthStatus, ServiceHealth } from '@opsplane/models';
 import type { Logger } from '../log.js';
 import type { HealthCheckSpec } from '../packages/manifest.js';
-import { formatDuration } from '../util/duration.js';
+import { formatDuration } from '@opsplane/kit';
 import { runProbe, type ProbeContext, type ProbeResult } from './checks.js';
 
 export type Verdict = { healthy: true; message: string } | { healthy: false; reason: string };

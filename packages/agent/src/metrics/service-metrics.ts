@@ -6,7 +6,7 @@
 import type { ServiceMetric, ServiceMetrics } from '@opsplane/models';
 import type { Supervisor } from '../packages/supervisor.js';
 import { allProcesses, CLK_TCK, procAvailable, readRssBytes } from '../proc/procfs.js';
-import { delay } from '../util/timers.js';
+import { sleep } from '@opsplane/kit';
 
 interface GroupSample {
   at: number;
@@ -65,7 +65,7 @@ export class ServiceMetricsCollector {
       if (fresh.length > 0) {
         const first = await sampleGroups(fresh.map((t) => t.proc.pid));
         fresh.forEach((t, i) => prev.set(t.key, first[i] as GroupSample));
-        await delay(SAMPLE_MS);
+        await sleep(SAMPLE_MS);
       }
     }
     const now = new Map<string, GroupSample>();

@@ -8,7 +8,7 @@ import { readFile, statfs } from 'node:fs/promises';
 import { cpus, freemem, loadavg, totalmem, uptime } from 'node:os';
 import type { SystemMetrics } from '@opsplane/models';
 import { procAvailable } from '../proc/procfs.js';
-import { delay } from '../util/timers.js';
+import { sleep } from '@opsplane/kit';
 
 interface CpuSample {
   at: number;
@@ -196,7 +196,7 @@ export class SystemMetricsCollector {
     let prev = this.last;
     if (!prev || Date.now() - prev.at > MAX_SAMPLE_AGE_MS || Date.now() - prev.at < 100) {
       prev = await readCpuSample();
-      await delay(SAMPLE_MS);
+      await sleep(SAMPLE_MS);
     }
     const now = await readCpuSample();
     this.last = now;

@@ -9,7 +9,7 @@ import { formatIssues, isSafeName, PackageNameSchema } from '@opsplane/models';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ManifestError } from '../errors.js';
-import { durationSchema } from '../util/duration.js';
+import { durationSchema } from '@opsplane/kit';
 import { isInside, realpathOrUndefined } from '../util/paths.js';
 
 export const MANIFEST_FILE = 'package.yaml';

@@ -7,7 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { SpawnError } from '../errors.js';
 import { isSameProcess, pidAlive, processStartTime, readProcStat, signalGroup } from '../proc/procfs.js';
-import { delay, withTimeout } from '../util/timers.js';
+import { sleep } from '@opsplane/kit';
+import { withTimeout } from '../util/timers.js';
 import { PackageLog } from './package-log.js';
 
 export interface ExitInfo {
@@ -160,7 +161,7 @@ export class PackageProcess {
     const second = await withTimeout(this.exited, 10_000, undefined);
     if (second) return second;
     // Unkillable (D state) or not ours to signal: report it rather than hang forever.
-    await delay(0);
+    await sleep(0);
     return { code: null, signal: null, description: 'did not exit after SIGKILL' };
   }
 

@@ -19,8 +19,7 @@ import type { ManifestError } from '../errors.js';
 import { SpawnError } from '../errors.js';
 import { HealthMonitor, type Verdict } from '../health/health-monitor.js';
 import type { ProbeContext } from '../health/checks.js';
-import { backoffDelay } from '../util/backoff.js';
-import { formatDuration } from '../util/duration.js';
+import { backoffDelay, formatDuration } from '@opsplane/kit';
 import { SerialQueue } from '../util/serial-queue.js';
 import { errorMessage, withTimeout } from '../util/timers.js';
 import { loadManifest, type PackageManifest } from './manifest.js';
@@ -515,7 +514,7 @@ export class PackageRunner {
     }
     this.lastError = info.description;
     this.phase = 'backoff';
-    const wait = backoffDelay(this.consecutiveCrashes - 1, policy.backoffInitialMs, policy.backoffMaxMs, 0.1);
+    const wait = backoffDelay(this.consecutiveCrashes, policy.backoffInitialMs, policy.backoffMaxMs, 0.1);
     this.logger.warn(
       { exit: info.description, restartIn: formatDuration(wait), crashes: this.consecutiveCrashes },
       'package exited unexpectedly; restarting',

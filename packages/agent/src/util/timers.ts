@@ -1,5 +1,4 @@
 /** Small timer helpers. */
-export const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Resolves with the promise's value, or with `fallback` after `ms` (the promise keeps running). */
 export async function withTimeout<T, F>(p: Promise<T>, ms: number, fallback: F): Promise<T | F> {

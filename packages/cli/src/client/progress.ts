@@ -9,7 +9,7 @@
  * status or step and never an escape code. Also owns how Rollout/Deployment wire objects and log
  * lines become rows and lines.
  */
-import type { Deployment, DeploymentLogLine, Rollout } from '@opsplane/server';
+import type { Deployment, DeploymentLogLine, Rollout } from '@opsplane/api';
 
 /** One line of the block. */
 export interface ProgressRow {

@@ -20,7 +20,7 @@ export default defineCommand({
     if (v['log-level']) process.env.OPSPLANE_LOG_LEVEL = v['log-level'];
     // Loaded here, not at the top: `--help` and usage errors should not pay for the agent's dependencies.
     const { AgentConfigError, loadAgentConfig, startAgent } = await import('@opsplane/agent');
-    const { createLogger } = await import('@opsplane/platform');
+    const { createLogger } = await import('@opsplane/kit');
     let config: AgentConfig;
     try {
       config = await loadAgentConfig(v.config);

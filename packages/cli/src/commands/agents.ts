@@ -2,7 +2,7 @@
  * `opsplane agents list|get` — the aggregated agent view across every area (filter, search,
  * sort, page), and one agent live from its controller joined with its device.
  */
-import type { AgentDetail, AgentListResponse } from '@opsplane/server';
+import type { AgentDetail, AgentListResponse } from '@opsplane/api';
 import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
 import { connect } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { BatchCreateInput, BatchJob, BatchListResponse } from '@opsplane/server';
+import type { BatchCreateInput, BatchJob, BatchListResponse } from '@opsplane/api';
 import { CliError, EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
 import { connect, listFlag, type ApiClient } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';

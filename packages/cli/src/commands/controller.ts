@@ -59,7 +59,7 @@ export default defineCommand({
     if (v['log-level']) process.env.OPSPLANE_LOG_LEVEL = v['log-level'];
     // Loaded here, not at the top: `--help` and usage errors should not pay for etcd/gRPC/Fastify.
     const { ConfigError, loadControllerConfig, startController } = await import('@opsplane/controller');
-    const { createLogger } = await import('@opsplane/platform');
+    const { createLogger } = await import('@opsplane/kit');
     const endpoints = v.etcd
       ?.flatMap((s) => s.split(','))
       .map((s) => s.trim())

@@ -2,7 +2,7 @@
  * `opsplane controllers list|history` — the controllers registered in etcd now (as the
  * platform server's discovery sees them), and when each came and went.
  */
-import type { ControllerHistoryResponse, ControllerListResponse } from '@opsplane/server';
+import type { ControllerHistoryResponse, ControllerListResponse } from '@opsplane/api';
 import { EXIT, UsageError, defineCommand } from '../command.js';
 import { connect } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';

@@ -5,7 +5,7 @@
  * and its checks (usage errors, exit 2); the watching itself is shared with `opsplane
  * deployments watch` (deployments.ts). Exits 0 when every deployment succeeded, 1 otherwise.
  */
-import type { DeploymentCreateInput, DeploymentType, Rollout } from '@opsplane/server';
+import type { DeploymentCreateInput, DeploymentType, Rollout } from '@opsplane/api';
 import { EXIT, UsageError, defineCommand } from '../command.js';
 import { connect, listFlag } from '../client/api.js';
 import { json } from '../client/format.js';

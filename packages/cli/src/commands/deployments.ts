@@ -12,7 +12,7 @@ import type {
   DeploymentListResponse,
   DeploymentLogLine,
   Rollout,
-} from '@opsplane/server';
+} from '@opsplane/api';
 import { CliError, EXIT, UsageError, defineCommand, processIO, type CliIO } from '../command.js';
 import { ApiError, connect, type ApiClient } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import type { DeviceListResponse, ImportReport } from '@opsplane/server';
+import type { DeviceListResponse, ImportReport } from '@opsplane/api';
 import { CliError, EXIT, UsageError, defineCommand } from '../command.js';
 import { connect } from '../client/api.js';
 import { json, table } from '../client/format.js';

@@ -61,7 +61,8 @@ export default defineCommand({
     if (v['log-level']) process.env.OPSPLANE_LOG_LEVEL = v['log-level'];
     // Loaded here: --help and usage errors should not pay for PGlite, Fastify and gRPC.
     const { loadServerConfig, startServer } = await import('@opsplane/server');
-    const { createLogger, ValidationError } = await import('@opsplane/platform');
+    const { createLogger } = await import('@opsplane/kit');
+    const { ValidationError } = await import('@opsplane/models');
     const endpoints = v.etcd ? listFlag(v.etcd) : undefined;
     if (v.etcd && endpoints?.length === 0)
       throw new UsageError('--etcd needs at least one endpoint', 'server');

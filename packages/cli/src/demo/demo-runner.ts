@@ -17,7 +17,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { agentToken } from '@opsplane/platform';
+import { agentToken } from '@opsplane/models';
 import { ChildLogs } from './child-logs.js';
 import { demoBanner } from './banner.js';
 import {

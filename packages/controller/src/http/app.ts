@@ -15,7 +15,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { OpsplaneError } from '@opsplane/models';
-import type { Logger } from '@opsplane/platform';
+import type { Logger } from '@opsplane/kit';
 import type { ControllerContext } from '../context.js';
 import { agentDetailRoutes } from '../routes/agent-details.js';
 import { agentRoutes } from '../routes/agents.js';

@@ -16,7 +16,7 @@ import {
   type ControllerMessage,
   type PackageStatus,
 } from '@opsplane/models';
-import { agentToken } from '@opsplane/platform';
+import { agentToken } from '@opsplane/models';
 import { simulatedAnswer } from './simulated-answer.js';
 
 export type Welcome = Extract<ControllerMessage, { type: 'welcome' }>;

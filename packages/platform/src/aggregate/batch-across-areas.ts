@@ -33,7 +33,7 @@ import {
 } from '@opsplane/models';
 import { ConcurrencyLimiter } from '../concurrency/limiter.js';
 import type { ControllerClient } from '../client/controller-client.js';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger, type Logger } from '@opsplane/kit';
 import type { ControllerClientPool } from '../pool/controller-client-pool.js';
 import { abortReason, resultError, toWireError } from './errors.js';
 

@@ -7,7 +7,7 @@
  * per-attempt timeouts, retries with backoff for idempotent GETs only, and a keep-alive
  * connection pool (an undici Pool for its origin, unless a shared dispatcher is supplied).
  */
-import { backoffDelay } from '../util/backoff.js';
+import { backoffDelay } from '@opsplane/kit';
 import { Pool, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import {
@@ -44,7 +44,7 @@ import {
   type ServiceMetrics,
   type SystemMetrics,
 } from '@opsplane/models';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger, type Logger } from '@opsplane/kit';
 import { ControllerConnectionError, ControllerHttpError, errorCode, parseWireError } from './errors.js';
 
 /** GET /agents/{id}/packages. Not in @opsplane/models yet, so defined here. */

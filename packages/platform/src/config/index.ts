@@ -1,2 +1,1 @@
-export * from './duration.js';
 export * from './platform-config.js';

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { formatIssues, ValidationError, DEFAULT_CONTROLLER_PREFIX } from '@opsplane/models';
-import { DurationSchema } from './duration.js';
+import { DurationSchema } from '@opsplane/kit';
 import { normalizeEtcdEndpoints, type EtcdClientOptions } from '../etcd/etcd-client.js';
 
 export const PlatformConfigSchema = z

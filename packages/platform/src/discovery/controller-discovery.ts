@@ -15,7 +15,7 @@
  * - callbacks run after the map is updated (collect, then call), once per real change, never
  *   for an unchanged value; a throwing listener is logged and does not affect discovery.
  */
-import { backoffDelay } from '../util/backoff.js';
+import { backoffDelay } from '@opsplane/kit';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
@@ -32,7 +32,7 @@ import {
   type ControllerRegistration,
   type ControllerStatus,
 } from '@opsplane/models';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger, type Logger } from '@opsplane/kit';
 
 export interface ControllerDiscoveryOptions {
   /** A controller is online while its heartbeat is at most this old. Default 30 000 ms. */

@@ -11,7 +11,7 @@
  */
 import { ControllerUnavailableError, OpsplaneError, timestampMs, type Controller } from '@opsplane/models';
 import { ControllerClient, type ControllerClientOptions } from '../client/controller-client.js';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger, type Logger } from '@opsplane/kit';
 import type { ControllerSource } from './controller-source.js';
 
 export interface ControllerClientPoolOptions {

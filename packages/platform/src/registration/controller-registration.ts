@@ -13,7 +13,7 @@
  * etcd being unreachable never throws out of the background loops: failures are logged and
  * reported as 'error' events (only when someone listens — an unheard 'error' would crash).
  */
-import { backoffDelay } from '../util/backoff.js';
+import { backoffDelay } from '@opsplane/kit';
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
@@ -28,7 +28,7 @@ import {
   nowTimestamp,
   type ControllerRegistration as RegistrationValue,
 } from '@opsplane/models';
-import { createLogger, type Logger } from '../logger.js';
+import { createLogger, type Logger } from '@opsplane/kit';
 
 export interface ControllerRegistrationOptions {
   /** Key prefix. Default 'controllers/'. */

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, OpsplaneError } from '@opsplane/models';
-import { readAgentBundle } from '@opsplane/platform';
+import { readAgentBundle } from '@opsplane/kit';
 import type { AgentBundleInfo } from './host-installer.js';
 
 export interface StoredBundle extends AgentBundleInfo {

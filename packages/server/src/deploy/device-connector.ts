@@ -10,9 +10,9 @@
  */
 import type { Logger } from 'pino';
 import { ValidationError } from '@opsplane/models';
-import type { Device } from '../api/schemas/devices.js';
-import type { Store } from '../db/store.js';
-import type { LoginSecrets } from '../db/devices-repo.js';
+import type { Device } from '@opsplane/api';
+import type { Store } from '../storage/store.js';
+import type { LoginSecrets } from '../storage/devices-repo.js';
 import type { HostInstaller } from './host-installer.js';
 import { checkInstallDir, LinuxInstaller, type InstallScope } from './linux-installer.js';
 import { DeviceNotFoundError, UnsupportedPlatformError } from './deploy-errors.js';

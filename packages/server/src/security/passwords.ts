@@ -16,9 +16,6 @@ export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
 const KEY_LEN = 32;
 const SALT_LEN = 16;
 
-export const MIN_PASSWORD_LENGTH = 8;
-export const MAX_PASSWORD_LENGTH = 1024;
-
 function derive(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
   const opts: ScryptOptions = {
     N: params.N,

@@ -13,7 +13,7 @@
  * A refresh builds a new index and swaps it in; readers of the old one are unaffected.
  */
 import { timestampMs } from '@opsplane/models';
-import type { AgentFilter, AgentSortField, AgentView } from '../api/schemas/platform.js';
+import type { AgentFilter, AgentSortField, AgentView } from '@opsplane/api';
 
 export interface AgentQuery extends AgentFilter {
   page: number;

@@ -17,11 +17,10 @@
  */
 import type { Logger } from 'pino';
 import type { Controller } from '@opsplane/models';
-import type { AlertKind, AlertStatus, Alert } from '../api/schemas/alerts.js';
-import type { AgentView } from '../api/schemas/platform.js';
-import { toAlert, type NewAlert } from '../db/alerts-repo.js';
-import type { AlertRow } from '../db/schema.js';
-import type { Store } from '../db/store.js';
+import type { AgentView, Alert, AlertKind, AlertStatus } from '@opsplane/api';
+import { toAlert, type NewAlert } from '../storage/alerts-repo.js';
+import type { AlertRow } from '../storage/schema.js';
+import type { Store } from '../storage/store.js';
 import {
   agentRules,
   controllerRule,
@@ -34,7 +33,7 @@ import {
 } from './alert-rules.js';
 import type { DeploymentService } from './deployments.js';
 import type { PlatformServices } from './platform.js';
-import { SerialTask } from '../util/serial-task.js';
+import { SerialTask } from '@opsplane/kit';
 
 /** One usable build of the agent view. */
 export interface AgentsSnapshot {

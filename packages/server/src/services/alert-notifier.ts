@@ -15,9 +15,9 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import type { Alert, AlertKind, AlertStatus } from '../api/schemas/alerts.js';
+import type { Alert, AlertKind, AlertStatus } from '@opsplane/api';
 import type { SecretValue } from '../config.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@opsplane/kit';
 
 export interface WebhookTarget {
   url: string;

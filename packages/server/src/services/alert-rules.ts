@@ -13,10 +13,9 @@
  * - package_unhealthy (warning): an online agent reports the package failed or unhealthy.
  */
 import type { Controller } from '@opsplane/models';
-import type { AlertKind } from '../api/schemas/alerts.js';
-import type { AgentView } from '../api/schemas/platform.js';
-import type { AlertRow } from '../db/schema.js';
-import type { NewAlert } from '../db/alerts-repo.js';
+import type { AgentView, AlertKind } from '@opsplane/api';
+import type { AlertRow } from '../storage/schema.js';
+import type { NewAlert } from '../storage/alerts-repo.js';
 
 export type Condition = Omit<NewAlert, 'firstSeen'>;
 

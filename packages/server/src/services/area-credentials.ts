@@ -7,10 +7,11 @@
  * Controller tokens are kept decrypted in memory (the pools need them synchronously when a
  * client is created); nothing here ever logs or returns a value — only whether one is set.
  */
-import { agentToken, type Logger } from '@opsplane/platform';
+import type { Logger } from '@opsplane/kit';
+import { agentToken } from '@opsplane/models';
 import type { AreaCredentialsConfig, ServerConfig } from '../config.js';
-import { AREA_SECRET, areaScope } from '../db/secrets-repo.js';
-import type { Store } from '../db/store.js';
+import { AREA_SECRET, areaScope } from '../storage/secrets-repo.js';
+import type { Store } from '../storage/store.js';
 
 export interface AreaCredentialFlags {
   has_agent_secret: boolean;

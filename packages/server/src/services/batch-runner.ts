@@ -30,9 +30,9 @@ import {
   type CrossAreaBatchOp,
   type Logger,
 } from '@opsplane/platform';
-import type { BatchCreate } from '../api/schemas/platform.js';
-import type { BatchJobRow } from '../db/schema.js';
-import type { Store } from '../db/store.js';
+import type { BatchCreate } from '@opsplane/api';
+import type { BatchJobRow } from '../storage/schema.js';
+import type { Store } from '../storage/store.js';
 import type { FleetView } from './fleet-view.js';
 
 export interface BatchRunnerOptions {

@@ -9,8 +9,8 @@
  * now are closed.
  */
 import type { Controller } from '@opsplane/models';
-import type { Logger } from '@opsplane/platform';
-import type { Store } from '../db/store.js';
+import type { Logger } from '@opsplane/kit';
+import type { Store } from '../storage/store.js';
 
 const LAST_SEEN_EVERY_MS = 60_000;
 

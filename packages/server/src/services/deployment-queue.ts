@@ -8,9 +8,9 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { DeploymentsRepo } from '../db/deployments-repo.js';
-import type { DeploymentRow } from '../db/schema.js';
-import { SerialTask } from '../util/serial-task.js';
+import type { DeploymentsRepo } from '../storage/deployments-repo.js';
+import type { DeploymentRow } from '../storage/schema.js';
+import { SerialTask } from '@opsplane/kit';
 
 export interface DeploymentQueueOptions {
   repo: DeploymentsRepo;

@@ -10,10 +10,15 @@ import type { Logger } from 'pino';
 import { ControllerUnavailableError, OpsplaneError, ValidationError } from '@opsplane/models';
 import type { ServerConfig } from '../config.js';
 import type { ServerMetrics } from '../metrics.js';
-import type { Store } from '../db/store.js';
-import type { DeploymentLogRow, DeploymentRow, StoredStep } from '../db/schema.js';
-import type { Device, DeviceListQuery, DeviceStatus } from '../api/schemas/devices.js';
-import type { DeploymentCreateInput, DeploymentType } from '../api/schemas/deployments.js';
+import type { Store } from '../storage/store.js';
+import type { DeploymentLogRow, DeploymentRow, StoredStep } from '../storage/schema.js';
+import type {
+  DeploymentCreateInput,
+  DeploymentType,
+  Device,
+  DeviceListQuery,
+  DeviceStatus,
+} from '@opsplane/api';
 import type { AgentBundleStore } from '../deploy/agent-bundles.js';
 import { type StoredBundle } from '../deploy/agent-bundles.js';
 import {
@@ -24,7 +29,7 @@ import {
 } from '../deploy/deploy-errors.js';
 import { runDeploymentSteps, STEPS, type StepRecorder } from '../deploy/deployment-steps.js';
 import { connectInstaller, installOptionsOf } from '../deploy/device-connector.js';
-import { sleep } from '../util/sleep.js';
+import { sleep } from '@opsplane/kit';
 import { DeploymentQueue, type AbortReason } from './deployment-queue.js';
 import type { PlatformServices } from './platform.js';
 

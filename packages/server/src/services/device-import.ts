@@ -6,7 +6,7 @@
  */
 import { parse as parseCsvSync, type Info } from 'csv-parse/sync';
 import { formatIssues, OpsplaneError, ValidationError } from '@opsplane/models';
-import { DeviceCreateSchema, type DeviceCreate, type ImportRejection } from '../api/schemas/devices.js';
+import { DeviceCreateSchema, type DeviceCreate, type ImportRejection } from '@opsplane/api';
 
 export const MAX_IMPORT_ROWS = 50_000;
 

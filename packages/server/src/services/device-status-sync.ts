@@ -8,9 +8,9 @@
  * deployment that starts meanwhile is never overwritten.
  */
 import type { Logger } from 'pino';
-import type { DeviceStatus } from '../api/schemas/devices.js';
-import type { Store } from '../db/store.js';
-import { SerialTask } from '../util/serial-task.js';
+import type { DeviceStatus } from '@opsplane/api';
+import type { Store } from '../storage/store.js';
+import { SerialTask } from '@opsplane/kit';
 import type { PlatformServices } from './platform.js';
 
 export class DeviceStatusSync {

@@ -21,11 +21,11 @@ import {
   type ControllerClientPool,
   type Logger,
 } from '@opsplane/platform';
-import type { AgentFilter, AgentView, ViewError } from '../api/schemas/platform.js';
-import type { AgentDeviceRef } from '../db/devices-repo.js';
-import type { Store } from '../db/store.js';
+import type { AgentFilter, AgentView, ViewError } from '@opsplane/api';
+import type { AgentDeviceRef } from '../storage/devices-repo.js';
+import type { Store } from '../storage/store.js';
 import { AgentIndex, type AgentPage, type AgentQuery } from './agent-index.js';
-import { SerialTask } from '../util/serial-task.js';
+import { SerialTask } from '@opsplane/kit';
 
 /** What the view needs to know about discovery. */
 export interface DiscoveryState {

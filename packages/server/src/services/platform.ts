@@ -34,8 +34,8 @@ import {
 } from '@opsplane/platform';
 import { Gauge, type Registry } from 'prom-client';
 import type { ServerConfig } from '../config.js';
-import type { Store } from '../db/store.js';
-import type { Device } from '../api/schemas/devices.js';
+import type { Store } from '../storage/store.js';
+import type { Device } from '@opsplane/api';
 import { AreaCredentials } from './area-credentials.js';
 import { BatchRunner } from './batch-runner.js';
 import { ControllerTracker } from './controller-tracker.js';

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { createLogger, type Logger } from '@opsplane/platform';
+import { createLogger, type Logger } from '@opsplane/kit';
 import { checkHostKey, hostKeyFingerprint, hostPortKey, type HostKeyStore } from './host-key-policy.js';
 import {
   SshAuthError,

@@ -10,8 +10,8 @@
  */
 import type { Logger } from 'pino';
 import { ValidationError } from '@opsplane/models';
-import type { Device } from '../../api/schemas/devices.js';
-import type { LoginSecrets } from '../../db/devices-repo.js';
+import type { Device } from '@opsplane/api';
+import type { LoginSecrets } from '../../storage/devices-repo.js';
 import type { HostInstaller } from '../host-installer.js';
 import { WindowsInstaller } from './windows-installer.js';
 import { WinRmSession } from './winrm-session.js';

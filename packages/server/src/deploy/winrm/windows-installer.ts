@@ -22,7 +22,7 @@
  * Tested against the recorded-exchange WinRM fake, not a Windows host.
  */
 import { AgentBundleVersionSchema, OpsplaneError, ValidationError } from '@opsplane/models';
-import { createLogger, type Logger } from '@opsplane/platform';
+import { createLogger, type Logger } from '@opsplane/kit';
 import { DiskFullError, NodeMissingError, UnsupportedPlatformError } from '../deploy-errors.js';
 import type {
   AgentBundleInfo,

@@ -9,7 +9,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { createLogger, type Logger } from '@opsplane/platform';
+import { createLogger, type Logger } from '@opsplane/kit';
 import { WinRmClient, type WinRmClientOptions } from './winrm-client.js';
 import { WinRmChecksumError, WinRmCommandError } from './winrm-errors.js';
 import {

@@ -1,0 +1,107 @@
+/** Users, login, sessions and API tokens on the wire. */
+import { z } from 'zod';
+import { DurationSchema } from '@opsplane/kit';
+import { RoleSchema } from './roles.js';
+import { TimestampOut } from './common.js';
+
+export const UsernameSchema = z
+  .string()
+  .min(1, { message: 'username must not be empty' })
+  .max(64, { message: 'username must be at most 64 characters' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, {
+    message: "username may contain only letters, digits, '.', '_', '@' and '-'",
+  });
+
+/** Password bounds: long enough to resist guessing, short enough that hashing cannot be abused. */
+export const MIN_PASSWORD_LENGTH = 8;
+export const MAX_PASSWORD_LENGTH = 1024;
+
+export const NewPasswordSchema = z
+  .string()
+  .min(MIN_PASSWORD_LENGTH, { message: `password must be at least ${MIN_PASSWORD_LENGTH} characters` })
+  .max(MAX_PASSWORD_LENGTH, { message: `password must be at most ${MAX_PASSWORD_LENGTH} characters` });
+
+export const UserSchema = z
+  .object({
+    id: z.uuid(),
+    username: z.string(),
+    role: RoleSchema,
+    disabled: z.boolean(),
+    created_at: TimestampOut,
+    updated_at: TimestampOut,
+    last_login_at: TimestampOut.nullable(),
+  })
+  .meta({ id: 'User' });
+export type User = z.infer<typeof UserSchema>;
+
+export const UserCreateSchema = z
+  .object({ username: UsernameSchema, password: NewPasswordSchema, role: RoleSchema.default('viewer') })
+  .strict();
+
+export const UserUpdateSchema = z
+  .object({
+    role: RoleSchema.optional(),
+    disabled: z.boolean().optional(),
+    password: NewPasswordSchema.optional(),
+  })
+  .strict()
+  .refine((u) => Object.keys(u).length > 0, { message: 'nothing to update' });
+
+export const PasswordChangeSchema = z
+  .object({ current_password: z.string().min(1).max(MAX_PASSWORD_LENGTH), new_password: NewPasswordSchema })
+  .strict();
+
+export const UserListResponseSchema = z.object({ users: z.array(UserSchema), total: z.number().int() });
+
+export const LoginBodySchema = z
+  .object({ username: z.string().min(1).max(256), password: z.string().min(1).max(MAX_PASSWORD_LENGTH) })
+  .strict();
+
+export const MeResponseSchema = z.object({
+  user: UserSchema,
+  auth: z.enum(['session', 'token', 'metrics_token']),
+  /** The effective role (a token may carry less than its owner). */
+  role: RoleSchema,
+  session_expires_at: TimestampOut.optional(),
+});
+
+export const TokenSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    role: RoleSchema,
+    prefix: z.string().describe('first characters after opsp_, to recognise a token'),
+    user_id: z.uuid(),
+    username: z.string(),
+    created_at: TimestampOut,
+    expires_at: TimestampOut.nullable(),
+    last_used_at: TimestampOut.nullable(),
+    revoked_at: TimestampOut.nullable(),
+  })
+  .meta({ id: 'ApiToken' });
+export type Token = z.infer<typeof TokenSchema>;
+
+export const TokenCreateSchema = z
+  .object({
+    name: z.string().min(1).max(100),
+    role: RoleSchema.optional().describe('at most your own role; default your role'),
+    expires_in: DurationSchema.pipe(z.number().min(60_000, { message: 'expires_in must be at least 1m' }))
+      .optional()
+      .describe("e.g. '720h'; default: never"),
+  })
+  .strict();
+
+export const TokenCreatedSchema = TokenSchema.extend({
+  token: z.string().describe('the secret, shown only in this response'),
+});
+
+export const TokenListQuerySchema = z
+  .object({
+    all: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true'),
+  })
+  .strict();
+
+export const TokenListResponseSchema = z.object({ tokens: z.array(TokenSchema) });

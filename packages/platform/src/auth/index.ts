@@ -1,2 +1,0 @@
-/** Authentication helpers shared by the platform and controllers. */
-export * from './agent-token.js';

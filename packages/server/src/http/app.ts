@@ -1,0 +1,107 @@
+/**
+ * Builds the Fastify application around a ServerContext: zod validation and serialisation,
+ * OpenAPI (/docs, /docs/json), cookies, the login rate limit, authentication, metrics and the
+ * route plugins. No listening here — tests inject requests; startServer() listens.
+ */
+import fastifyCookie from '@fastify/cookie';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createJsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { installAuth, SESSION_COOKIE } from './auth.js';
+import type { ServerContext } from './context.js';
+import { installErrorHandling } from './errors.js';
+import { agentRoutes } from './routes/agents.js';
+import { alertRoutes } from './routes/alerts.js';
+import { areaRoutes } from './routes/areas.js';
+import { auditRoutes } from './routes/audit.js';
+import { authRoutes } from './routes/auth.js';
+import { batchRoutes } from './routes/batches.js';
+import { controllerRoutes } from './routes/controllers.js';
+import { deploymentRoutes } from './routes/deployments.js';
+import { deviceRoutes } from './routes/devices.js';
+import { systemRoutes } from './routes/system.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { userRoutes } from './routes/users.js';
+import { webRoutes } from './routes/web.js';
+
+export const API_PREFIX = '/api/v1';
+export const SERVER_VERSION = '0.1.0';
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  ZodTypeProvider
+>;
+
+export async function buildApp(ctx: ServerContext): Promise<App> {
+  const app = Fastify({
+    loggerInstance: ctx.logger as FastifyBaseLogger,
+    trustProxy: ctx.config.server.trust_proxy,
+    bodyLimit: ctx.config.server.body_limit,
+    // `/api/v1/devices/` is the same resource as `/api/v1/devices`.
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app);
+
+  // Non-encapsulated plugins first: their hooks must run before the auth hook sees a request.
+  await app.register(fastifyCookie);
+  await app.register(fastifyRateLimit, { global: false });
+  installAuth(app, ctx);
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    ctx.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    ctx.metrics.httpDuration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Opsplane platform API',
+        version: SERVER_VERSION,
+        description:
+          'Controllers, agents across areas, cross-area batches, areas, devices, users, API tokens and audit of the Opsplane platform server.',
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', description: 'API token (opsp_…)' },
+          cookieAuth: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE },
+        },
+      },
+      security: [{ bearerAuth: [] }, { cookieAuth: [] }],
+    },
+    transform: createJsonSchemaTransform({ skipList: [] }),
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  const opts = { ctx };
+  await app.register(systemRoutes, opts);
+  await app.register(webRoutes, opts);
+  await app.register(authRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(userRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(tokenRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(deviceRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(auditRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(controllerRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(agentRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(batchRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(areaRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(deploymentRoutes, { ...opts, deployments: ctx.deployments, prefix: API_PREFIX });
+  await app.register(alertRoutes, { ...opts, prefix: API_PREFIX });
+  await app.ready();
+  return app;
+}
