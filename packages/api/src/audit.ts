@@ -46,3 +46,4 @@ export const AuditListResponseSchema = z.object({
   page: z.number().int(),
   pageSize: z.number().int(),
 });
+export type AuditListResponse = z.infer<typeof AuditListResponseSchema>;

@@ -1,6 +1,6 @@
 /**
- * Wire pieces shared by the server's routes: error body, pagination, ids. Server-only wire
- * types live under api/schemas (not in @opsplane/models) because only the server and its
+ * Wire pieces shared by the server's endpoints: error body, pagination, ids, timestamps. The
+ * server's own wire types live here (not in @opsplane/models) because only the server and its
  * clients (CLI, UI) speak them.
  */
 import { z } from 'zod';
@@ -33,12 +33,21 @@ export const IdParamsSchema = z.object({ id: z.uuid({ message: 'id must be a UUI
 
 export const TimestampOut = z.string().describe('RFC 3339 timestamp');
 
-/** Error responses every authenticated route can give. */
+/** Error responses every authenticated route can give: bad request, not logged in, not allowed. */
 export const commonErrors = {
   400: ErrorBodySchema,
   401: ErrorBodySchema,
   403: ErrorBodySchema,
 } as const;
+
+/** commonErrors plus these statuses, each answered with the error body. */
+export function withErrors<const S extends readonly number[]>(
+  ...statuses: S
+): typeof commonErrors & { [K in S[number]]: typeof ErrorBodySchema } {
+  const out: Record<number, typeof ErrorBodySchema> = { ...commonErrors };
+  for (const s of statuses) out[s] = ErrorBodySchema;
+  return out as typeof commonErrors & { [K in S[number]]: typeof ErrorBodySchema };
+}
 
 export const iso = (d: Date): string => d.toISOString();
 export const isoOrNull = (d: Date | null): string | null => (d ? d.toISOString() : null);

@@ -172,3 +172,22 @@ export const AgentBundleSchema = z
   })
   .meta({ id: 'AgentBundle' });
 export type AgentBundle = z.infer<typeof AgentBundleSchema>;
+
+export const AgentBundleListSchema = z.object({ items: z.array(AgentBundleSchema) });
+export type AgentBundleList = z.infer<typeof AgentBundleListSchema>;
+
+/** Where a deployment's event stream resumes: after this log line (or the Last-Event-ID header). */
+export const DeploymentEventsQuerySchema = z
+  .object({
+    after: z
+      .string()
+      .regex(/^\d{1,15}$/)
+      .transform(Number)
+      .optional(),
+  })
+  .strict();
+
+export type AgentVersion = z.infer<typeof AgentVersionSchema>;
+export type DeploymentCreate = z.infer<typeof DeploymentCreateSchema>;
+export type DeploymentListQuery = z.infer<typeof DeploymentListQuerySchema>;
+export type DeploymentEventsQuery = z.infer<typeof DeploymentEventsQuerySchema>;

@@ -238,3 +238,19 @@ export const ImportReportSchema = z.object({
 });
 export type ImportReport = z.infer<typeof ImportReportSchema>;
 export type ImportRejection = ImportReport['rejected'][number];
+
+/** Import bodies: CSV text, a JSON array, or {"devices": [...]}; rows are checked one by one. */
+export const ImportBodySchema = z
+  .union([z.string(), z.array(z.unknown()), z.object({ devices: z.array(z.unknown()) })], {
+    message: 'expected CSV text (text/csv), a JSON array of devices, or {"devices": [...]}',
+  })
+  .describe('text/csv with a header line, or application/json');
+
+export type DeviceArch = z.infer<typeof DeviceArchSchema>;
+export type DeviceName = z.infer<typeof DeviceNameSchema>;
+export type DeviceIp = z.infer<typeof DeviceIpSchema>;
+export type Metadata = z.infer<typeof MetadataSchema>;
+export type LoginCreate = z.infer<typeof LoginCreateSchema>;
+export type LoginUpdate = z.infer<typeof LoginUpdateSchema>;
+export type ImportQuery = z.infer<typeof ImportQuerySchema>;
+export type ImportBody = z.infer<typeof ImportBodySchema>;

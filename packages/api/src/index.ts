@@ -1,7 +1,8 @@
 /**
- * @opsplane/api — the platform server's HTTP contract, defined once: zod schemas of every
- * request and response, roles, bounds and error codes. The server validates, serializes and
- * documents (OpenAPI) with it; the CLI imports it; the web UI imports its types.
+ * @opsplane/api — the platform server's HTTP contract, defined once: every endpoint (method,
+ * path, role, audit action, documentation) with the zod schemas of its request and responses,
+ * the bounds and the error codes. The server validates, serializes and documents (OpenAPI) with
+ * it; the CLI imports it; the web UI imports its types only.
  */
 export * from './common.js';
 export * from './roles.js';
@@ -11,3 +12,6 @@ export * from './audit.js';
 export * from './platform.js';
 export * from './deployments.js';
 export * from './alerts.js';
+export * from './system.js';
+export * from './endpoint.js';
+export * from './contract.js';

@@ -412,3 +412,11 @@ export const AreaCredentialsUpdateSchema = z
     message: 'nothing to update: give agent_secret and/or controller_token',
   });
 export type AreaCredentialsUpdate = z.infer<typeof AreaCredentialsUpdateSchema>;
+
+export type DiscoveryState = z.infer<typeof DiscoveryStateSchema>;
+export type ControllerListQuery = z.infer<typeof ControllerListQuerySchema>;
+export type ControllerHistoryQuery = z.infer<typeof ControllerHistoryQuerySchema>;
+export type ControllerHistoryEntry = z.infer<typeof ControllerHistoryEntrySchema>;
+export type ServiceMetricsQuery = z.infer<typeof ServiceMetricsQuerySchema>;
+export type BatchCreateQuery = z.infer<typeof BatchCreateQuerySchema>;
+export type BatchListQuery = z.infer<typeof BatchListQuerySchema>;

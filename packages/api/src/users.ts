@@ -105,3 +105,16 @@ export const TokenListQuerySchema = z
   .strict();
 
 export const TokenListResponseSchema = z.object({ tokens: z.array(TokenSchema) });
+
+export type Username = z.infer<typeof UsernameSchema>;
+export type NewPassword = z.infer<typeof NewPasswordSchema>;
+export type UserCreate = z.infer<typeof UserCreateSchema>;
+export type UserUpdate = z.infer<typeof UserUpdateSchema>;
+export type PasswordChange = z.infer<typeof PasswordChangeSchema>;
+export type UserListResponse = z.infer<typeof UserListResponseSchema>;
+export type LoginBody = z.infer<typeof LoginBodySchema>;
+export type MeResponse = z.infer<typeof MeResponseSchema>;
+export type TokenCreate = z.infer<typeof TokenCreateSchema>;
+export type TokenCreated = z.infer<typeof TokenCreatedSchema>;
+export type TokenListQuery = z.infer<typeof TokenListQuerySchema>;
+export type TokenListResponse = z.infer<typeof TokenListResponseSchema>;

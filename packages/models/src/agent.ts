@@ -41,6 +41,16 @@ export const PackageStatusSchema = z.object({
 });
 export type PackageStatus = z.infer<typeof PackageStatusSchema>;
 
+/** GET /agents/{id}/packages: `{"agent_id","packages":[PackageStatus]}` (Go may send null packages). */
+export const AgentPackagesResponseSchema = z.object({
+  agent_id: z.string(),
+  packages: z
+    .array(PackageStatusSchema)
+    .nullish()
+    .transform((v) => v ?? []),
+});
+export type AgentPackagesResponse = z.infer<typeof AgentPackagesResponseSchema>;
+
 export const AgentSchema = z.object({
   id: z.string(),
   agent_code: z.string().default(''),

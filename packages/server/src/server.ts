@@ -12,13 +12,23 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '@opsplane/kit';
 import type { ServerContext } from './http/context.js';
+import { Accounts } from './services/accounts.js';
+import { AgentService } from './services/agents.js';
+import { AlertService } from './services/alerts.js';
+import { ApiTokens } from './services/api-tokens.js';
+import { AreaService } from './services/areas.js';
+import { AuditTrail } from './services/audit-trail.js';
+import { BatchService } from './services/batches.js';
+import { ControllerService } from './services/controllers.js';
+import { DeviceService } from './services/devices.js';
+import { DeploymentRequests } from './services/deployment-requests.js';
 import { buildApp, SERVER_VERSION, type App } from './http/app.js';
 import { ensureFirstAdmin, firstAdminBanner, masterKeyNotice } from './bootstrap.js';
 import { parseListen, type ServerConfig } from './config.js';
 import { openDatabase, type DatabaseHandle } from './storage/database.js';
 import { migrate } from './storage/migrations.js';
 import { Store } from './storage/store.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics } from './services/metrics.js';
 import { loadMasterKey, SecretBox } from './security/crypto.js';
 import { AgentBundleStore } from './deploy/agent-bundles.js';
 import { AlertEngine, platformAlertSources } from './services/alert-engine.js';
@@ -52,6 +62,8 @@ export interface RunningServer {
   readonly url: string;
   readonly app: App;
   readonly store: Store;
+  /** What the HTTP edge calls: accounts, devices, agents, batches, alerts, … */
+  readonly services: ServerContext;
   readonly database: DatabaseHandle;
   readonly config: ServerConfig;
   /** Discovery, controller pools, the agent view, batches, area credentials. */
@@ -121,6 +133,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let alerts: AlertEngine | undefined;
   let statusSync: DeviceStatusSync | undefined;
   let notifier: AlertNotifier | undefined;
+  let context: ServerContext | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
     if (boot.created) {
@@ -170,7 +183,29 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger: logger.child({ component: 'device-status' }),
     });
     statusSync.start();
-    const ctx: ServerContext = { config, store, database, logger, metrics, platform, deployments };
+    const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
+    const ctx: ServerContext = {
+      config,
+      logger,
+      metrics,
+      checkDatabase: () => database.ping(),
+      audit,
+      accounts: new Accounts({
+        store,
+        audit,
+        sessionTtlMs: config.server.session_ttl,
+        loginFailures: metrics.loginFailures,
+      }),
+      tokens: new ApiTokens(store, audit),
+      devices: new DeviceService(store, audit),
+      areas: new AreaService(platform, store, audit),
+      controllers: new ControllerService(platform, store),
+      agents: new AgentService(platform, logger.child({ component: 'agents' })),
+      batches: new BatchService(store, platform.batches, audit),
+      alerts: new AlertService(store, audit),
+      deploymentRequests: new DeploymentRequests(store, deployments, audit),
+    };
+    context = ctx;
     app = await buildApp(ctx);
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
@@ -189,6 +224,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const alertEngine = alerts;
   const deviceStatus = statusSync;
   const alertNotifier = notifier;
+  const ctx = context as ServerContext;
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
@@ -196,7 +232,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   logger.info({ url }, 'opsplane server listening');
 
   const purge = setInterval(() => {
-    store.sessions.purgeExpired().catch((err: unknown) => logger.warn({ err }, 'session purge failed'));
+    ctx.accounts.purgeExpiredSessions().catch((err: unknown) => logger.warn({ err }, 'session purge failed'));
   }, SESSION_PURGE_INTERVAL_MS);
   purge.unref();
 
@@ -205,6 +241,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     url,
     app,
     store,
+    services: ctx,
     database,
     config,
     platform: services,

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sleep, waitFor } from '@opsplane/test-support';
-import { DeviceCreateSchema, type AgentView, type Alert, type AlertStatus } from '@opsplane/api';
+import type { AgentView, Alert, AlertStatus } from '@opsplane/api';
 import {
   AlertEngine,
   openStore,
@@ -16,7 +16,7 @@ import {
   type DatabaseHandle,
   type Store,
 } from '../src/index.js';
-import { deviceBody, TEST_MASTER_KEY, testEnv, testLogger, type TestEnv } from './helpers.js';
+import { createDevice, deviceBody, TEST_MASTER_KEY, testEnv, testLogger, type TestEnv } from './helpers.js';
 
 function agent(code: string, status: 'online' | 'offline'): AgentView {
   const now = new Date().toISOString();
@@ -150,9 +150,7 @@ describe('alert engine: pending_for, held state, deployment_failed', { timeout: 
   });
 
   it('deployment_failed fires once and resolves when a later deployment of the device succeeds', async () => {
-    const device = await store.devices.create(
-      DeviceCreateSchema.parse({ ...deviceBody(7), name: 'dep-dev' }),
-    );
+    const device = await createDevice(store, { ...deviceBody(7), name: 'dep-dev' });
     const run = async (outcome: 'failed' | 'succeeded') => {
       const r = await store.deployments.createRollout({
         type: 'restart',

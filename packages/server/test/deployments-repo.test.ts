@@ -8,8 +8,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openStore, type DatabaseHandle, type Store } from '../src/index.js';
 import { DeploymentInProgressError } from '../src/storage/deployments-repo.js';
-import { DeviceCreateSchema } from '@opsplane/api';
-import { DRIVERS, TEST_MASTER_KEY, deviceBody, testEnv, testLogger, type TestEnv } from './helpers.js';
+import {
+  createDevice,
+  DRIVERS,
+  TEST_MASTER_KEY,
+  deviceBody,
+  testEnv,
+  testLogger,
+  type TestEnv,
+} from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,7 +39,7 @@ for (const driver of DRIVERS) {
     async function devices(count: number) {
       const out = [];
       for (let i = 0; i < count; i++) {
-        const d = await store.devices.create(DeviceCreateSchema.parse(deviceBody(5000 + ++n)));
+        const d = await createDevice(store, deviceBody(5000 + ++n));
         out.push({ id: d.id, name: d.name, area: d.function_area });
       }
       return out;

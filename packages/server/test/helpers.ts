@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { pino, type Logger } from 'pino';
 import { startPostgresDatabase, tempDir } from '@opsplane/test-support';
-import { type Role } from '@opsplane/api';
+import { DeviceCreateSchema, type Device, type Role } from '@opsplane/api';
 import {
   loadServerConfig,
   startServer,
@@ -24,6 +24,8 @@ import {
   type ServerSectionInput,
 } from '../src/index.js';
 import { hashPassword } from '../src/security/passwords.js';
+import { deviceInput, toDevice } from '../src/services/devices.js';
+import type { Store } from '../src/storage/store.js';
 import { newApiToken, newSessionId, sha256Hex } from '../src/security/tokens.js';
 
 export type Driver = 'pglite' | 'postgres';
@@ -288,4 +290,9 @@ export function deviceBody(n: number, extra: Record<string, unknown> = {}): Reco
     login: { username: 'root', password: `pw-${n}-secret` },
     ...extra,
   };
+}
+
+/** Creates a device straight through storage (no HTTP), answering it in its API shape. */
+export async function createDevice(store: Store, body: unknown): Promise<Device> {
+  return toDevice(await store.devices.create(deviceInput(DeviceCreateSchema.parse(body))));
 }

@@ -157,9 +157,9 @@ function importSuite(driver: (typeof DRIVERS)[number]) {
       );
       assert.match(afterRes.json.devices[0]?.metadata.rack ?? '', /^rack-\d+$/);
       const codes = new Set(
-        (
-          await t.server.store.devices.list({ page: 1, pageSize: 5000, sort: 'name', order: 'asc' })
-        ).devices.map((d) => d.agent_code),
+        (await t.server.store.devices.list({ page: 1, pageSize: 5000, sort: 'name', order: 'asc' })).rows.map(
+          (d) => d.agentCode,
+        ),
       );
       assert.equal(codes.size, 4963, 'agent codes are unique');
     });
@@ -262,7 +262,7 @@ function importSuite(driver: (typeof DRIVERS)[number]) {
       );
       assert.match(res.json.rejected[0]?.reason ?? '', /^ip: /);
       assert.match(res.json.rejected[2]?.reason ?? '', /extra/);
-      assert.equal((await t.server.store.devices.getByName('host-00001'))?.login.username, 'admin');
+      assert.equal((await t.server.store.devices.getByName('host-00001'))?.loginUsername, 'admin');
     });
 
     it('viewers cannot import', async () => {

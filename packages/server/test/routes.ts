@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { packAgentBundle } from '@opsplane/agent';
 import { tempDir } from '@opsplane/test-support';
-import { DeviceCreateSchema, type Role } from '@opsplane/api';
-import { type Access } from '../src/index.js';
-import { deviceBody, tokenFor, type RoleUser, type TestServer } from './helpers.js';
+import { type Access, type Role } from '@opsplane/api';
+import { createDevice, deviceBody, tokenFor, type RoleUser, type TestServer } from './helpers.js';
 
 export interface RouteCase {
   method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -27,21 +26,17 @@ let seq = 0;
 const unique = () => `${Date.now().toString(36)}-${++seq}-${randomBytes(2).toString('hex')}`;
 
 async function newDevice(t: TestServer): Promise<string> {
-  const d = await t.server.store.devices.create(
-    DeviceCreateSchema.parse({ ...deviceBody(100_000 + ++seq), name: `fx-${unique()}` }),
-  );
+  const d = await createDevice(t.server.store, { ...deviceBody(100_000 + ++seq), name: `fx-${unique()}` });
   return d.id;
 }
 
 /** The agent code of a fresh device in an area no controller serves. */
 async function newDeviceCode(t: TestServer): Promise<string> {
-  const d = await t.server.store.devices.create(
-    DeviceCreateSchema.parse({
-      ...deviceBody(100_000 + ++seq),
-      name: `fx-${unique()}`,
-      function_area: 'area-without-controllers',
-    }),
-  );
+  const d = await createDevice(t.server.store, {
+    ...deviceBody(100_000 + ++seq),
+    name: `fx-${unique()}`,
+    function_area: 'area-without-controllers',
+  });
   return d.agent_code;
 }
 
@@ -56,6 +51,7 @@ async function newDeployment(
   state: 'queued' | 'cancelled',
 ): Promise<{ id: string; rolloutId: string }> {
   const device = (await t.server.store.devices.get(await newDevice(t)))!;
+  const area = device.functionArea;
   const r = await t.server.store.deployments.createRollout({
     type: 'restart',
     version: '',
@@ -63,7 +59,7 @@ async function newDeployment(
     maxFailures: 0,
     acceptChangedHostKey: false,
     requestedBy: 'fixture',
-    devices: [{ id: device.id, name: device.name, area: device.function_area }],
+    devices: [{ id: device.id, name: device.name, area }],
     steps: ['connect'],
   });
   const d = r.deployments[0]!;

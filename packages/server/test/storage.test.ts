@@ -12,7 +12,11 @@ import { queryRows } from '../src/storage/database.js';
 import { ALL_TABLES } from '../src/storage/schema.js';
 import { MigrationError } from '../src/storage/migrations.js';
 import { DeviceCreateSchema, type DeviceCreateInput } from '@opsplane/api';
+import { AuditTrail } from '../src/services/audit-trail.js';
+import { DeviceService, deviceInput } from '../src/services/devices.js';
 import { DRIVERS, TEST_MASTER_KEY, testEnv, testLogger, type TestEnv } from './helpers.js';
+
+const actor = { username: 'storage-test', userId: null, ip: null };
 
 const PEM =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
@@ -32,10 +36,12 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
     let env: TestEnv;
     let store: Store;
     let database: DatabaseHandle;
+    let devices: DeviceService;
 
     before(async () => {
       env = await testEnv(driver);
       ({ store, database } = await openStore(env.config, testLogger(), { masterKey: TEST_MASTER_KEY }));
+      devices = new DeviceService(store, new AuditTrail(store, testLogger()));
     });
     after(async () => {
       await database?.close();
@@ -178,10 +184,9 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
     });
 
     it('devices: create, lookups, conflicts, agent codes never reused, secrets round-trip', async () => {
-      const d = await store.transaction((tx) =>
-        tx.devices.create(
-          dev(1, { login: { username: 'root', password: 'pw-1', private_key: PEM, passphrase: 'pp' } }),
-        ),
+      const d = await devices.create(
+        actor,
+        dev(1, { login: { username: 'root', password: 'pw-1', private_key: PEM, passphrase: 'pp' } }),
       );
       assert.match(d.agent_code, /^agt-[a-z2-7]{12}$/);
       assert.deepEqual(d.login, {
@@ -194,10 +199,7 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
       assert.equal(d.status, 'new');
       assert.equal((await store.devices.getByName(d.name))?.id, d.id);
       assert.equal((await store.devices.getByAgentCode(d.agent_code))?.id, d.id);
-      await assert.rejects(
-        store.transaction((tx) => tx.devices.create(dev(1))),
-        ConflictError,
-      );
+      await assert.rejects(devices.create(actor, dev(1)), ConflictError);
       const secrets = await store.devices.loginSecrets(d.id);
       assert.deepEqual(secrets, {
         method: 'ssh',
@@ -218,44 +220,48 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
         sql`SELECT code FROM agent_codes WHERE code = ${d.agent_code}`,
       );
       assert.equal(codes.length, 1);
-      const again = await store.transaction((tx) => tx.devices.create(dev(1)));
+      const again = await devices.create(actor, dev(1));
       assert.notEqual(again.agent_code, d.agent_code);
       await store.transaction((tx) => tx.devices.delete(again.id));
     });
 
     it('devices: partial update merges, checks cross-field rules, keeps or clears secrets', async () => {
-      const d = await store.transaction((tx) =>
-        tx.devices.create(dev(2, { os: 'windows', login: { username: 'Administrator', password: 'w' } })),
+      const d = await devices.create(
+        actor,
+        dev(2, { os: 'windows', login: { username: 'Administrator', password: 'w' } }),
       );
       assert.equal(d.login_method, 'winrm');
       assert.equal(d.login.port, 5985);
-      await assert.rejects(store.devices.update(d.id, { login: { private_key: PEM } }), ValidationError);
-      await assert.rejects(store.devices.update(d.id, { os: 'linux' }), ValidationError, 'linux + winrm');
-      const r = await store.devices.update(d.id, {
+      await assert.rejects(devices.update(actor, d.id, { login: { private_key: PEM } }), ValidationError);
+      await assert.rejects(devices.update(actor, d.id, { os: 'linux' }), ValidationError, 'linux + winrm');
+      const r = await devices.update(actor, d.id, {
         os: 'linux',
         login_method: 'ssh',
         login: { private_key: PEM, password: null },
       });
-      assert.equal(r.device.login.port, 22, 'default port follows the method');
-      assert.equal(r.device.login.has_password, false);
-      assert.equal(r.device.login.has_private_key, true);
+      assert.equal(r.login.port, 22, 'default port follows the method');
+      assert.equal(r.login.has_password, false);
+      assert.equal(r.login.has_private_key, true);
+      const [audited] = (
+        await store.audit.list({ page: 1, pageSize: 1, action: 'device.update', target_id: d.id })
+      ).rows;
       assert.deepEqual(
-        r.changed.sort(),
+        (audited?.details.changed as string[]).sort(),
         ['login.password', 'login.port', 'login.private_key', 'login_method', 'os'].sort(),
       );
-      const r2 = await store.devices.update(d.id, {
+      const r2 = await devices.update(actor, d.id, {
         metadata: { rack: 'r1' },
         status: 'online',
         agent_version: '1.2.3',
       });
-      assert.deepEqual(r2.device.metadata, { rack: 'r1' });
-      assert.equal(r2.device.login.has_private_key, true, 'absent secrets are kept');
+      assert.deepEqual(r2.metadata, { rack: 'r1' });
+      assert.equal(r2.login.has_private_key, true, 'absent secrets are kept');
       await assert.rejects(
-        store.devices.update('00000000-0000-4000-8000-000000000000', { ip: '1.2.3.4' }),
+        devices.update(actor, '00000000-0000-4000-8000-000000000000', { ip: '1.2.3.4' }),
         NotFoundError,
       );
-      const other = await store.transaction((tx) => tx.devices.create(dev(3)));
-      await assert.rejects(store.devices.update(other.id, { name: d.name }), ConflictError);
+      const other = await devices.create(actor, dev(3));
+      await assert.rejects(devices.update(actor, other.id, { name: d.name }), ConflictError);
       await store.devices.delete(d.id);
       await store.devices.delete(other.id);
     });
@@ -264,34 +270,34 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
       const rows = Array.from({ length: 30 }, (_, i) =>
         dev(100 + i, i % 5 === 0 ? { os: 'windows', login: { username: 'Administrator' } } : {}),
       );
-      const res = await store.transaction((tx) => tx.devices.upsertMany(rows));
+      const res = await store.transaction((tx) => tx.devices.upsertMany(rows.map(deviceInput)));
       assert.deepEqual(res, { created: 30, updated: 0 });
       const base = { page: 1, pageSize: 50, sort: 'name' as const, order: 'asc' as const };
-      const all = await store.devices.list(base);
+      const all = await devices.list(base);
       assert.equal(all.total, 30);
       assert.equal(all.devices[0]?.name, 'node-100');
-      const desc = await store.devices.list({ ...base, order: 'desc', pageSize: 7, page: 2 });
+      const desc = await devices.list({ ...base, order: 'desc', pageSize: 7, page: 2 });
       assert.equal(desc.total, 30);
       assert.deepEqual(
         desc.devices.map((x) => x.name),
         Array.from({ length: 7 }, (_, i) => `node-${122 - i}`),
       );
-      assert.equal((await store.devices.list({ ...base, os: 'windows' })).total, 6);
-      assert.equal((await store.devices.list({ ...base, function_area: 'area-odd' })).total, 15);
-      assert.equal((await store.devices.list({ ...base, q: 'NODE-11' })).total, 10, 'q is case-insensitive');
-      assert.equal((await store.devices.list({ ...base, q: '%' })).total, 0, 'LIKE wildcards are literal');
-      assert.equal((await store.devices.list({ ...base, ip: '192.168.0.11' })).total, 10);
+      assert.equal((await devices.list({ ...base, os: 'windows' })).total, 6);
+      assert.equal((await devices.list({ ...base, function_area: 'area-odd' })).total, 15);
+      assert.equal((await devices.list({ ...base, q: 'NODE-11' })).total, 10, 'q is case-insensitive');
+      assert.equal((await devices.list({ ...base, q: '%' })).total, 0, 'LIKE wildcards are literal');
+      assert.equal((await devices.list({ ...base, ip: '192.168.0.11' })).total, 10);
       await store.devices.setStatus(all.devices[0]!.id, 'online');
-      assert.equal((await store.devices.list({ ...base, status: ['online', 'failed'] })).total, 1);
+      assert.equal((await devices.list({ ...base, status: ['online', 'failed'] })).total, 1);
       assert.deepEqual(await store.devices.countByStatus(), { new: 29, online: 1 });
       // Re-import keeps ids, codes and status; updates fields.
       const again = await store.transaction((tx) =>
         tx.devices.upsertMany(
-          rows.map((r) => ({ ...r, ip: '10.9.9.9', login: { ...r.login, password: undefined } })),
+          rows.map((r) => deviceInput({ ...r, ip: '10.9.9.9', login: { ...r.login, password: undefined } })),
         ),
       );
       assert.deepEqual(again, { created: 0, updated: 30 });
-      const after = await store.devices.list(base);
+      const after = await devices.list(base);
       assert.deepEqual(
         after.devices.map((x) => [x.id, x.agent_code]),
         all.devices.map((x) => [x.id, x.agent_code]),
@@ -309,7 +315,7 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
       const before = await store.devices.count();
       await assert.rejects(
         store.transaction(async (tx) => {
-          await tx.devices.upsertMany(Array.from({ length: 600 }, (_, i) => dev(1000 + i)));
+          await tx.devices.upsertMany(Array.from({ length: 600 }, (_, i) => deviceInput(dev(1000 + i))));
           await tx.audit.record({ actor: 'x', action: 'device.import', result: 'success' });
           throw new Error('boom');
         }),
@@ -338,21 +344,21 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
       });
       await store.audit.record({ actor: 'dave', action: 'auth.login', result: 'failure', ip: '10.0.0.1' });
       const base = { page: 1, pageSize: 10 };
-      const created = await store.audit.list({ ...base, action: 'device.create' });
+      const created = await store.audit.list({ ...base, action: 'device.create', actor: 'carol' });
       assert.equal(created.total, 1);
-      assert.deepEqual(created.entries[0]?.details, {
+      assert.deepEqual(created.rows[0]?.details, {
         name: 'x',
         login: { password: '[redacted]', has_password: true },
         token: '[redacted]',
       });
-      assert.equal((await store.audit.list({ ...base, action: 'device.*' })).total, 2);
-      assert.equal((await store.audit.list({ ...base, action: 'device.' })).total, 2);
+      assert.equal((await store.audit.list({ ...base, action: 'device.*', actor: 'carol' })).total, 2);
+      assert.equal((await store.audit.list({ ...base, action: 'device.', actor: 'carol' })).total, 2);
       assert.equal((await store.audit.list({ ...base, actor: 'carol', result: 'failure' })).total, 1);
       assert.equal((await store.audit.list({ ...base, target_type: 'device', target_id: 'd1' })).total, 2);
       assert.equal((await store.audit.list({ ...base, actor: 'dave', since: t0 })).total, 1);
       assert.equal((await store.audit.list({ ...base, actor: 'dave', until: t0 })).total, 0);
       const p2 = await store.audit.list({ page: 2, pageSize: 1, actor: 'carol' });
-      assert.equal(p2.entries[0]?.action, 'device.create', 'newest first');
+      assert.equal(p2.rows[0]?.action, 'device.create', 'newest first');
     });
 
     it('secrets and settings: encrypted at rest, bound to their name, stable per area', async () => {

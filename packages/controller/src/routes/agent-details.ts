@@ -16,7 +16,7 @@ import {
   SystemMetricsSchema,
 } from '@opsplane/models';
 // Not in @opsplane/models (yet); the platform's client defines the wire shape, so share it.
-import { AgentPackagesResponseSchema } from '@opsplane/platform';
+import { AgentPackagesResponseSchema } from '@opsplane/models';
 import type { RouteOptions } from '../context.js';
 import { AgentParamsSchema, onAgent } from './agent-target.js';
 

@@ -9,7 +9,7 @@
  */
 import { backoffDelay } from '@opsplane/kit';
 import { Pool, type Dispatcher } from 'undici';
-import { z } from 'zod';
+import type { z } from 'zod';
 import {
   AGENT_FILTER_KEYS,
   AgentHealthSchema,
@@ -23,7 +23,8 @@ import {
   DEFAULT_PAGE_SIZE,
   MAX_PAGE_SIZE,
   PackageNotFoundError,
-  PackageStatusSchema,
+  AgentPackagesResponseSchema,
+  type AgentPackagesResponse,
   RequestTimeoutError,
   ServiceHealthSchema,
   ServiceMetricsSchema,
@@ -46,16 +47,6 @@ import {
 } from '@opsplane/models';
 import { createLogger, type Logger } from '@opsplane/kit';
 import { ControllerConnectionError, ControllerHttpError, errorCode, parseWireError } from './errors.js';
-
-/** GET /agents/{id}/packages. Not in @opsplane/models yet, so defined here. */
-export const AgentPackagesResponseSchema = z.object({
-  agent_id: z.string(),
-  packages: z
-    .array(PackageStatusSchema)
-    .nullish()
-    .transform((v) => v ?? []),
-});
-export type AgentPackagesResponse = z.infer<typeof AgentPackagesResponseSchema>;
 
 export interface ControllerClientOptions {
   /** Per-attempt timeout (connect, headers and body). Default 30 000 (the guide's api_timeout). */

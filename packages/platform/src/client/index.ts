@@ -7,9 +7,9 @@ export {
 } from './errors.js';
 export {
   ControllerClient,
-  AgentPackagesResponseSchema,
   normalizeBaseUrl,
-  type AgentPackagesResponse,
   type ControllerClientOptions,
   type ServiceMetricsOptions,
 } from './controller-client.js';
+// The packages answer's schema is part of the controller wire contract; re-exported for library users.
+export { AgentPackagesResponseSchema, type AgentPackagesResponse } from '@opsplane/models';

@@ -16,6 +16,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import { API_PREFIX } from '@opsplane/api';
 import { installAuth, SESSION_COOKIE } from './auth.js';
 import type { ServerContext } from './context.js';
 import { installErrorHandling } from './errors.js';
@@ -33,7 +34,6 @@ import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
 import { webRoutes } from './routes/web.js';
 
-export const API_PREFIX = '/api/v1';
 export const SERVER_VERSION = '0.1.0';
 
 export type App = FastifyInstance<
@@ -100,7 +100,7 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
   await app.register(agentRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(batchRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(areaRoutes, { ...opts, prefix: API_PREFIX });
-  await app.register(deploymentRoutes, { ...opts, deployments: ctx.deployments, prefix: API_PREFIX });
+  await app.register(deploymentRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(alertRoutes, { ...opts, prefix: API_PREFIX });
   await app.ready();
   return app;

@@ -8,25 +8,15 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type {} from '@fastify/cookie'; // request.cookies / reply.setCookie types
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '@opsplane/models';
-import type { UserRow } from '../storage/schema.js';
-import { lowerRole, roleAtLeast, type Role } from '@opsplane/api';
-import { looksLikeApiToken, sha256Hex } from '../security/tokens.js';
-import { actorOf } from './audit.js';
+import { roleAtLeast, type Access, type Role } from '@opsplane/api';
+import type { Caller } from '../services/accounts.js';
+import { ANONYMOUS, type Actor } from '../services/audit-trail.js';
 import type { ServerContext } from './context.js';
 
 export const SESSION_COOKIE = 'opsplane_session';
 
-export type Access = 'public' | 'metrics' | Role;
-
-export interface Principal {
-  user: UserRow;
-  /** Effective role: the user's, capped by the token's. */
-  role: Role;
-  via: 'session' | 'token';
-  sessionHash?: string;
-  sessionExpiresAt?: Date;
-  tokenId?: string;
-}
+/** The authenticated caller of a request. */
+export type Principal = Caller;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -39,9 +29,6 @@ declare module 'fastify' {
     principal: Principal | null;
   }
 }
-
-/** Last-used timestamps are written at most once a minute per session/token. */
-const TOUCH_INTERVAL_MS = 60_000;
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -69,48 +56,17 @@ export function cookieOptions(ctx: ServerContext, req: FastifyRequest, maxAgeSec
 }
 
 export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
-  const touched = new Map<string, number>();
-  const due = (key: string) => {
-    const now = Date.now();
-    if ((touched.get(key) ?? 0) + TOUCH_INTERVAL_MS > now) return false;
-    if (touched.size > 10_000) touched.clear();
-    touched.set(key, now);
-    return true;
-  };
-  const background = (req: FastifyRequest, p: Promise<unknown>) =>
-    p.catch((err: unknown) => req.log.warn({ err }, 'could not record last use'));
-
-  async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<Principal> {
+  async function authenticate(req: FastifyRequest, reply: FastifyReply): Promise<Caller> {
     const token = bearer(req);
-    if (token !== undefined) {
-      if (!looksLikeApiToken(token)) throw new UnauthorizedError('invalid API token');
-      const found = await ctx.store.tokens.findActiveByHash(sha256Hex(token));
-      if (!found) throw new UnauthorizedError('invalid, expired or revoked API token');
-      if (found.user.disabled) throw new UnauthorizedError('account disabled');
-      if (due(`t:${found.token.id}`)) background(req, ctx.store.tokens.touch(found.token.id));
-      return {
-        user: found.user,
-        role: lowerRole(found.user.role as Role, found.token.role as Role),
-        via: 'token',
-        tokenId: found.token.id,
-      };
-    }
+    if (token !== undefined) return ctx.accounts.byToken(token, req.ip);
     const sid = req.cookies[SESSION_COOKIE];
     if (!sid) throw new UnauthorizedError();
-    const hash = sha256Hex(sid);
-    const found = await ctx.store.sessions.findValid(hash);
-    if (!found || found.user.disabled) {
-      reply.clearCookie(SESSION_COOKIE, cookieOptions(ctx, req));
-      throw new UnauthorizedError(found ? 'account disabled' : 'session expired or invalid; log in again');
+    try {
+      return await ctx.accounts.bySession(sid, req.ip);
+    } catch (e) {
+      if (e instanceof UnauthorizedError) reply.clearCookie(SESSION_COOKIE, cookieOptions(ctx, req));
+      throw e;
     }
-    if (due(`s:${hash}`)) background(req, ctx.store.sessions.touch(hash));
-    return {
-      user: found.user,
-      role: found.user.role as Role,
-      via: 'session',
-      sessionHash: hash,
-      sessionExpiresAt: found.session.expiresAt,
-    };
   }
 
   app.decorateRequest('principal', null);
@@ -127,18 +83,20 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
     if (!roleAtLeast(req.principal.role, min)) {
       const action = req.routeOptions.config.action ?? `${req.method} ${req.routeOptions.url ?? req.url}`;
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        await ctx.store.audit
-          .record({
-            ...actorOf(req),
-            action,
-            result: 'failure',
-            details: { error: 'forbidden', role: req.principal.role },
-          })
-          .catch((err: unknown) => req.log.error({ err }, 'could not audit a denied request'));
+        await ctx.audit.record(actorOf(req), {
+          action,
+          result: 'failure',
+          details: { error: 'forbidden', role: req.principal.role },
+        });
       }
       throw new ForbiddenError(`this needs the ${min} role; you act as ${req.principal.role}`);
     }
   });
+}
+
+/** Who acts in this request, for audit records: the caller, or anonymous. */
+export function actorOf(req: FastifyRequest): Actor {
+  return req.principal ?? ANONYMOUS(req.ip);
 }
 
 /** For handlers: the caller (routes other than 'public'/'metrics' always have one). */

@@ -1,23 +1,38 @@
 /**
- * What every route plugin gets: config, the store, the database handle, a logger, the metrics
- * and the platform services (discovery, controller pools, agent view, batches, area credentials).
+ * What the HTTP edge gets: configuration, logger, metrics, a database liveness check and the
+ * services it calls. Routes use services only — never storage — so that every resource maps its
+ * rows to the API in one place (its service).
  */
-import type { Logger } from 'pino';
+import type { Logger } from '@opsplane/kit';
 import type { ServerConfig } from '../config.js';
-import type { DatabaseHandle } from '../storage/database.js';
-import type { Store } from '../storage/store.js';
-import type { ServerMetrics } from '../metrics.js';
-import type { DeploymentService } from '../services/deployments.js';
-import type { PlatformServices } from '../services/platform.js';
+import type { Accounts } from '../services/accounts.js';
+import type { AgentService } from '../services/agents.js';
+import type { AlertService } from '../services/alerts.js';
+import type { ApiTokens } from '../services/api-tokens.js';
+import type { AreaService } from '../services/areas.js';
+import type { AuditTrail } from '../services/audit-trail.js';
+import type { BatchService } from '../services/batches.js';
+import type { ControllerService } from '../services/controllers.js';
+import type { DeploymentRequests } from '../services/deployment-requests.js';
+import type { DeviceService } from '../services/devices.js';
+import type { ServerMetrics } from '../services/metrics.js';
 
 export interface ServerContext {
   config: ServerConfig;
-  store: Store;
-  database: DatabaseHandle;
   logger: Logger;
   metrics: ServerMetrics;
-  platform: PlatformServices;
-  deployments: DeploymentService;
+  /** Resolves when the database answers; rejects otherwise. */
+  checkDatabase(): Promise<void>;
+  audit: AuditTrail;
+  accounts: Accounts;
+  tokens: ApiTokens;
+  devices: DeviceService;
+  areas: AreaService;
+  controllers: ControllerService;
+  agents: AgentService;
+  batches: BatchService;
+  alerts: AlertService;
+  deploymentRequests: DeploymentRequests;
 }
 
 export interface RouteOptions {

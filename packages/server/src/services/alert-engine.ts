@@ -18,7 +18,8 @@
 import type { Logger } from 'pino';
 import type { Controller } from '@opsplane/models';
 import type { AgentView, Alert, AlertKind, AlertStatus } from '@opsplane/api';
-import { toAlert, type NewAlert } from '../storage/alerts-repo.js';
+import type { NewAlert } from '../storage/alerts-repo.js';
+import { toAlert } from './alerts.js';
 import type { AlertRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import {

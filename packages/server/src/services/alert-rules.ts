@@ -13,11 +13,15 @@
  * - package_unhealthy (warning): an online agent reports the package failed or unhealthy.
  */
 import type { Controller } from '@opsplane/models';
-import type { AgentView, AlertKind } from '@opsplane/api';
+import type { AgentView, AlertKind, AlertSeverity } from '@opsplane/api';
 import type { AlertRow } from '../storage/schema.js';
 import type { NewAlert } from '../storage/alerts-repo.js';
 
-export type Condition = Omit<NewAlert, 'firstSeen'>;
+/** A subject in a bad state, as the rules see it (what the engine fires). */
+export type Condition = Omit<NewAlert, 'firstSeen' | 'kind' | 'severity'> & {
+  kind: AlertKind;
+  severity: AlertSeverity;
+};
 
 export interface RuleResult {
   conditions: Condition[];

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { ControllerUnavailableError, OpsplaneError, ValidationError } from '@opsplane/models';
 import type { ServerConfig } from '../config.js';
-import type { ServerMetrics } from '../metrics.js';
+import type { ServerMetrics } from './metrics.js';
 import type { Store } from '../storage/store.js';
 import type { DeploymentLogRow, DeploymentRow, StoredStep } from '../storage/schema.js';
 import type {
@@ -31,6 +31,7 @@ import { runDeploymentSteps, STEPS, type StepRecorder } from '../deploy/deployme
 import { connectInstaller, installOptionsOf } from '../deploy/device-connector.js';
 import { sleep } from '@opsplane/kit';
 import { DeploymentQueue, type AbortReason } from './deployment-queue.js';
+import { toDevice } from './devices.js';
 import type { PlatformServices } from './platform.js';
 
 export interface DeploymentEvents {
@@ -134,7 +135,7 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
         const d = /^[0-9a-f-]{36}$/i.test(ref)
           ? await store.devices.get(ref)
           : await store.devices.getByName(ref);
-        if (d) out.push(d);
+        if (d) out.push(toDevice(d));
         else missing.push(ref);
       }
       if (missing.length > 0)
@@ -145,15 +146,15 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
     const filter: Pick<DeviceListQuery, 'function_area' | 'status'> =
       input.area !== undefined ? { function_area: input.area } : { status: ['new'] };
     for (let page = 1; ; page++) {
-      const { devices, total } = await store.devices.list({
+      const { rows, total } = await store.devices.list({
         page,
         pageSize: 500,
         sort: 'name',
         order: 'asc',
         ...filter,
       });
-      all.push(...devices);
-      if (all.length >= total || devices.length === 0) break;
+      all.push(...rows.map(toDevice));
+      if (all.length >= total || rows.length === 0) break;
     }
     return all;
   }
@@ -184,7 +185,8 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
         `resumed after the server that ran it stopped (attempt ${row.attempt}); running every step again`,
       );
     }
-    const device = row.deviceId ? await store.devices.get(row.deviceId) : undefined;
+    const deviceRow = row.deviceId ? await store.devices.get(row.deviceId) : undefined;
+    const device = deviceRow && toDevice(deviceRow);
     const rollout = await repo.rolloutOf(row.rolloutId);
     const type = row.type as DeploymentType;
     let outcome: { status: 'succeeded' | 'failed' | 'cancelled'; error?: { code: string; message: string } };

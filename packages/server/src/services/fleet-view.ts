@@ -21,19 +21,11 @@ import {
   type ControllerClientPool,
   type Logger,
 } from '@opsplane/platform';
-import type { AgentFilter, AgentView, ViewError } from '@opsplane/api';
+import type { AgentFilter, AgentView, DiscoveryState, ViewError } from '@opsplane/api';
 import type { AgentDeviceRef } from '../storage/devices-repo.js';
 import type { Store } from '../storage/store.js';
 import { AgentIndex, type AgentPage, type AgentQuery } from './agent-index.js';
 import { SerialTask } from '@opsplane/kit';
-
-/** What the view needs to know about discovery. */
-export interface DiscoveryState {
-  synced: boolean;
-  watching: boolean;
-  revision: string;
-  last_error: string | null;
-}
 
 export interface FleetViewOptions {
   pools: ControllerClientPool;

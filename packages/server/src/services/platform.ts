@@ -35,11 +35,12 @@ import {
 import { Gauge, type Registry } from 'prom-client';
 import type { ServerConfig } from '../config.js';
 import type { Store } from '../storage/store.js';
-import type { Device } from '@opsplane/api';
+import type { DeviceRow } from '../storage/schema.js';
 import { AreaCredentials } from './area-credentials.js';
 import { BatchRunner } from './batch-runner.js';
 import { ControllerTracker } from './controller-tracker.js';
-import { FleetView, type DiscoveryState } from './fleet-view.js';
+import type { DiscoveryState } from '@opsplane/api';
+import { FleetView } from './fleet-view.js';
 
 export interface PlatformServicesOptions {
   config: ServerConfig;
@@ -54,7 +55,7 @@ export interface PlatformServicesOptions {
 export interface AgentLocation {
   code: string;
   area: string;
-  device: Device | undefined;
+  device: DeviceRow | undefined;
 }
 
 /**
@@ -209,7 +210,7 @@ export class PlatformServices {
   /** The agent's area: its device's function_area, else where the aggregated view saw it. */
   async locate(code: string): Promise<AgentLocation> {
     const device = await this.opts.store.devices.getByAgentCode(code);
-    const area = device?.function_area ?? this.view.get(code)?.area;
+    const area = device?.functionArea ?? this.view.get(code)?.area;
     if (!area)
       throw new AgentNotFoundError(code, `no device has agent code '${code}' and no controller lists it`);
     return { code, area, device };

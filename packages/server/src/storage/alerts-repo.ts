@@ -9,21 +9,12 @@
  * yet, deployments superseded by a success, device statuses by agent code).
  */
 import { and, asc, count, desc, eq, gte, inArray, isNull, sql, type SQL } from 'drizzle-orm';
-import {
-  iso,
-  isoOrNull,
-  type Alert,
-  type AlertKind,
-  type AlertListQuery,
-  type AlertSeverity,
-  type AlertStatus,
-} from '@opsplane/api';
 import type { Database } from './database.js';
 import { alerts, deployments, type AlertRow, type DeploymentRow } from './schema.js';
 
 export interface NewAlert {
-  kind: AlertKind;
-  severity: AlertSeverity;
+  kind: string;
+  severity: string;
   subject: string;
   area: string;
   title: string;
@@ -31,25 +22,6 @@ export interface NewAlert {
   labels: Record<string, string>;
   /** When the condition was first observed (default now). */
   firstSeen?: Date;
-}
-
-export function toAlert(r: AlertRow): Alert {
-  return {
-    id: r.id,
-    kind: r.kind as AlertKind,
-    severity: r.severity as AlertSeverity,
-    subject: r.subject,
-    area: r.area,
-    title: r.title,
-    message: r.message,
-    labels: r.labels,
-    status: r.status as AlertStatus,
-    first_seen: iso(r.firstSeen),
-    last_seen: iso(r.lastSeen),
-    resolved_at: isoOrNull(r.resolvedAt),
-    acknowledged_by: r.acknowledgedBy,
-    acknowledged_at: isoOrNull(r.acknowledgedAt),
-  };
 }
 
 /**
@@ -135,7 +107,13 @@ export class AlertsRepo {
   }
 
   /** Newest first. */
-  async list(q: AlertListQuery): Promise<{ items: AlertRow[]; total: number }> {
+  async list(q: {
+    page: number;
+    pageSize: number;
+    status?: string | undefined;
+    kind?: string | undefined;
+    area?: string | undefined;
+  }): Promise<{ items: AlertRow[]; total: number }> {
     const conds: SQL[] = [];
     if (q.status) conds.push(eq(alerts.status, q.status));
     if (q.kind) conds.push(eq(alerts.kind, q.kind));

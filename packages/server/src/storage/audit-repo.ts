@@ -4,9 +4,10 @@
  * cannot put a secret into the log.
  */
 import { and, count, desc, eq, gte, like, lte, type SQL } from 'drizzle-orm';
-import { iso, type AuditEntry, type AuditQuery, type AuditResult } from '@opsplane/api';
 import type { Database } from './database.js';
 import { auditLog, type AuditRow } from './schema.js';
+
+export type AuditResult = 'success' | 'failure';
 
 export interface AuditRecord {
   actor: string;
@@ -36,19 +37,17 @@ export function redact(v: unknown, depth = 0): unknown {
   return v;
 }
 
-export function toAuditEntry(r: AuditRow): AuditEntry {
-  return {
-    id: r.id,
-    at: iso(r.at),
-    actor: r.actor,
-    actor_id: r.actorId,
-    action: r.action,
-    target_type: r.targetType,
-    target_id: r.targetId,
-    result: r.result as AuditResult,
-    details: r.details,
-    ip: r.ip,
-  };
+export interface AuditFilter {
+  page: number;
+  pageSize: number;
+  actor?: string | undefined;
+  /** Exact, or a prefix: `device.*` / `device.`. */
+  action?: string | undefined;
+  target_type?: string | undefined;
+  target_id?: string | undefined;
+  result?: AuditResult | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
 }
 
 const escapeLike = (s: string) => s.replace(/[\\%_]/g, (c) => '\\' + c);
@@ -69,7 +68,7 @@ export class AuditRepo {
     });
   }
 
-  async list(q: AuditQuery): Promise<{ entries: AuditEntry[]; total: number }> {
+  async list(q: AuditFilter): Promise<{ rows: AuditRow[]; total: number }> {
     const conds: SQL[] = [];
     if (q.actor) conds.push(eq(auditLog.actor, q.actor));
     if (q.action) {
@@ -98,6 +97,6 @@ export class AuditRepo {
       .orderBy(desc(auditLog.id))
       .limit(q.pageSize)
       .offset((q.page - 1) * q.pageSize);
-    return { entries: rows.map(toAuditEntry), total: totalRow?.n ?? 0 };
+    return { rows, total: totalRow?.n ?? 0 };
   }
 }

@@ -1,27 +1,14 @@
 /**
- * Devices (guide §4.3). Login secrets are encrypted here, on the way in, bound to the device id
- * and field; reads return the wire Device, which only says whether each secret is set. Writes
+ * Devices (guide §4.3), as rows. Login secrets are encrypted here, on the way in, bound to the
+ * device id and field, and decrypted only by loginSecrets() (for the code that logs in). Writes
  * that match devices by name take a transaction-scoped advisory lock so that two imports (or an
  * import and a create) cannot interleave between "which names exist" and "write".
  */
 import { randomUUID } from 'node:crypto';
 import { and, asc, count, desc, eq, ilike, inArray, or, sql, type SQL } from 'drizzle-orm';
-import { ConflictError, formatIssues, NotFoundError, ValidationError } from '@opsplane/models';
+import { ConflictError, NotFoundError } from '@opsplane/models';
 import type { SecretBox } from '../security/crypto.js';
 import { newAgentCode } from '../security/tokens.js';
-import {
-  DEFAULT_LOGIN_METHOD,
-  DEFAULT_PORT,
-  iso,
-  loginProblems,
-  type Device,
-  type DeviceCreate,
-  type DeviceListQuery,
-  type DeviceOs,
-  type DeviceStatus,
-  type DeviceUpdate,
-  type LoginMethod,
-} from '@opsplane/api';
 import { sqlConstraint, sqlState, UNIQUE_VIOLATION, type Database } from './database.js';
 import { agentCodes, devices, type DeviceRow, type NewDeviceRow } from './schema.js';
 
@@ -29,7 +16,7 @@ const DEVICES_LOCK_ID = 0x6f706476;
 const INSERT_CHUNK = 500;
 const SELECT_CHUNK = 1000;
 
-type SecretField = 'password' | 'private_key' | 'passphrase';
+export type SecretField = 'password' | 'private_key' | 'passphrase';
 const SECRET_COLUMN = {
   password: 'loginPasswordEnc',
   private_key: 'loginPrivateKeyEnc',
@@ -39,34 +26,51 @@ const SECRET_FIELDS = Object.keys(SECRET_COLUMN) as SecretField[];
 
 export const secretAad = (deviceId: string, field: SecretField) => `device:${deviceId}:${field}`;
 
-export function toDevice(r: DeviceRow): Device {
-  return {
-    id: r.id,
-    name: r.name,
-    ip: r.ip,
-    function_area: r.functionArea,
-    status: r.status as DeviceStatus,
-    agent_code: r.agentCode,
-    agent_version: r.agentVersion,
-    os: r.os as DeviceOs,
-    arch: r.arch as Device['arch'],
-    login_method: r.loginMethod as LoginMethod,
-    login: {
-      port: r.loginPort,
-      username: r.loginUsername,
-      has_password: r.loginPasswordEnc !== null,
-      has_private_key: r.loginPrivateKeyEnc !== null,
-      has_passphrase: r.loginPassphraseEnc !== null,
-    },
-    metadata: r.metadata,
-    created_at: iso(r.createdAt),
-    updated_at: iso(r.updatedAt),
-  };
+/** What a device is written from: the columns, with its login secrets in clear (encrypted here). */
+export interface DeviceInput {
+  name: string;
+  ip: string;
+  functionArea: string;
+  os: string;
+  arch: string;
+  loginMethod: string;
+  loginPort: number;
+  loginUsername: string;
+  /** A string sets the secret; absent keeps the stored one (on upsert), null clears it. */
+  secrets: Partial<Record<SecretField, string | null>>;
+  metadata?: Record<string, string> | undefined;
+  agentVersion?: string | undefined;
 }
+
+/** Columns an update may change; secrets as in DeviceInput. */
+export type DeviceChanges = Partial<Omit<DeviceInput, 'secrets'>> & {
+  status?: string;
+  secrets?: DeviceInput['secrets'];
+};
+
+export interface DeviceFilter {
+  page: number;
+  pageSize: number;
+  /** Free text over name, ip, area, status, os and agent code. */
+  q?: string | undefined;
+  name?: string | undefined;
+  ip?: string | undefined;
+  function_area?: string | undefined;
+  status?: readonly string[] | undefined;
+  os?: string | undefined;
+  arch?: string | undefined;
+  login_method?: string | undefined;
+  agent_code?: string | undefined;
+  sort: keyof typeof SORT_COLUMNS;
+  order: 'asc' | 'desc';
+}
+
+/** Which of a device's secrets are stored (never their values). */
+export const hasSecret = (r: DeviceRow, f: SecretField): boolean => r[SECRET_COLUMN[f]] !== null;
 
 /** Decrypted login details, for the code that actually logs in (deployments). */
 export interface LoginSecrets {
-  method: LoginMethod;
+  method: string;
   host: string;
   port: number;
   username: string;
@@ -146,31 +150,34 @@ export class DevicesRepo {
   }
 
   /** The row to write for `input`, over `existing` when the device is known (secrets not given are kept). */
-  private rowFor(input: DeviceCreate, id: string, agentCode: string, existing?: DeviceRow): NewDeviceRow {
-    const method = input.login_method ?? DEFAULT_LOGIN_METHOD[input.os];
+  private rowFor(input: DeviceInput, id: string, agentCode: string, existing?: DeviceRow): NewDeviceRow {
     const row: NewDeviceRow = {
       id,
       name: input.name,
       ip: input.ip,
-      functionArea: input.function_area,
+      functionArea: input.functionArea,
       agentCode,
       os: input.os,
       arch: input.arch,
-      loginMethod: method,
-      loginPort: input.login.port ?? DEFAULT_PORT[method],
-      loginUsername: input.login.username,
+      loginMethod: input.loginMethod,
+      loginPort: input.loginPort,
+      loginUsername: input.loginUsername,
       metadata: input.metadata ?? existing?.metadata ?? {},
-      agentVersion: input.agent_version ?? existing?.agentVersion ?? '',
+      agentVersion: input.agentVersion ?? existing?.agentVersion ?? '',
     };
     for (const f of SECRET_FIELDS) {
-      const v = input.login[f];
+      const v = input.secrets[f];
       row[SECRET_COLUMN[f]] =
-        v !== undefined ? this.encrypt(id, f, v) : (existing?.[SECRET_COLUMN[f]] ?? null);
+        typeof v === 'string'
+          ? this.encrypt(id, f, v)
+          : v === null
+            ? null
+            : (existing?.[SECRET_COLUMN[f]] ?? null);
     }
     return row;
   }
 
-  async create(input: DeviceCreate): Promise<Device> {
+  async create(input: DeviceInput): Promise<DeviceRow> {
     await this.lock();
     const id = randomUUID();
     const [code] = await this.issueAgentCodes(1);
@@ -179,30 +186,25 @@ export class DevicesRepo {
         .insert(devices)
         .values(this.rowFor(input, id, code as string))
         .returning();
-      return toDevice(row as DeviceRow);
+      return row as DeviceRow;
     } catch (e) {
       nameConflict(e, input.name);
     }
   }
 
-  private async getRow(id: string): Promise<DeviceRow | undefined> {
+  async get(id: string): Promise<DeviceRow | undefined> {
     const [row] = await this.db.select().from(devices).where(eq(devices.id, id));
     return row;
   }
 
-  async get(id: string): Promise<Device | undefined> {
-    const row = await this.getRow(id);
-    return row && toDevice(row);
-  }
-
-  async getByName(name: string): Promise<Device | undefined> {
+  async getByName(name: string): Promise<DeviceRow | undefined> {
     const [row] = await this.db.select().from(devices).where(eq(devices.name, name));
-    return row && toDevice(row);
+    return row;
   }
 
-  async getByAgentCode(code: string): Promise<Device | undefined> {
+  async getByAgentCode(code: string): Promise<DeviceRow | undefined> {
     const [row] = await this.db.select().from(devices).where(eq(devices.agentCode, code));
-    return row && toDevice(row);
+    return row;
   }
 
   /** Area (and id, name) of each known agent code — what cross-area batches group by. */
@@ -281,7 +283,7 @@ export class DevicesRepo {
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
-  async list(q: DeviceListQuery): Promise<{ devices: Device[]; total: number }> {
+  async list(q: DeviceFilter): Promise<{ rows: DeviceRow[]; total: number }> {
     const conds: SQL[] = [];
     if (q.q) {
       const p = contains(q.q);
@@ -315,57 +317,16 @@ export class DevicesRepo {
       .orderBy(dir(SORT_COLUMNS[q.sort]), dir(devices.id))
       .limit(q.pageSize)
       .offset((q.page - 1) * q.pageSize);
-    return { devices: rows.map(toDevice), total: totalRow?.n ?? 0 };
+    return { rows, total: totalRow?.n ?? 0 };
   }
 
-  /**
-   * Applies a partial update; returns the device and the names of the fields that changed
-   * (secret fields by name only). Cross-field rules are checked on the merged result.
-   */
-  async update(id: string, patch: DeviceUpdate): Promise<{ device: Device; changed: string[] }> {
-    await this.lock();
-    const cur = await this.getRow(id);
-    if (!cur) throw new NotFoundError(`device ${id} not found`);
-    const os = (patch.os ?? cur.os) as DeviceOs;
-    const method = (patch.login_method ?? cur.loginMethod) as LoginMethod;
-    const login = patch.login ?? {};
-    const has = (f: SecretField) =>
-      login[f] === undefined ? cur[SECRET_COLUMN[f]] !== null : login[f] !== null;
-    const problems = loginProblems(os, method, {
-      private_key: has('private_key') ? 'set' : null,
-      passphrase: has('passphrase') ? 'set' : null,
-    });
-    if (problems.length) throw new ValidationError(formatIssues(problems), problems);
-
-    const set: Partial<NewDeviceRow> = {};
-    const changed: string[] = [];
-    const put = <K extends keyof NewDeviceRow>(field: string, col: K, v: NewDeviceRow[K] | undefined) => {
-      if (v === undefined) return;
-      if (JSON.stringify(v) !== JSON.stringify(cur[col as keyof DeviceRow])) changed.push(field);
-      set[col] = v;
-    };
-    put('name', 'name', patch.name);
-    put('ip', 'ip', patch.ip);
-    put('function_area', 'functionArea', patch.function_area);
-    put('os', 'os', patch.os);
-    put('arch', 'arch', patch.arch);
-    put('login_method', 'loginMethod', patch.login_method);
-    put('status', 'status', patch.status);
-    put('agent_version', 'agentVersion', patch.agent_version);
-    put('metadata', 'metadata', patch.metadata);
-    put('login.username', 'loginUsername', login.username);
-    // Switching method without a port moves a default port along (22 ⇄ 5985).
-    const port =
-      login.port ??
-      (patch.login_method && cur.loginPort === DEFAULT_PORT[cur.loginMethod as LoginMethod]
-        ? DEFAULT_PORT[method]
-        : undefined);
-    put('login.port', 'loginPort', port);
-    for (const f of SECRET_FIELDS) {
-      const v = login[f];
+  /** Writes `changes` (the caller checked them against the current row, under lock()). */
+  async update(id: string, changes: DeviceChanges): Promise<DeviceRow> {
+    const { secrets, ...cols } = changes;
+    const set: Partial<NewDeviceRow> = { ...cols };
+    for (const [f, v] of Object.entries(secrets ?? {}) as [SecretField, string | null | undefined][]) {
       if (v === undefined) continue;
       set[SECRET_COLUMN[f]] = v === null ? null : this.encrypt(id, f, v);
-      changed.push(`login.${f}`);
     }
     try {
       const [row] = await this.db
@@ -373,29 +334,25 @@ export class DevicesRepo {
         .set({ ...set, updatedAt: sql`now()` })
         .where(eq(devices.id, id))
         .returning();
-      return { device: toDevice(row as DeviceRow), changed };
+      if (!row) throw new NotFoundError(`device ${id} not found`);
+      return row;
     } catch (e) {
-      nameConflict(e, patch.name);
+      nameConflict(e, changes.name);
     }
   }
 
   /** Status (and agent version) as deployments and discovery see it; no name lock needed. */
-  async setStatus(id: string, status: DeviceStatus, agentVersion?: string): Promise<Device | undefined> {
+  async setStatus(id: string, status: string, agentVersion?: string): Promise<DeviceRow | undefined> {
     const [row] = await this.db
       .update(devices)
       .set({ status, ...(agentVersion !== undefined ? { agentVersion } : {}), updatedAt: sql`now()` })
       .where(eq(devices.id, id))
       .returning();
-    return row && toDevice(row);
+    return row;
   }
 
   /** Status only if it is still `expected` (compare-and-set); true when it changed. */
-  async setStatusIf(
-    id: string,
-    expected: DeviceStatus,
-    status: DeviceStatus,
-    agentVersion: string,
-  ): Promise<boolean> {
+  async setStatusIf(id: string, expected: string, status: string, agentVersion: string): Promise<boolean> {
     const rows = await this.db
       .update(devices)
       .set({ status, agentVersion, updatedAt: sql`now()` })
@@ -434,18 +391,18 @@ export class DevicesRepo {
   }
 
   /** Deletes the device; its agent code stays reserved in agent_codes. */
-  async delete(id: string): Promise<Device | undefined> {
+  async delete(id: string): Promise<DeviceRow | undefined> {
     await this.lock();
     const [row] = await this.db.delete(devices).where(eq(devices.id, id)).returning();
-    return row && toDevice(row);
+    return row;
   }
 
   /** Decrypts the login details of a device; only for code that logs in to it. */
   async loginSecrets(id: string): Promise<LoginSecrets> {
-    const r = await this.getRow(id);
+    const r = await this.get(id);
     if (!r) throw new NotFoundError(`device ${id} not found`);
     const out: LoginSecrets = {
-      method: r.loginMethod as LoginMethod,
+      method: r.loginMethod,
       host: r.ip,
       port: r.loginPort,
       username: r.loginUsername,
@@ -461,7 +418,7 @@ export class DevicesRepo {
    * Creates or updates (matched by name) every row, in batches. Rows must be valid and have
    * unique names; the caller runs this inside a transaction so that it is all or nothing.
    */
-  async upsertMany(rows: readonly DeviceCreate[]): Promise<{ created: number; updated: number }> {
+  async upsertMany(rows: readonly DeviceInput[]): Promise<{ created: number; updated: number }> {
     await this.lock();
     const existing = new Map<string, DeviceRow>();
     for (const part of chunks(

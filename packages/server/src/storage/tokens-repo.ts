@@ -1,23 +1,7 @@
 /** API tokens: stored as SHA-256 hashes, revocable, optionally expiring, capped by a role. */
 import { and, desc, eq, gt, isNull, or, sql } from 'drizzle-orm';
-import { iso, isoOrNull, type Role, type Token } from '@opsplane/api';
 import type { Database } from './database.js';
 import { apiTokens, users, type ApiTokenRow, type UserRow } from './schema.js';
-
-export function toToken(r: ApiTokenRow, username: string): Token {
-  return {
-    id: r.id,
-    name: r.name,
-    role: r.role as Role,
-    prefix: r.prefix,
-    user_id: r.userId,
-    username,
-    created_at: iso(r.createdAt),
-    expires_at: isoOrNull(r.expiresAt),
-    last_used_at: isoOrNull(r.lastUsedAt),
-    revoked_at: isoOrNull(r.revokedAt),
-  };
-}
 
 export class TokensRepo {
   constructor(private readonly db: Database) {}
@@ -25,7 +9,7 @@ export class TokensRepo {
   async create(t: {
     userId: string;
     name: string;
-    role: Role;
+    role: string;
     tokenHash: string;
     prefix: string;
     expiresAt: Date | null;

@@ -1,24 +1,11 @@
-/** Users: accounts with a role and a scrypt password hash. */
+/** Users: accounts with a role and a scrypt password hash (rows; services/accounts.ts maps them). */
 import { and, asc, count, eq, ne, sql } from 'drizzle-orm';
 import { ConflictError } from '@opsplane/models';
-import { iso, isoOrNull, type Role, type User } from '@opsplane/api';
 import { sqlState, UNIQUE_VIOLATION, type Database } from './database.js';
 import { users, type UserRow } from './schema.js';
 
-export function toUser(r: UserRow): User {
-  return {
-    id: r.id,
-    username: r.username,
-    role: r.role as Role,
-    disabled: r.disabled,
-    created_at: iso(r.createdAt),
-    updated_at: iso(r.updatedAt),
-    last_login_at: isoOrNull(r.lastLoginAt),
-  };
-}
-
 export interface UserPatch {
-  role?: Role;
+  role?: string;
   disabled?: boolean;
   passwordHash?: string;
 }
@@ -26,7 +13,7 @@ export interface UserPatch {
 export class UsersRepo {
   constructor(private readonly db: Database) {}
 
-  async create(u: { username: string; role: Role; passwordHash: string }): Promise<UserRow> {
+  async create(u: { username: string; role: string; passwordHash: string }): Promise<UserRow> {
     try {
       const [row] = await this.db.insert(users).values(u).returning();
       return row as UserRow;

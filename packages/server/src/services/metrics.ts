@@ -4,7 +4,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ALERT_KINDS, ALERT_SEVERITIES } from '@opsplane/api';
-import type { Store } from './storage/store.js';
+import type { Store } from '../storage/store.js';
 
 export interface ServerMetrics {
   registry: Registry;

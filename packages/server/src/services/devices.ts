@@ -1,0 +1,236 @@
+/**
+ * Devices: list/search, CRUD and bulk import, every change audited in its own transaction (an
+ * import is one transaction: every valid row or — on a file-level or database error — nothing).
+ * Also the one place device rows become the API's Device (secrets only as has_*), and API input
+ * becomes what storage writes (defaults for login method and port, cross-field rules on updates).
+ */
+import { formatIssues, NotFoundError, ValidationError } from '@opsplane/models';
+import {
+  DEFAULT_LOGIN_METHOD,
+  DEFAULT_PORT,
+  iso,
+  loginProblems,
+  type Device,
+  type DeviceCreate,
+  type DeviceListQuery,
+  type DeviceListResponse,
+  type DeviceOs,
+  type DeviceStatus,
+  type DeviceUpdate,
+  type ImportReport,
+  type LoginMethod,
+} from '@opsplane/api';
+import {
+  hasSecret,
+  type DeviceChanges,
+  type DeviceInput,
+  type SecretField,
+} from '../storage/devices-repo.js';
+import type { DeviceRow } from '../storage/schema.js';
+import type { Store } from '../storage/store.js';
+import type { Actor, AuditTrail } from './audit-trail.js';
+import { readCsv, readJson, validateRows } from './device-import.js';
+
+export function toDevice(r: DeviceRow): Device {
+  return {
+    id: r.id,
+    name: r.name,
+    ip: r.ip,
+    function_area: r.functionArea,
+    status: r.status as DeviceStatus,
+    agent_code: r.agentCode,
+    agent_version: r.agentVersion,
+    os: r.os as DeviceOs,
+    arch: r.arch as Device['arch'],
+    login_method: r.loginMethod as LoginMethod,
+    login: {
+      port: r.loginPort,
+      username: r.loginUsername,
+      has_password: hasSecret(r, 'password'),
+      has_private_key: hasSecret(r, 'private_key'),
+      has_passphrase: hasSecret(r, 'passphrase'),
+    },
+    metadata: r.metadata,
+    created_at: iso(r.createdAt),
+    updated_at: iso(r.updatedAt),
+  };
+}
+
+/** What storage writes for a created (or imported) device: defaults applied, secrets in clear. */
+export function deviceInput(d: DeviceCreate): DeviceInput {
+  const method = d.login_method ?? DEFAULT_LOGIN_METHOD[d.os];
+  const secrets: DeviceInput['secrets'] = {};
+  if (d.login.password !== undefined) secrets.password = d.login.password;
+  if (d.login.private_key !== undefined) secrets.private_key = d.login.private_key;
+  if (d.login.passphrase !== undefined) secrets.passphrase = d.login.passphrase;
+  return {
+    name: d.name,
+    ip: d.ip,
+    functionArea: d.function_area,
+    os: d.os,
+    arch: d.arch,
+    loginMethod: method,
+    loginPort: d.login.port ?? DEFAULT_PORT[method],
+    loginUsername: d.login.username,
+    secrets,
+    metadata: d.metadata,
+    agentVersion: d.agent_version,
+  };
+}
+
+/** Field names only: values of secret fields never reach the audit log. */
+function fieldNames(o: object, prefix = ''): string[] {
+  return Object.entries(o).flatMap(([k, v]) =>
+    v && typeof v === 'object' && !Array.isArray(v) && k === 'login' ? fieldNames(v, 'login.') : [prefix + k],
+  );
+}
+
+/**
+ * The changes a patch makes to the current row, and the names of the fields that changed
+ * (secret fields by name only). Cross-field rules are checked on the merged result.
+ */
+export function deviceChanges(
+  cur: DeviceRow,
+  patch: DeviceUpdate,
+): { changes: DeviceChanges; changed: string[] } {
+  const os = (patch.os ?? cur.os) as DeviceOs;
+  const method = (patch.login_method ?? cur.loginMethod) as LoginMethod;
+  const login = patch.login ?? {};
+  const has = (f: SecretField) => (login[f] === undefined ? hasSecret(cur, f) : login[f] !== null);
+  const problems = loginProblems(os, method, {
+    private_key: has('private_key') ? 'set' : null,
+    passphrase: has('passphrase') ? 'set' : null,
+  });
+  if (problems.length) throw new ValidationError(formatIssues(problems), problems);
+
+  const changes: DeviceChanges = {};
+  const changed: string[] = [];
+  const put = <K extends keyof DeviceChanges>(
+    field: string,
+    key: K,
+    v: DeviceChanges[K] | undefined,
+    now: unknown,
+  ) => {
+    if (v === undefined) return;
+    if (JSON.stringify(v) !== JSON.stringify(now)) changed.push(field);
+    changes[key] = v;
+  };
+  put('name', 'name', patch.name, cur.name);
+  put('ip', 'ip', patch.ip, cur.ip);
+  put('function_area', 'functionArea', patch.function_area, cur.functionArea);
+  put('os', 'os', patch.os, cur.os);
+  put('arch', 'arch', patch.arch, cur.arch);
+  put('login_method', 'loginMethod', patch.login_method, cur.loginMethod);
+  put('status', 'status', patch.status, cur.status);
+  put('agent_version', 'agentVersion', patch.agent_version, cur.agentVersion);
+  put('metadata', 'metadata', patch.metadata, cur.metadata);
+  put('login.username', 'loginUsername', login.username, cur.loginUsername);
+  // Switching method without a port moves a default port along (22 ⇄ 5985).
+  const port =
+    login.port ??
+    (patch.login_method && cur.loginPort === DEFAULT_PORT[cur.loginMethod as LoginMethod]
+      ? DEFAULT_PORT[method]
+      : undefined);
+  put('login.port', 'loginPort', port, cur.loginPort);
+  for (const f of ['password', 'private_key', 'passphrase'] as const) {
+    const v = login[f];
+    if (v === undefined) continue;
+    (changes.secrets ??= {})[f] = v;
+    changed.push(`login.${f}`);
+  }
+  return { changes, changed };
+}
+
+export class DeviceService {
+  constructor(
+    private readonly store: Store,
+    private readonly audit: AuditTrail,
+  ) {}
+
+  async list(q: DeviceListQuery): Promise<DeviceListResponse> {
+    const { rows, total } = await this.store.devices.list(q);
+    return { devices: rows.map(toDevice), total, page: q.page, pageSize: q.pageSize };
+  }
+
+  async get(id: string): Promise<Device> {
+    const row = await this.store.devices.get(id);
+    if (!row) throw new NotFoundError(`device ${id} not found`);
+    return toDevice(row);
+  }
+
+  async create(actor: Actor, body: DeviceCreate): Promise<Device> {
+    const spec = {
+      action: 'device.create',
+      targetType: 'device',
+      details: { name: body.name, fields: fieldNames(body) },
+    };
+    const row = await this.audit.run(actor, spec, async (tx, s) => {
+      const d = await tx.devices.create(deviceInput(body));
+      s.targetId = d.id;
+      s.details = { ...s.details, agent_code: d.agentCode };
+      return d;
+    });
+    return toDevice(row);
+  }
+
+  async update(actor: Actor, id: string, patch: DeviceUpdate): Promise<Device> {
+    const spec = {
+      action: 'device.update',
+      targetType: 'device',
+      targetId: id,
+      details: { fields: fieldNames(patch) },
+    };
+    const row = await this.audit.run(actor, spec, async (tx, s) => {
+      await tx.devices.lock();
+      const cur = await tx.devices.get(id);
+      if (!cur) throw new NotFoundError(`device ${id} not found`);
+      const { changes, changed } = deviceChanges(cur, patch);
+      const d = await tx.devices.update(id, changes);
+      s.details = { name: d.name, changed };
+      return d;
+    });
+    return toDevice(row);
+  }
+
+  async delete(actor: Actor, id: string): Promise<void> {
+    await this.audit.run(
+      actor,
+      { action: 'device.delete', targetType: 'device', targetId: id },
+      async (tx, s) => {
+        const d = await tx.devices.delete(id);
+        if (!d) throw new NotFoundError(`device ${id} not found`);
+        s.details = { name: d.name, agent_code: d.agentCode };
+      },
+    );
+  }
+
+  /** CSV text (`csv`) or JSON rows; with `dryRun` nothing is written and the report says what would be. */
+  async import(actor: Actor, body: unknown, dryRun: boolean): Promise<ImportReport> {
+    const csv = typeof body === 'string';
+    const raw = csv ? readCsv(body) : readJson(body);
+    const { valid, rejected } = validateRows(raw, csv);
+    const report = (created: number, updated: number): ImportReport => ({
+      total: raw.length,
+      created,
+      updated,
+      rejected,
+      dry_run: dryRun,
+    });
+    if (dryRun) {
+      const existing = await this.store.devices.existingNames([...new Set(valid.map((v) => v.name))]);
+      return report(valid.length - existing.size, existing.size);
+    }
+    const spec = {
+      action: 'device.import',
+      targetType: 'device',
+      details: { format: csv ? 'csv' : 'json', rows: raw.length, rejected: rejected.length },
+    };
+    const { created, updated } = await this.audit.run(actor, spec, async (tx, s) => {
+      const r =
+        valid.length > 0 ? await tx.devices.upsertMany(valid.map(deviceInput)) : { created: 0, updated: 0 };
+      s.details = { ...s.details, ...r };
+      return r;
+    });
+    return report(created, updated);
+  }
+}
