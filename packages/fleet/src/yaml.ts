@@ -1,7 +1,8 @@
 /**
- * A small YAML writer for the config files the demo generates (platform.yaml, controller.yaml,
- * agent.yaml): block mappings and sequences of plain values, strings quoted whenever YAML could
- * read them as something else. Enough for readable files without a YAML dependency in the CLI.
+ * A small YAML writer for the config files a fleet writes (controller.yaml, agent.yaml, the
+ * sample packages' configs; `opsplane demo` also writes platform.yaml with it): block mappings
+ * and sequences of plain values, strings quoted whenever YAML could read them as something
+ * else. Readable files, with the comments the demo puts on top.
  */
 
 export type YamlValue =
@@ -53,10 +54,13 @@ function emit(v: YamlValue, indent: string, out: string[], key?: string): void {
   out.push(key === undefined ? `${indent}${scalar(v)}` : `${head} ${scalar(v)}`);
 }
 
-/** YAML text for `doc`, preceded by `comment` lines (each prefixed with `# `). */
-export function toYaml(doc: { [key: string]: YamlValue | undefined }, comment?: string): string {
+/**
+ * YAML text for `doc`, preceded by `comment` lines (each prefixed with `# `). Values must be
+ * what JSON can hold (undefined entries are left out).
+ */
+export function toYaml(doc: Readonly<Record<string, unknown>>, comment?: string): string {
   const out: string[] = [];
   if (comment) for (const l of comment.split('\n')) out.push(l ? `# ${l}` : '#');
-  emit(doc, '', out);
+  emit(doc as YamlValue, '', out);
   return out.join('\n') + '\n';
 }
