@@ -4,6 +4,7 @@
  * `opsplane demo` and, through @opsplane/test-support, by the tests. See README.md.
  */
 export * from './fleet.js';
+export * from './fleet-types.js';
 export * from './configs.js';
 export * from './sample-packages.js';
 export * from './etcd.js';
