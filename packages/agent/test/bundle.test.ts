@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Agent as AgentInfo } from '@opsplane/models';
+import { agentToken } from '@opsplane/models';
 import { readAgentBundle } from '@opsplane/kit';
 import {
-  fleetAgentToken,
   freePort,
   spawnTracked,
   startFleet,
@@ -155,7 +155,7 @@ describe('agent bundle', () => {
         cwd: dir,
         env: {
           ...process.env,
-          OPSPLANE_AGENT_TOKEN: fleetAgentToken(fleet.secret(AREA), AREA, CODE),
+          OPSPLANE_AGENT_TOKEN: agentToken(fleet.secret(AREA), AREA, CODE),
           OPSPLANE_LOG_LEVEL: 'info',
         },
       });

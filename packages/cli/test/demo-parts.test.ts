@@ -1,8 +1,8 @@
 /**
  * The pieces of `opsplane demo`, fast and without starting the system: log line rendering, the
  * generated config files (run through the real server, controller and agent loaders), the
- * sample packages (installed, validated as manifests, and run as the real programs they are),
- * the lock and the secrets file.
+ * sample packages of @opsplane/fleet (installed, validated as manifests, and run as the real
+ * programs they are), the lock and the secrets file.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -13,12 +13,18 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadAgentConfig, loadManifest } from '@opsplane/agent';
 import { loadControllerConfig } from '@opsplane/controller';
+import {
+  agentConfig,
+  controllerConfig,
+  DEMO_TIMING,
+  FAST_TIMING,
+  installSamplePackage,
+  toYaml,
+} from '@opsplane/fleet';
 import { loadServerConfig } from '@opsplane/server';
 import { ChildLogs, formatLogLine } from '../src/demo/child-logs.js';
-import { agentYaml, controllerYaml, platformYaml } from '../src/demo/configs.js';
+import { agentHeader, controllerHeader, demoAgentIdentity, platformYaml } from '../src/demo/configs.js';
 import { acquireLock, generatePassword, loadOrCreateSecrets } from '../src/demo/demo-state.js';
-import { installSamplePackage } from '../src/demo/sample-packages.js';
-import { toYaml } from '../src/demo/yaml.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -131,16 +137,15 @@ describe('demo config files', () => {
   it('controller.yaml loads in the controller (secrets from the environment)', async () => {
     const dir = tmp();
     const file = join(dir, 'controller.yaml');
-    writeFileSync(
-      file,
-      controllerYaml({
-        id: 'ctrl-1a',
-        area: 'area-1',
-        port: 9001,
-        etcdUrl: 'http://127.0.0.1:2399',
-        configPath: file,
-      }),
-    );
+    const doc = controllerConfig({
+      id: 'ctrl-1a',
+      area: 'area-1',
+      listen: '127.0.0.1:9001',
+      etcdEndpoints: ['http://127.0.0.1:2399'],
+      prefix: 'controllers/',
+      timing: DEMO_TIMING,
+    });
+    writeFileSync(file, toYaml(doc, controllerHeader({ area: 'area-1', configPath: file })));
     const c = await loadControllerConfig({
       file,
       env: { OPSPLANE_AGENT_SECRET: 'x'.repeat(20), OPSPLANE_CONTROLLER_TOKEN: 'tok' },
@@ -155,14 +160,17 @@ describe('demo config files', () => {
   it('agent.yaml loads in the agent, stops packages on exit, paths next to the file', async () => {
     const dir = tmp();
     const file = join(dir, 'agent.yaml');
+    const doc = agentConfig({
+      code: 'agt-abcdefgh2345',
+      area: 'area-1',
+      controllerUrls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'],
+      ...demoAgentIdentity('demo-a1-1', 'area-1'),
+      timing: DEMO_TIMING,
+      stopPackagesOnExit: true,
+    });
     writeFileSync(
       file,
-      agentYaml({
-        code: 'agt-abcdefgh2345',
-        area: 'area-1',
-        name: 'demo-a1-1',
-        controllerUrls: ['http://127.0.0.1:1', 'http://127.0.0.1:2'],
-      }),
+      toYaml(doc, agentHeader({ code: 'agt-abcdefgh2345', name: 'demo-a1-1', area: 'area-1' })),
     );
     const c = await loadAgentConfig(file, { OPSPLANE_AGENT_TOKEN: 'f'.repeat(64) });
     assert.equal(c.agentCode, 'agt-abcdefgh2345');
@@ -174,7 +182,7 @@ describe('demo config files', () => {
   });
 });
 
-describe('demo sample packages', () => {
+describe('sample packages (@opsplane/fleet)', () => {
   it('install as valid manifests with the placeholders filled; configs survive a re-install', async () => {
     const dir = tmp();
     const webDir = await installSamplePackage('web', dir, { NODE: process.execPath, WEB_PORT: 18080 });
@@ -194,6 +202,34 @@ describe('demo sample packages', () => {
     assert.equal(readFileSync(join(webDir, 'config', 'web.yaml'), 'utf8'), 'message: changed\n');
     assert.equal((await loadManifest(webDir)).env.WEB_PORT, '18081');
     assert.ok(statSync(join(webDir, 'web.mjs')).mode & 0o100, 'programs stay executable');
+  });
+
+  it("a test fleet's overrides: FAST_TIMING merged in, a health check of another type replaced", async () => {
+    const dir = tmp();
+    const values = { NODE: process.execPath, WEB_PORT: 18082 };
+    const web = await loadManifest(
+      await installSamplePackage('web', dir, values, {
+        manifest: { ...FAST_TIMING.packages?.web, env: { FLEET_TAG: 't1' } },
+        config: { healthy: false, message: 'a: b' },
+      }),
+    );
+    assert.deepEqual(web.healthCheck.type === 'http' && web.healthCheck.url, 'http://127.0.0.1:18082/health');
+    assert.equal(web.healthCheck.intervalMs, 200);
+    assert.equal(web.restartPolicy.policy, 'always');
+    assert.deepEqual(web.env, { WEB_PORT: '18082', FLEET_TAG: 't1' });
+    assert.equal(
+      readFileSync(join(dir, 'web', 'config', 'web.yaml'), 'utf8'),
+      'healthy: false\nmessage: "a: b"\n',
+    );
+    const col = await loadManifest(
+      await installSamplePackage('collector', dir, values, {
+        name: 'col2',
+        manifest: FAST_TIMING.packages?.collector,
+      }),
+    );
+    assert.equal(col.name, 'col2');
+    assert.equal(col.healthCheck.type, 'process');
+    assert.equal(col.restartPolicy.backoffInitialMs, 100);
   });
 
   it('web serves /health (503 when its config says healthy: false) and logs requests', async () => {
@@ -236,6 +272,10 @@ describe('demo sample packages', () => {
     assert.match(readFileSync(join(webDir, 'access.log'), 'utf8'), /GET \/health 200/);
     const bad = await run('healthy: false\n');
     assert.equal(bad.health, 503);
+    // JSON is YAML too.
+    const json = await run('{"healthy": true, "message": "from json"}\n');
+    assert.equal(json.health, 200);
+    assert.equal(json.root.message, 'from json');
   });
 
   it('collector counts new lines of the tailed file; check.mjs says whether it is alive', async () => {
@@ -254,6 +294,7 @@ describe('demo sample packages', () => {
           return JSON.parse(readFileSync(join(colDir, 'collector-state.json'), 'utf8')) as {
             lines_total: number;
             label: string;
+            config: Record<string, unknown>;
           };
         } catch {
           return undefined;
@@ -265,6 +306,10 @@ describe('demo sample packages', () => {
       assert.equal(state()?.lines_total, 3, 'counts only lines written after it started');
       assert.equal(state()?.label, 't');
       assert.equal(check().status, 0);
+      // It tails its config file too: the state says what is on disk now.
+      writeFileSync(join(colDir, 'config', 'collector.yaml'), `path: ${log}\ninterval: 100ms\nlabel: t2\n`);
+      for (let i = 0; state()?.config.label !== 't2' && i < 100; i++) await sleep(50);
+      assert.equal(state()?.config.label, 't2');
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));

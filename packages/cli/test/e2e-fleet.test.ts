@@ -1,8 +1,8 @@
 /**
  * End to end, as real processes: etcd, `opsplane controller` ×3 (two in area-1, one in area-2),
- * `opsplane agent` ×5 (three in area-1, two in area-2), each agent supervising two real
- * programs (`web`: HTTP service whose /health follows its config file; `collector`: tails its
- * config file, crashes when told to). Everything is driven through the controllers' public
+ * `opsplane agent` ×5 (three in area-1, two in area-2), each agent supervising the sample
+ * packages of `opsplane demo` (`web`: HTTP service whose /health follows its config file
+ * web.yaml; `collector`: tails a log and its config file collector.yaml, crashes when told to). Everything is driven through the controllers' public
  * HTTP API (and curl), and checked against the processes themselves: pids, ports, files on
  * disk, etcd keys.
  *
@@ -21,9 +21,9 @@ import type {
   ErrorBody,
   PackageStatus,
 } from '@opsplane/models';
+import { agentToken } from '@opsplane/models';
 import {
   curl,
-  fleetAgentToken,
   pidAlive,
   startFleet,
   waitFor,
@@ -381,12 +381,12 @@ describe('opsplane fleet end to end (real etcd, controllers, agents, packages)',
         ).join('\n');
 
       await explain(async () => {
-        const good = JSON.stringify({ healthy: true, message: 'v2' }) + '\n';
+        const good = 'healthy: true\nmessage: v2\n';
         const r = await fleet.api<BatchOperationResult>(ctrl, 'POST', '/api/v1/agents/batch/configs', {
           agents: codes,
           package: 'web',
-          configs: [{ file_name: 'web.json', content: good }],
-          config_file: 'web.json',
+          configs: [{ file_name: 'web.yaml', content: good }],
+          config_file: 'web.yaml',
         });
         assert.equal(r.status, 200, JSON.stringify(r.body));
         expectPairs(
@@ -405,16 +405,16 @@ describe('opsplane fleet end to end (real etcd, controllers, agents, packages)',
           // The previous version is kept.
           assert.ok(
             (await readdir(join(x.package('web').configDir, '.history'))).some((f) =>
-              f.startsWith('web.json.'),
+              f.startsWith('web.yaml.'),
             ),
           );
         }
 
-        const bad = JSON.stringify({ healthy: false, message: 'v3-broken' }) + '\n';
+        const bad = 'healthy: false\nmessage: v3-broken\n';
         const rb = await fleet.api<BatchOperationResult>(ctrl, 'POST', '/api/v1/agents/batch/configs', {
           agents: codes,
           package: 'web',
-          configs: [{ file_name: 'web.json', content: bad }],
+          configs: [{ file_name: 'web.yaml', content: bad }],
         });
         assert.equal(rb.status, 200, JSON.stringify(rb.body));
         expectPairs(
@@ -513,7 +513,7 @@ describe('opsplane fleet end to end (real etcd, controllers, agents, packages)',
     const intruder = await fleet.addAgent({
       area: 'area-1',
       code: 'intruder-1',
-      token: fleetAgentToken('not-the-area-secret-0000', 'area-1', 'intruder-1'),
+      token: agentToken('not-the-area-secret-0000', 'area-1', 'intruder-1'),
       packages: [],
       waitOnline: false,
       // A refused agent retries at about reconnect.max; keep that short here.

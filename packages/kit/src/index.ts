@@ -7,6 +7,6 @@
 export * from './logger.js';
 export * from './durations.js';
 export * from './backoff.js';
-export * from './sleep.js';
+export * from './wait.js';
 export * from './serial-task.js';
 export * from './bundle/index.js';

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { OpsplaneError } from '@opsplane/models';
-import { tempDir } from '@opsplane/test-support';
 import {
   InvalidAgentBundleError,
   agentBundleFileName,
@@ -100,7 +100,8 @@ describe('agent bundle', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   before(async () => {
-    ({ path: dir, cleanup } = await tempDir('opsplane-bundle-test-'));
+    dir = await mkdtemp(join(tmpdir(), 'opsplane-bundle-test-'));
+    cleanup = () => rm(dir, { recursive: true, force: true });
   });
   after(() => cleanup());
 

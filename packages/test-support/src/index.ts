@@ -1,6 +1,8 @@
 /**
- * @opsplane/test-support — starts the real dependencies tests need (etcd, later sshd and
- * browsers), hands out free ports and temp dirs, and cleans up every process it starts.
+ * @opsplane/test-support — starts the real dependencies tests need (etcd, PostgreSQL, sshd
+ * hosts, the server, fleets of controllers and agents on @opsplane/fleet), hands out free ports
+ * and temp dirs, and cleans up every process it starts. Test code only: no product package
+ * depends on it.
  */
 export * from './ports.js';
 export * from './processes.js';

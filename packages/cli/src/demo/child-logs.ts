@@ -5,7 +5,6 @@
  * message and the remaining fields; anything else is printed as it came. Colors only when the
  * output is a terminal (and NO_COLOR is not set) or FORCE_COLOR is set.
  */
-import type { Readable } from 'node:stream';
 
 const ESC = '\u001b[';
 const PALETTE = [36, 35, 33, 32, 34, 96, 95, 93, 92, 94] as const; // cyan, magenta, yellow, green, blue, bright…
@@ -202,35 +201,5 @@ export class ChildLogs {
     if (f.level) parts.push(this.paint(LEVEL_COLORS[f.level] ?? 0, f.level.padEnd(5)));
     parts.push(f.level === 'ERROR' || f.level === 'FATAL' ? this.paint(31, f.text) : f.text);
     this.line(name, parts.join(' '));
-  }
-
-  /** Feeds a stream line by line into childLine; `keep` also receives every raw line (for error reports). */
-  attach(name: string, stream: Readable | null, keep?: (line: string) => void): void {
-    if (!stream) return;
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      buf += chunk;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const l = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        keep?.(l);
-        this.childLine(name, l);
-      }
-      // A runaway line without newline: flush it rather than grow without bound.
-      if (buf.length > 64 * 1024) {
-        keep?.(buf);
-        this.childLine(name, buf);
-        buf = '';
-      }
-    });
-    stream.on('end', () => {
-      if (buf) {
-        keep?.(buf);
-        this.childLine(name, buf);
-      }
-      buf = '';
-    });
   }
 }

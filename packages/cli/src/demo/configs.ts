@@ -1,10 +1,12 @@
 /**
- * The config files `opsplane demo` writes (as YAML text): platform.yaml for the server,
- * controller.yaml per controller, agent.yaml per agent. Pure functions, so a unit test can run
- * them through the real loaders of server, controller and agent. Timings are shorter than the
- * production defaults so that the demo reacts within seconds (agents online, failover, views).
+ * What `opsplane demo` adds to its config files: platform.yaml for the server (written here),
+ * the header comments of controller.yaml and agent.yaml and how an agent names its host (the
+ * files themselves are written by @opsplane/fleet, with DEMO_TIMING). Pure functions, so a unit
+ * test can run the files through the real loaders of server, controller and agent. Timings are
+ * shorter than the production defaults so that the demo reacts within seconds (agents online,
+ * failover, views).
  */
-import { toYaml } from './yaml.js';
+import { toYaml } from '@opsplane/fleet';
 
 export interface PlatformConfigInput {
   etcdUrl: string;
@@ -37,70 +39,33 @@ export function platformYaml(i: PlatformConfigInput): string {
   );
 }
 
-export interface ControllerConfigInput {
-  id: string;
-  area: string;
-  port: number;
-  etcdUrl: string;
-  /** Shown in the header: how to run it by hand. */
-  configPath: string;
+/**
+ * Header of a controller.yaml (the file itself is @opsplane/fleet's, with DEMO_TIMING). The
+ * area's secrets are not in the file: the demo passes them in the environment.
+ */
+export function controllerHeader(i: { area: string; configPath: string }): string {
+  return [
+    'Written by `opsplane demo` on every start (edits are overwritten).',
+    `Run by hand: OPSPLANE_AGENT_SECRET=… OPSPLANE_CONTROLLER_TOKEN=… opsplane controller --config ${i.configPath}`,
+    `(the demo passes ${i.area}'s agent_secret and controller_token from secrets.json in the environment)`,
+  ].join('\n');
 }
 
-/** The area's secrets are not in the file: the demo passes them in the environment. */
-export function controllerYaml(i: ControllerConfigInput): string {
-  return toYaml(
-    {
-      area: i.area,
-      id: i.id,
-      listen: `127.0.0.1:${i.port}`,
-      etcd: { endpoints: [i.etcdUrl], prefix: 'controllers/', dial_timeout: '5s' },
-      lease_ttl: '5s',
-      refresh_interval: '2s',
-      agents: { heartbeat_interval: '2s', offline_after: '6s', request_timeout: '10s' },
-      batch: { per_agent_timeout: '30s' },
-    },
-    [
-      'Written by `opsplane demo` on every start (edits are overwritten).',
-      `Run by hand: OPSPLANE_AGENT_SECRET=… OPSPLANE_CONTROLLER_TOKEN=… opsplane controller --config ${i.configPath}`,
-      `(the demo passes ${i.area}'s agent_secret and controller_token from secrets.json in the environment)`,
-    ].join('\n'),
-  );
+/** Header of an agent.yaml (@opsplane/fleet's; paths relative to the file, token from the environment). */
+export function agentHeader(i: { code: string; name: string; area: string }): string {
+  return [
+    `Agent ${i.code} (device ${i.name}, ${i.area}). Written by \`opsplane demo\` on every start.`,
+    'token: passed by the demo in OPSPLANE_AGENT_TOKEN (HMAC-SHA256 of the area secret and "<area>:<code>").',
+    'stop_packages_on_exit: after Ctrl-C no package of the demo keeps running.',
+  ].join('\n');
 }
 
-export interface AgentConfigInput {
-  code: string;
-  area: string;
-  /** Device name; also the agent's host name. */
-  name: string;
-  controllerUrls: string[];
-}
-
-/** Paths are relative to the file (packages/, data/ next to it); the token comes from the environment. */
-export function agentYaml(i: AgentConfigInput): string {
-  return toYaml(
-    {
-      agent_code: i.code,
-      area: i.area,
-      controllers: i.controllerUrls,
-      packages_dir: 'packages',
-      data_dir: 'data',
-      hostname: i.name,
-      address: '127.0.0.1',
-      labels: { demo: 'true', device: i.name },
-      zone: `${i.area}-z1`,
-      mode: 'standard',
-      group: 'demo',
-      deployment: 'blue',
-      heartbeat_interval: '2s',
-      reconnect: { initial: '200ms', max: '3s' },
-      stop_packages_on_exit: true,
-    },
-    [
-      `Agent ${i.code} (device ${i.name}, ${i.area}). Written by \`opsplane demo\` on every start.`,
-      'token: passed by the demo in OPSPLANE_AGENT_TOKEN (HMAC-SHA256 of the area secret and "<area>:<code>").',
-      'stop_packages_on_exit: after Ctrl-C no package of the demo keeps running.',
-    ].join('\n'),
-  );
+/** How a demo agent describes its host: named after its device. */
+export function demoAgentIdentity(
+  name: string,
+  area: string,
+): { hostname: string; labels: Record<string, string>; zone: string; group: string } {
+  return { hostname: name, labels: { demo: 'true', device: name }, zone: `${area}-z1`, group: 'demo' };
 }
 
 /** Example config the banner's `opsplane batch config` command pushes. */

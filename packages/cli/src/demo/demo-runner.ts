@@ -11,13 +11,35 @@
  * runs. Generated credentials persist in <data>/secrets.json. One demo per data dir
  * (<data>/demo.lock). SIGINT/SIGTERM stop agents (which stop their packages), controllers,
  * server and etcd in that order; the data stays for the next run.
+ *
+ * etcd, the controllers, the agents and their sample packages are launched by @opsplane/fleet
+ * (the launcher the tests use too); this file adds what only the demo has: the server and its
+ * devices, the data dir with its lock and secrets, the prefixed log, the banner, the signals.
  */
 import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { agentToken } from '@opsplane/models';
+import {
+  canListen,
+  cleanEnv,
+  createFleet,
+  DEMO_TIMING,
+  exitedCheck,
+  FleetError,
+  freePort,
+  indent,
+  killAllProcesses,
+  SAMPLE_PACKAGES,
+  spawnProcess,
+  startEtcdProcess,
+  terminatePids,
+  waitFor,
+  WaitTimeoutError,
+  type Fleet,
+  type FleetAgent,
+  type ManagedProcess,
+} from '@opsplane/fleet';
 import { ChildLogs } from './child-logs.js';
 import { demoBanner } from './banner.js';
 import {
@@ -31,10 +53,14 @@ import {
   type HeldLock,
   type LockInfo,
 } from './demo-state.js';
-import { killAllChildren, spawnChild, terminatePids, type DemoChild } from './processes.js';
-import { installSamplePackage, SAMPLE_PACKAGES } from './sample-packages.js';
 import { ServerApi, ServerApiError } from './server-api.js';
-import { agentYaml, controllerYaml, EXAMPLE_COLLECTOR_CONFIG, platformYaml } from './configs.js';
+import {
+  agentHeader,
+  controllerHeader,
+  demoAgentIdentity,
+  EXAMPLE_COLLECTOR_CONFIG,
+  platformYaml,
+} from './configs.js';
 
 // ------------------------------------------------------------------------------------ layout
 
@@ -80,28 +106,7 @@ class Interrupted extends Error {
   override name = 'Interrupted';
 }
 
-interface ControllerProc {
-  id: string;
-  area: string;
-  port: number;
-  url: string;
-  configPath: string;
-  proc?: DemoChild;
-}
-
-interface AgentProc {
-  name: string; // device name, also the log prefix
-  area: string;
-  code: string;
-  dir: string;
-  configPath: string;
-  controllerUrls: string[];
-  proc?: DemoChild;
-}
-
 // ------------------------------------------------------------------------------------ helpers
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The CLI's own entry point (this file is dist/src/demo/demo-runner.js); OPSPLANE_CLI_MAIN overrides, as for the test fleet. */
 function cliMain(): string {
@@ -153,47 +158,6 @@ function findOnPath(cmd: string): string | undefined {
   return undefined;
 }
 
-function canListen(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-const handedOut = new Set<number>();
-/** A loopback port free a moment ago and not handed out before by this process. */
-async function freePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.unref();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const a = srv.address();
-        const p = typeof a === 'object' && a ? a.port : 0;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error('could not find a free loopback port');
-}
-
-/** The environment of a child: ours without any OPSPLANE_* / DATABASE_URL, plus `extra`. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('OPSPLANE_') || k === 'DATABASE_URL') continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
 /** Written 0600 from the start: the file holds credentials. */
 async function writeSecretFile(path: string, text: string): Promise<void> {
   await writeFile(path, text, { mode: 0o600 });
@@ -206,13 +170,15 @@ export class DemoRunner {
   readonly dataDir: string;
   private readonly logs: ChildLogs;
   private lock: HeldLock | undefined;
-  private etcd: DemoChild | undefined;
-  private server: DemoChild | undefined;
-  private readonly controllers: ControllerProc[] = [];
-  private readonly agents: AgentProc[] = [];
+  private etcd: ManagedProcess | undefined;
+  private server: ManagedProcess | undefined;
+  /** Controllers and agents (with their packages); set once the server is up. */
+  private fleet: Fleet | undefined;
   private interrupted = false;
   private stopRequested: (() => void) | undefined;
   private readonly stopSignal: Promise<void>;
+  /** Aborted by the first signal: every wait of the start-up ends at once. */
+  private readonly abort = new AbortController();
   private lastSignalAt = 0;
   private stopping = false;
   private etcdUrl = '';
@@ -246,34 +212,35 @@ export class DemoRunner {
     if (this.interrupted) throw new Interrupted('interrupted');
   }
 
-  /** Polls `probe` until it returns a truthy value; fails after `timeoutMs`, fast if `alive()` turns false. */
+  /** At most `timeoutMs`, and no later than the start-up deadline (--timeout). */
+  private budget(timeoutMs: number): number {
+    return Math.max(1000, Math.min(timeoutMs, this.deadline - Date.now()));
+  }
+
+  /** Polls `probe` until it returns a truthy value; fails after `timeoutMs`, fast if `alive()` exits. */
   private async waitFor<T>(
     what: string,
     timeoutMs: number,
     probe: () => Promise<T | undefined | false>,
-    alive?: () => DemoChild | undefined,
+    alive?: () => ManagedProcess | undefined,
   ): Promise<T> {
-    timeoutMs = Math.max(1000, Math.min(timeoutMs, this.deadline - Date.now()));
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      this.check();
-      const p = alive?.();
-      if (p && !p.running && !this.interrupted) {
-        const info = await p.exited;
-        throw new DemoError(
-          `${p.name} exited (${info.signal ?? `code ${info.code}`}) while waiting for ${what}; its last output:\n${indent(p.tail())}`,
-        );
-      }
-      let v: T | undefined | false;
-      try {
-        v = await probe();
-      } catch {
-        v = undefined;
-      }
-      if (v) return v;
-      if (Date.now() > deadline)
+    timeoutMs = this.budget(timeoutMs);
+    try {
+      return (await waitFor(probe, {
+        what,
+        timeoutMs,
+        intervalMs: 250,
+        signal: this.abort.signal,
+        check: () => {
+          this.check();
+          const p = alive?.();
+          if (p) exitedCheck(p, what);
+        },
+      })) as T;
+    } catch (e) {
+      if (e instanceof WaitTimeoutError)
         throw new DemoError(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
-      await Promise.race([sleep(250), this.stopSignal]);
+      throw e;
     }
   }
 
@@ -289,9 +256,10 @@ export class DemoRunner {
       this.interrupted = true;
       this.logs.info(`${signal}: stopping the demo… (press Ctrl-C again to kill everything at once)`);
       this.stopRequested?.();
+      this.abort.abort(new Interrupted('interrupted'));
     } else {
       this.logs.warn(`${signal} again: killing every process of the demo now`);
-      killAllChildren();
+      killAllProcesses();
     }
   };
 
@@ -313,7 +281,7 @@ export class DemoRunner {
       } catch (e) {
         if (e instanceof Interrupted || this.interrupted) {
           this.logs.info('interrupted during start-up');
-        } else if (e instanceof DemoError) {
+        } else if (e instanceof DemoError || e instanceof FleetError) {
           this.logs.error(`cannot start the demo: ${e.message}`);
         } else {
           this.logs.error(`cannot start the demo: ${(e as Error).stack ?? String(e)}`);
@@ -432,8 +400,9 @@ export class DemoRunner {
       throw e;
     }
     const devices = await this.seedDevices(api);
-    await this.startControllers(secrets);
-    await this.startAgents(secrets, devices);
+    this.fleet = this.createFleet(secrets);
+    await this.startControllers();
+    await this.startAgents(devices);
     await this.waitAgentsOnline(api);
     await this.writeExamples();
 
@@ -465,46 +434,21 @@ export class DemoRunner {
 
   private async startEtcd(bin: string): Promise<void> {
     const dataDir = this.path('etcd');
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    for (let attempt = 0; ; attempt++) {
-      const client = await freePort();
-      const peer = await freePort();
-      this.etcdUrl = `http://127.0.0.1:${client}`;
-      const peerUrl = `http://127.0.0.1:${peer}`;
-      // prettier-ignore
-      const args = [
-        '--name', 'demo',
-        '--data-dir', dataDir,
-        '--listen-client-urls', this.etcdUrl,
-        '--advertise-client-urls', this.etcdUrl,
-        '--listen-peer-urls', peerUrl,
-        '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', `demo=${peerUrl}`,
-        '--initial-cluster-token', 'opsplane-demo',
-        '--heartbeat-interval', '100',
-        '--election-timeout', '1000',
-        '--logger', 'zap',
-        '--log-level', this.opts.logLevel === 'debug' || this.opts.logLevel === 'trace' ? 'info' : 'error',
-      ];
-      this.etcd = spawnChild('etcd', bin, args, { logs: this.logs, env: childEnv({}) });
-      try {
-        await this.waitFor(
-          'etcd to become healthy',
-          20_000,
-          async () => {
-            const res = await fetch(`${this.etcdUrl}/health`, { signal: AbortSignal.timeout(1000) });
-            return res.ok && ((await res.json()) as { health?: string }).health === 'true';
-          },
-          () => this.etcd,
-        );
-        this.logs.info(`etcd is up at ${this.etcdUrl} (data in ${shown(dataDir)})`);
-        return;
-      } catch (e) {
-        await this.etcd.kill();
-        if (attempt < 2 && /address already in use/i.test(this.etcd.tail(100))) continue;
-        throw e;
-      }
-    }
+    const etcd = await startEtcdProcess({
+      dataDir,
+      name: 'demo',
+      clusterToken: 'opsplane-demo',
+      bin,
+      logLevel: this.opts.logLevel === 'debug' || this.opts.logLevel === 'trace' ? 'info' : 'error',
+      env: cleanEnv({}),
+      onLine: (line) => this.logs.childLine('etcd', line),
+      exitSignal: 'SIGTERM',
+      timeoutMs: this.budget(20_000),
+      signal: this.abort.signal,
+    });
+    this.etcd = etcd.process;
+    this.etcdUrl = etcd.url;
+    this.logs.info(`etcd is up at ${this.etcdUrl} (data in ${shown(dataDir)})`);
   }
 
   // -------------------------------------------------------------------- server
@@ -541,9 +485,10 @@ export class DemoRunner {
         configPath,
         platformYaml({ etcdUrl: this.etcdUrl, port, serverDataDir: this.path('server'), areas }),
       );
-      this.server = spawnChild('server', process.execPath, [cliMain(), 'server', '--config', configPath], {
-        logs: this.logs,
-        env: childEnv({ OPSPLANE_LOG_LEVEL: this.opts.logLevel, OPSPLANE_ADMIN_PASSWORD: adminPassword }),
+      this.server = spawnProcess('server', process.execPath, [cliMain(), 'server', '--config', configPath], {
+        env: cleanEnv({ OPSPLANE_LOG_LEVEL: this.opts.logLevel, OPSPLANE_ADMIN_PASSWORD: adminPassword }),
+        onLine: (line) => this.logs.childLine('server', line),
+        exitSignal: 'SIGTERM',
       });
       const api = new ServerApi(this.apiUrl);
       if (attempt === 0 && !existsSync(this.path('server', 'db'))) {
@@ -616,121 +561,67 @@ export class DemoRunner {
     return out;
   }
 
-  // -------------------------------------------------------------------- controllers
+  // -------------------------------------------------------------------- controllers and agents
 
-  private async startControllers(secrets: DemoSecrets): Promise<void> {
-    for (const a of DEMO_LAYOUT) {
-      for (const id of a.controllers) {
-        const dir = this.path('controllers', id);
-        await mkdir(dir, { recursive: true });
-        const port = await freePort();
-        this.controllers.push({
-          id,
-          area: a.name,
-          port,
-          url: `http://127.0.0.1:${port}`,
-          configPath: join(dir, 'controller.yaml'),
-        });
-      }
-    }
-    await Promise.all(this.controllers.map((c) => this.launchController(c, secrets)));
+  private get controllers() {
+    return this.fleet?.controllers ?? [];
+  }
+
+  private get agents() {
+    return this.fleet?.agents ?? [];
+  }
+
+  /** The controllers and agents of DEMO_LAYOUT over this data dir (controllers/<id>, agents/<code>). */
+  private createFleet(secrets: DemoSecrets): Fleet {
+    const areaSecrets = (area: string) => {
+      const s = secrets.areas[area];
+      if (!s) throw new DemoError(`no secrets for ${area}`);
+      return s;
+    };
+    return createFleet({
+      etcd: { endpoints: [this.etcdUrl] },
+      root: this.dataDir,
+      areas: DEMO_LAYOUT.map((a) => ({ name: a.name, controllers: a.controllers, agents: 0 })),
+      secrets: Object.fromEntries(DEMO_LAYOUT.map((a) => [a.name, areaSecrets(a.name).agent_secret])),
+      apiToken: Object.fromEntries(DEMO_LAYOUT.map((a) => [a.name, areaSecrets(a.name).controller_token])),
+      timing: DEMO_TIMING,
+      agentMetrics: false,
+      // After Ctrl-C no package of the demo keeps running.
+      stopPackagesOnExit: true,
+      logLevel: this.opts.logLevel,
+      output: (name) => (line) => this.logs.childLine(name, line),
+      exitSignal: 'SIGTERM',
+      cliMain: cliMain(),
+      signal: this.abort.signal,
+      configHeader: {
+        controller: (c) => controllerHeader({ area: c.area, configPath: shown(c.configPath) }),
+        agent: (a) => agentHeader({ code: a.code, name: a.name, area: a.area }),
+      },
+    });
+  }
+
+  private async startControllers(): Promise<void> {
+    await this.fleet?.startControllers(this.budget(30_000));
     this.logs.info(
       `controllers registered: ${this.controllers.map((c) => `${c.id} (${c.area}, ${c.url})`).join(', ')}`,
     );
   }
 
-  private async launchController(c: ControllerProc, secrets: DemoSecrets): Promise<void> {
-    const s = secrets.areas[c.area];
-    if (!s) throw new DemoError(`no secrets for ${c.area}`);
-    for (let attempt = 0; ; attempt++) {
-      await writeFile(
-        c.configPath,
-        controllerYaml({
-          id: c.id,
-          area: c.area,
-          port: c.port,
-          etcdUrl: this.etcdUrl,
-          configPath: shown(c.configPath),
-        }),
-      );
-      c.proc = spawnChild(c.id, process.execPath, [cliMain(), 'controller', '--config', c.configPath], {
-        logs: this.logs,
-        env: childEnv({
-          OPSPLANE_LOG_LEVEL: this.opts.logLevel,
-          OPSPLANE_AGENT_SECRET: s.agent_secret,
-          OPSPLANE_CONTROLLER_TOKEN: s.controller_token,
-        }),
-      });
-      try {
-        await this.waitFor(
-          `controller ${c.id} to register in etcd`,
-          30_000,
-          async () => {
-            const res = await fetch(`${c.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-            const h = (await res.json()) as { id?: string; registered?: boolean };
-            return res.ok && h.id === c.id && h.registered === true;
-          },
-          () => c.proc,
-        );
-        return;
-      } catch (e) {
-        await c.proc.kill();
-        if (attempt < 2 && /EADDRINUSE/.test(c.proc.tail(100))) {
-          c.port = await freePort();
-          c.url = `http://127.0.0.1:${c.port}`;
-          continue;
-        }
-        throw e;
-      }
-    }
-  }
-
-  // -------------------------------------------------------------------- agents
-
-  private async startAgents(
-    secrets: DemoSecrets,
-    devices: Map<string, { code: string; area: string }>,
-  ): Promise<void> {
+  /** One agent per device, named after it; started, not waited for (the server's view is). */
+  private async startAgents(devices: Map<string, { code: string; area: string }>): Promise<void> {
     for (const a of DEMO_LAYOUT) {
-      const urls = this.controllers.filter((c) => c.area === a.name).map((c) => c.url);
       for (let i = 1; i <= a.agents; i++) {
         const name = `demo-${a.short}-${i}`;
         const dev = devices.get(name);
         if (!dev) throw new DemoError(`no device ${name}`);
-        const dir = this.path('agents', dev.code);
-        // Rotated, so the agents of area-1 spread over both of its controllers.
-        const controllerUrls = urls.map((_, j) => urls[(j + i - 1) % urls.length] as string);
-        this.agents.push({
-          name,
+        await this.fleet?.addAgent({
           area: a.name,
           code: dev.code,
-          dir,
-          configPath: join(dir, 'agent.yaml'),
-          controllerUrls,
+          name,
+          ...demoAgentIdentity(name, a.name),
+          waitOnline: false,
         });
       }
-    }
-    for (const ag of this.agents) {
-      const s = secrets.areas[ag.area];
-      if (!s) throw new DemoError(`no secrets for ${ag.area}`);
-      const packagesDir = join(ag.dir, 'packages');
-      await mkdir(packagesDir, { recursive: true });
-      await mkdir(join(ag.dir, 'data'), { recursive: true, mode: 0o700 });
-      const webPort = await freePort();
-      for (const p of SAMPLE_PACKAGES) {
-        await installSamplePackage(p, packagesDir, { NODE: process.execPath, WEB_PORT: webPort });
-      }
-      await writeFile(
-        ag.configPath,
-        agentYaml({ code: ag.code, area: ag.area, name: ag.name, controllerUrls: ag.controllerUrls }),
-      );
-      ag.proc = spawnChild(ag.name, process.execPath, [cliMain(), 'agent', '--config', ag.configPath], {
-        logs: this.logs,
-        env: childEnv({
-          OPSPLANE_LOG_LEVEL: this.opts.logLevel,
-          OPSPLANE_AGENT_TOKEN: agentToken(s.agent_secret, ag.area, ag.code),
-        }),
-      });
     }
     this.logs.info(`agents started: ${this.agents.map((a) => `${a.name}=${a.code}`).join(', ')}`);
   }
@@ -746,10 +637,10 @@ export class DemoRunner {
     try {
       await this.waitFor('the agents to be online', timeoutMs, async () => {
         for (const a of this.agents) {
-          if (a.proc && !a.proc.running) {
-            const info = await a.proc.exited;
+          if (!a.process.running) {
+            const info = await a.process.exited;
             throw new DemoError(
-              `agent ${a.name} (${a.code}) exited (${info.signal ?? `code ${info.code}`}); its last output:\n${indent(a.proc.tail())}`,
+              `agent ${a.name} (${a.code}) exited (${info.signal ?? `code ${info.code}`}); its last output:\n${indent(a.process.tail())}`,
             );
           }
         }
@@ -777,9 +668,7 @@ export class DemoRunner {
           `after ${Math.round(timeoutMs / 1000)} s the server lists ${last.online.size} of ${want.size} agents online (GET /api/v1/agents → ${last.status || 'no answer'}).`,
           `  not online: ${missing.map((a) => `${a.name} (${a.code}, ${a.area})`).join(', ')}`,
           ...(last.errors.length ? [`  the server reports: ${last.errors.join('; ')}`] : []),
-          ...missing
-            .slice(0, 2)
-            .map((a) => `  last output of ${a.name}:\n${indent(a.proc?.tail(15) ?? '', 4)}`),
+          ...missing.slice(0, 2).map((a) => `  last output of ${a.name}:\n${indent(a.process.tail(15), 4)}`),
         ].join('\n'),
       );
     }
@@ -789,7 +678,7 @@ export class DemoRunner {
     // package stopped in an earlier run stays stopped (the agent keeps the operator's decision).
     type Svc = { name: string; status?: string; health_status?: string };
     let notHealthy: string[] = [];
-    let stopped: { agent: AgentProc; pkg: string }[] = [];
+    let stopped: { agent: FleetAgent; pkg: string }[] = [];
     const healthy = await this.waitFor('healthy packages', 20_000, async () => {
       const r = await api.request<{ agents?: { agent_code: string; services?: Svc[] }[] }>(
         'GET',
@@ -836,11 +725,11 @@ export class DemoRunner {
 
   /** Reports children that exit while the demo runs (they are not restarted). */
   private watchChildren(): void {
-    const all: DemoChild[] = [
+    const all: ManagedProcess[] = [
       ...(this.etcd ? [this.etcd] : []),
       ...(this.server ? [this.server] : []),
-      ...this.controllers.flatMap((c) => (c.proc ? [c.proc] : [])),
-      ...this.agents.flatMap((a) => (a.proc ? [a.proc] : [])),
+      ...this.controllers.flatMap((c) => (c.process ? [c.process] : [])),
+      ...this.agents.flatMap((a) => (a.process ? [a.process] : [])),
     ];
     for (const p of all) {
       void p.exited.then((info) => {
@@ -856,9 +745,9 @@ export class DemoRunner {
 
   private async shutdown(ranOk: boolean): Promise<void> {
     this.stopping = true;
-    const agents = this.agents.flatMap((a) => (a.proc ? [a.proc] : []));
-    const controllers = this.controllers.flatMap((c) => (c.proc ? [c.proc] : []));
-    const step = async (what: string, procs: DemoChild[], graceMs: number) => {
+    const agents = this.agents.flatMap((a) => (a.process ? [a.process] : []));
+    const controllers = this.controllers.flatMap((c) => (c.process ? [c.process] : []));
+    const step = async (what: string, procs: ManagedProcess[], graceMs: number) => {
       const running = procs.filter((p) => p.running);
       if (!running.length) return;
       this.logs.info(`stopping ${what}…`);
@@ -889,14 +778,6 @@ export class DemoRunner {
         : `stopped what had started; data kept in ${shown(this.dataDir)}.`,
     );
   }
-}
-
-function indent(text: string, n = 2): string {
-  const pad = ' '.repeat(n);
-  return text
-    .split('\n')
-    .map((l) => pad + l)
-    .join('\n');
 }
 
 export async function runDemo(opts: DemoOptions): Promise<number> {

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { pidAlive, processesUsing, type ProcessInfo } from './processes.js';
+import { pidAlive, processesUsing, type ProcessInfo } from '@opsplane/fleet';
 
 export const LOCK_FILE = 'demo.lock';
 export const SECRETS_FILE = 'secrets.json';

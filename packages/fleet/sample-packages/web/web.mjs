@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 // Sample package "web": a small HTTP service, as an agent would supervise it.
 //
-//   GET /health  200 {"status":"ok"} — or 503 while the config says `healthy: false`
-//   GET /        200 {"package","pid","message","started_at","requests"}
+//   GET /health  200 {"status":"ok","healthy":true,"pid","config"} — 503 while the config says
+//                `healthy: false`
+//   GET /        200 {"package","pid","message","started_at","requests","healthy","config"}
 //
-// Config: $OPSPLANE_CONFIG_DIR/web.yaml (flat `key: value` lines), read once at start — a new
-// config takes effect when the agent restarts the package, which a config push does.
-//   port: 8090                 # WEB_PORT in the environment wins (the demo sets it per agent)
+// Config: $OPSPLANE_CONFIG_DIR/web.yaml (flat `key: value` lines, or one JSON object: JSON is
+// YAML too), read once at start — a new config takes effect when the agent restarts the
+// package, which a config push does.
+//   port: 8090                 # WEB_PORT in the environment wins (the fleet sets it per agent)
 //   message: hello             # shown on GET /
 //   healthy: true              # false → /health answers 503 (try pushing it: the agent rolls back)
 //   access_log: access.log     # one line per request; relative to the package dir
 //
 // No dependencies beyond node.
-import { appendFileSync, readFileSync, statSync, truncateSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
 
@@ -20,8 +22,29 @@ const packageDir = process.env.OPSPLANE_PACKAGE_DIR ?? process.cwd();
 const configDir = process.env.OPSPLANE_CONFIG_DIR ?? join(packageDir, 'config');
 const configFile = join(configDir, 'web.yaml');
 
-/** The flat subset of YAML the sample configs use: `key: value`, # comments, quoted strings. */
-function parseFlatYaml(text) {
+// Test fleets only (@opsplane/fleet with `guard`): leave with the process that started the
+// fleet, and leave a pid file for its cleanup.
+const owner = Number(process.env.FLEET_OWNER_PID);
+if (owner > 0) {
+  setInterval(() => {
+    try {
+      process.kill(owner, 0);
+    } catch (e) {
+      if (e.code === 'ESRCH') process.exit(0);
+    }
+  }, 1000).unref();
+}
+if (process.env.FLEET_PID_DIR) {
+  try {
+    writeFileSync(join(process.env.FLEET_PID_DIR, String(process.pid)), packageDir);
+  } catch {
+    /* best effort */
+  }
+}
+
+/** The YAML the sample configs use: flat `key: value` lines with # comments, or one JSON object. */
+function parseConfig(text) {
+  if (text.trim().startsWith('{')) return JSON.parse(text);
   const out = {};
   for (const raw of text.split('\n')) {
     const line = raw.replace(/(^|\s)#.*$/, '').trim();
@@ -39,7 +62,7 @@ function parseFlatYaml(text) {
 
 let config = {};
 try {
-  config = parseFlatYaml(readFileSync(configFile, 'utf8'));
+  config = parseConfig(readFileSync(configFile, 'utf8'));
 } catch (e) {
   if (e.code !== 'ENOENT') {
     console.error(`web: bad config ${configFile}: ${e.message}`);
@@ -74,7 +97,7 @@ const server = createServer((req, res) => {
   let body = { error: 'not found' };
   if (req.url === '/health') {
     status = healthy ? 200 : 503;
-    body = { status: healthy ? 'ok' : 'unhealthy' };
+    body = { status: healthy ? 'ok' : 'unhealthy', healthy, pid: process.pid, config };
   } else if (req.url === '/' || req.url === '') {
     status = 200;
     body = {
@@ -83,6 +106,8 @@ const server = createServer((req, res) => {
       message,
       started_at: startedAt,
       requests,
+      healthy,
+      config,
     };
   }
   res.writeHead(status, { 'content-type': 'application/json' });
@@ -95,7 +120,7 @@ server.on('error', (e) => {
 });
 server.listen(port, '127.0.0.1', () => {
   console.log(
-    `web: listening on http://127.0.0.1:${port} (healthy: ${healthy}, message: ${JSON.stringify(message)})`,
+    `web: listening on http://127.0.0.1:${port} (pid ${process.pid}, healthy: ${healthy}, message: ${JSON.stringify(message)})`,
   );
 });
 

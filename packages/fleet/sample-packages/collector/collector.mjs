@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // Sample package "collector": tails a log file and counts its lines, as a log shipper would.
 //
-// Config: $OPSPLANE_CONFIG_DIR/collector.yaml (flat `key: value` lines), read once at start — a
-// new config takes effect when the agent restarts the package, which a config push does.
+// Config: $OPSPLANE_CONFIG_DIR/collector.yaml (flat `key: value` lines, or one JSON object: JSON
+// is YAML too), read at start — a new config takes effect when the agent restarts the package,
+// which a config push does. It also re-reads (tails) the file every interval and records what it
+// saw in the state file, so a test can tell which config is on disk as the program sees it.
 //   path: ../web/access.log    # file to tail; relative to the package dir (may not exist yet)
 //   interval: 1s               # how often to look for new lines (ms, or 500ms / 2s / 1m)
 //   label: demo                # copied into the state file
 //   exit_code: 3               # optional: exit with this code right after start (a crasher)
 //
 // Every interval it writes <package dir>/collector-state.json
-//   {"pid","path","label","lines_total","lines_last","updated_at","interval_ms"}
+//   {"pid","path","label","lines_total","lines_last","updated_at","interval_ms","reads","config"}
 // which check.mjs (the exec health check) reads: healthy while it is fresh.
 // No dependencies beyond node.
 import { closeSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -20,8 +22,29 @@ const configDir = process.env.OPSPLANE_CONFIG_DIR ?? join(packageDir, 'config');
 const configFile = join(configDir, 'collector.yaml');
 const stateFile = join(packageDir, 'collector-state.json');
 
-/** The flat subset of YAML the sample configs use: `key: value`, # comments, quoted strings. */
-function parseFlatYaml(text) {
+// Test fleets only (@opsplane/fleet with `guard`): leave with the process that started the
+// fleet, and leave a pid file for its cleanup.
+const owner = Number(process.env.FLEET_OWNER_PID);
+if (owner > 0) {
+  setInterval(() => {
+    try {
+      process.kill(owner, 0);
+    } catch (e) {
+      if (e.code === 'ESRCH') process.exit(0);
+    }
+  }, 1000).unref();
+}
+if (process.env.FLEET_PID_DIR) {
+  try {
+    writeFileSync(join(process.env.FLEET_PID_DIR, String(process.pid)), packageDir);
+  } catch {
+    /* best effort */
+  }
+}
+
+/** The YAML the sample configs use: flat `key: value` lines with # comments, or one JSON object. */
+function parseConfig(text) {
+  if (text.trim().startsWith('{')) return JSON.parse(text);
   const out = {};
   for (const raw of text.split('\n')) {
     const line = raw.replace(/(^|\s)#.*$/, '').trim();
@@ -46,7 +69,7 @@ function durationMs(v, fallback) {
 
 let config = {};
 try {
-  config = parseFlatYaml(readFileSync(configFile, 'utf8'));
+  config = parseConfig(readFileSync(configFile, 'utf8'));
 } catch (e) {
   if (e.code !== 'ENOENT') {
     console.error(`collector: bad config ${configFile}: ${e.message}`);
@@ -66,6 +89,17 @@ let offset;
 let pending = '';
 let total = 0;
 let lastLogged = 0;
+let reads = 0;
+
+/** The config file as it is on disk now (tailed; the settings above stay those read at start). */
+function currentConfig() {
+  reads++;
+  try {
+    return parseConfig(readFileSync(configFile, 'utf8'));
+  } catch (e) {
+    return { error: e.message };
+  }
+}
 
 function readNew() {
   const st = statSync(path, { throwIfNoEntry: false });
@@ -103,6 +137,8 @@ function tick() {
     lines_last: n,
     interval_ms: intervalMs,
     updated_at: new Date().toISOString(),
+    reads,
+    config: currentConfig(),
   };
   try {
     writeFileSync(stateFile + '.tmp', JSON.stringify(state) + '\n');
