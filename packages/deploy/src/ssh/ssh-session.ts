@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { createLogger, type Logger } from '@opsplane/platform';
+import type { Logger } from 'pino';
+import { quietLogger } from '../quiet-logger.js';
 import { checkHostKey, hostKeyFingerprint, hostPortKey, type HostKeyStore } from './host-key-policy.js';
 import {
   SshAuthError,
@@ -227,7 +228,7 @@ export class SshSession {
 
   static async connect(opts: SshConnectOptions): Promise<SshSession> {
     const port = opts.port ?? 22;
-    const log = (opts.logger ?? createLogger('ssh')).child({
+    const log = (opts.logger ?? quietLogger()).child({
       target: `${opts.username}@${hostPortKey(opts.host, port)}`,
     });
     const accept = opts.acceptChangedKey ?? false;

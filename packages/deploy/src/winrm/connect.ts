@@ -1,56 +1,35 @@
 /**
- * From a Windows device record to a connected WindowsInstaller over WinRM. Device metadata:
- *   winrm_https            true (default when the login port is 5986) | false
- *   winrm_auth             ntlm (default) | basic
- *   winrm_cert_sha256      pin of a self-signed certificate (hex)
- *   winrm_allow_unencrypted  true to allow plain HTTP (the password then crosses in clear for basic)
- *   install_dir            Windows install root (default C:\Program Files\Opsplane\Agent)
- * Note: no Windows host runs in this project's tests; the protocol layer is tested against a
- * recorded-exchange fake (see the README's "Windows devices (WinRM)").
+ * From a Windows InstallTarget to a connected WindowsInstaller over WinRM (options from the
+ * target's `winrm`, defaults by port). Note: no Windows host runs in this project's tests; the
+ * protocol layer is tested against a recorded-exchange fake (test/support/winrm-fake.ts).
  */
 import type { Logger } from 'pino';
 import { ValidationError } from '@opsplane/models';
-import type { Device } from '../../api/schemas/devices.js';
-import type { LoginSecrets } from '../../db/devices-repo.js';
 import type { HostInstaller } from '../host-installer.js';
+import type { InstallTarget } from '../install-target.js';
 import { WindowsInstaller } from './windows-installer.js';
 import { WinRmSession } from './winrm-session.js';
 
-const flag = (v: string | undefined, name: string, device: string): boolean | undefined => {
-  if (v === undefined) return undefined;
-  if (v === 'true' || v === 'false') return v === 'true';
-  throw new ValidationError(`device ${device}: ${name} must be true or false`);
-};
-
-export async function connectWindowsInstaller(
-  device: Device,
-  secrets: LoginSecrets,
-  o: { connectTimeoutMs: number; logger: Logger },
-): Promise<HostInstaller> {
-  const m = device.metadata;
-  if (secrets.password === undefined) {
-    throw new ValidationError(`device ${device.name}: WinRM needs a password login`);
+export async function connectWindowsInstaller(t: InstallTarget, logger: Logger): Promise<HostInstaller> {
+  const password = t.secrets.password;
+  if (password === undefined) {
+    throw new ValidationError(`device ${t.name}: WinRM needs a password login`);
   }
-  const auth = m.winrm_auth ?? 'ntlm';
-  if (auth !== 'ntlm' && auth !== 'basic') {
-    throw new ValidationError(`device ${device.name}: winrm_auth must be ntlm or basic`);
-  }
-  const https = flag(m.winrm_https, 'winrm_https', device.name) ?? secrets.port === 5986;
-  const allowUnencrypted = flag(m.winrm_allow_unencrypted, 'winrm_allow_unencrypted', device.name) ?? false;
+  const w = t.winrm ?? { https: t.port === 5986, auth: 'ntlm', allowUnencrypted: false };
   const session = await WinRmSession.connect({
-    host: secrets.host,
-    port: secrets.port,
-    https,
-    username: secrets.username,
-    password: secrets.password,
-    auth,
-    allowUnencrypted,
-    timeoutMs: o.connectTimeoutMs * 2,
-    ...(m.winrm_cert_sha256 ? { tls: { fingerprint256: m.winrm_cert_sha256 } } : {}),
-    logger: o.logger,
+    host: t.address,
+    port: t.port,
+    https: w.https,
+    username: t.username,
+    password,
+    auth: w.auth,
+    allowUnencrypted: w.allowUnencrypted,
+    timeoutMs: t.connectTimeoutMs * 2,
+    ...(w.certSha256 ? { tls: { fingerprint256: w.certSha256 } } : {}),
+    logger,
   });
   return new WindowsInstaller(session, {
-    ...(m.install_dir !== undefined ? { installDir: m.install_dir } : {}),
-    logger: o.logger,
+    ...(t.install.installDir !== undefined ? { installDir: t.install.installDir } : {}),
+    logger,
   });
 }

@@ -22,7 +22,8 @@
  * Tested against the recorded-exchange WinRM fake, not a Windows host.
  */
 import { AgentBundleVersionSchema, OpsplaneError, ValidationError } from '@opsplane/models';
-import { createLogger, type Logger } from '@opsplane/platform';
+import type { Logger } from 'pino';
+import { quietLogger } from '../quiet-logger.js';
 import { DiskFullError, NodeMissingError, UnsupportedPlatformError } from '../deploy-errors.js';
 import type {
   AgentBundleInfo,
@@ -102,7 +103,7 @@ export class WindowsInstaller implements HostInstaller {
   constructor(session: WinRmSession, opts: WindowsInstallerOptions = {}) {
     this.session = session;
     this.#root = checkWindowsInstallDir(opts.installDir ?? WINDOWS_INSTALL_DIR);
-    this.#log = (opts.logger ?? createLogger('windows-installer')).child({ target: session.target });
+    this.#log = (opts.logger ?? quietLogger()).child({ target: session.target });
   }
 
   async detect(): Promise<HostFacts> {

@@ -9,7 +9,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { createLogger, type Logger } from '@opsplane/platform';
+import type { Logger } from 'pino';
+import { quietLogger } from '../quiet-logger.js';
 import { WinRmClient, type WinRmClientOptions } from './winrm-client.js';
 import { WinRmChecksumError, WinRmCommandError } from './winrm-errors.js';
 import {
@@ -130,7 +131,7 @@ export class WinRmSession {
   /** Connects, authenticates and opens the shell: a wrong password or port fails here. */
   static async connect(opts: WinRmConnectOptions): Promise<WinRmSession> {
     const client = new WinRmClient(opts);
-    const log = (opts.logger ?? createLogger('winrm')).child({ target: client.target });
+    const log = (opts.logger ?? quietLogger()).child({ target: client.target });
     try {
       const shellId = await client.createShell();
       log.debug({ endpoint: client.endpoint }, 'winrm connected');
