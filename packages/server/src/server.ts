@@ -20,7 +20,7 @@ import { migrate } from './db/migrations.js';
 import { Store } from './db/store.js';
 import { createMetrics } from './metrics.js';
 import { loadMasterKey, SecretBox } from './security/crypto.js';
-import { AgentBundleStore } from './deploy/agent-bundles.js';
+import { AgentBundleStore } from './storage/agent-bundles.js';
 import { AlertEngine, platformAlertSources } from './services/alert-engine.js';
 import { AlertNotifier } from './services/alert-notifier.js';
 import { DeploymentService } from './services/deployments.js';

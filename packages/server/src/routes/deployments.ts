@@ -26,10 +26,10 @@ import {
   type DeploymentStatus,
   type Rollout,
 } from '../api/schemas/deployments.js';
-import type { StoredBundle } from '../deploy/agent-bundles.js';
 import type { DeploymentLogRow, DeploymentRow, RolloutRow } from '../db/schema.js';
-import { DeviceNotFoundError } from '../deploy/deploy-errors.js';
+import type { StoredBundle } from '../storage/agent-bundles.js';
 import type { DeploymentService } from '../services/deployments.js';
+import { DeviceNotFoundError } from '../services/install-targets.js';
 
 export function toDeployment(d: DeploymentRow, log?: DeploymentLogRow[]): Deployment {
   return {
