@@ -62,4 +62,6 @@ export { AlertNotifier, signBody } from './services/alert-notifier.js';
 export type { AlertNotifierOptions, WebhookTarget } from './services/alert-notifier.js';
 export { toAlert } from './services/alerts.js';
 export { readCsv, readJson, validateRows, MAX_IMPORT_ROWS } from './services/device-import.js';
-export * from './deploy/index.js';
+export { AgentBundleStore, BundleNotFoundError, compareVersions } from './storage/agent-bundles.js';
+export type { StoredBundle } from './storage/agent-bundles.js';
+export { DeviceNotFoundError } from './services/install-targets.js';

@@ -30,7 +30,7 @@ import { migrate } from './storage/migrations.js';
 import { Store } from './storage/store.js';
 import { createMetrics } from './services/metrics.js';
 import { loadMasterKey, SecretBox } from './security/crypto.js';
-import { AgentBundleStore } from './deploy/agent-bundles.js';
+import { AgentBundleStore } from './storage/agent-bundles.js';
 import { AlertEngine, platformAlertSources } from './services/alert-engine.js';
 import { AlertNotifier } from './services/alert-notifier.js';
 import { DeploymentService } from './services/deployments.js';

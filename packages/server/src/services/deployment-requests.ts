@@ -20,8 +20,8 @@ import {
   type DeploymentStatus,
   type Rollout,
 } from '@opsplane/api';
-import type { StoredBundle } from '../deploy/agent-bundles.js';
-import { DeviceNotFoundError } from '../deploy/deploy-errors.js';
+import type { StoredBundle } from '../storage/agent-bundles.js';
+import { DeviceNotFoundError } from './install-targets.js';
 import type { DeploymentLogRow, DeploymentRow, RolloutRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import type { Actor, AuditTrail } from './audit-trail.js';

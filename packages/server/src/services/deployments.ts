@@ -1,13 +1,22 @@
 /**
  * Deployments, the service: turns a request into a rollout (devices resolved, bundle chosen,
  * credentials checked up front so that a doomed request fails at once with a 4xx), and runs each
- * claimed deployment — connects to the device with its decrypted credentials, runs the shared
- * steps, records steps and log lines (to the database and to live listeners), keeps the device's
- * status in step, and applies the rollout's failure budget.
+ * claimed deployment — the install engine's walk (@opsplane/deploy) on the device's install
+ * target (install-targets.ts), its progress recorded by a DeploymentRecorder (to the database and
+ * to live listeners) — keeps the device's status in step, and applies the rollout's failure budget.
  */
 import { EventEmitter } from 'node:events';
-import type { Logger } from 'pino';
+import type { Logger } from '@opsplane/kit';
 import { ControllerUnavailableError, OpsplaneError, ValidationError } from '@opsplane/models';
+import {
+  connectInstaller,
+  DeploymentCancelledError,
+  runDeployment,
+  STEPS,
+  UpgradeRolledBackError,
+  type LogLevel,
+  type OnlineWatch,
+} from '@opsplane/deploy';
 import type { ServerConfig } from '../config.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Store } from '../storage/store.js';
@@ -19,19 +28,11 @@ import type {
   DeviceListQuery,
   DeviceStatus,
 } from '@opsplane/api';
-import type { AgentBundleStore } from '../deploy/agent-bundles.js';
-import { type StoredBundle } from '../deploy/agent-bundles.js';
-import {
-  AgentNotOnlineError,
-  DeploymentCancelledError,
-  DeviceNotFoundError,
-  UpgradeRolledBackError,
-} from '../deploy/deploy-errors.js';
-import { runDeploymentSteps, STEPS, type StepRecorder } from '../deploy/deployment-steps.js';
-import { connectInstaller, installOptionsOf } from '../deploy/device-connector.js';
-import { sleep } from '@opsplane/kit';
+import type { AgentBundleStore, StoredBundle } from '../storage/agent-bundles.js';
 import { DeploymentQueue, type AbortReason } from './deployment-queue.js';
+import { DeploymentRecorder, type RecorderSink } from './deployment-recorder.js';
 import { toDevice } from './devices.js';
+import { DeviceNotFoundError, deviceInstallOptions, installTargetOf } from './install-targets.js';
 import type { PlatformServices } from './platform.js';
 
 export interface DeploymentEvents {
@@ -52,7 +53,7 @@ export interface DeploymentServiceOptions {
   bundles: AgentBundleStore;
 }
 
-export class DeploymentService extends EventEmitter<DeploymentEvents> {
+export class DeploymentService extends EventEmitter<DeploymentEvents> implements RecorderSink {
   readonly queue: DeploymentQueue;
   readonly bundles: AgentBundleStore;
   readonly #log: Logger;
@@ -104,7 +105,7 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
     else if (input.version !== undefined)
       throw new ValidationError(`version applies to install and upgrade only`);
     for (const d of devices) {
-      installOptionsOf(d); // bad install_dir/scope metadata → 4xx now, not a failed deployment later
+      deviceInstallOptions(d); // bad install_dir/scope metadata → 4xx now, not a failed deployment later
       if (bundle && !this.opts.platform.credentials.flagsOf(d.function_area).has_agent_secret) {
         throw new OpsplaneError(
           'area_not_configured',
@@ -167,9 +168,22 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
   // ------------------------------------------------------------------------------ running
 
   async #execute(row: DeploymentRow, signal: AbortSignal, owner: string): Promise<void> {
+    const rec = new DeploymentRecorder(this, row);
+    try {
+      await this.#run(row, signal, owner, rec);
+    } finally {
+      rec.close();
+    }
+  }
+
+  /**
+   * One claimed deployment: the walk of @opsplane/deploy on the device's install target, the
+   * device's status kept in step, the outcome recorded. `signal` is the queue's (shutdown, lost
+   * lease: the deployment is handed back); an operator's cancel reaches the walk through `rec`.
+   */
+  async #run(row: DeploymentRow, signal: AbortSignal, owner: string, rec: DeploymentRecorder): Promise<void> {
     const { store } = this.opts;
     const repo = store.deployments;
-    const rec = new DbRecorder(this, row, signal);
     if (row.cancelRequested) {
       await repo.finish(row.id, owner, 'cancelled', {
         code: 'cancelled',
@@ -199,29 +213,29 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
         'info',
         `${type}${bundle ? ` ${bundle.version}` : ''} on ${device.name} (${device.ip}, area ${device.function_area}) by ${row.requestedBy}`,
       );
-      const result = await runDeploymentSteps({
+      await rec.checkCancel();
+      const result = await runDeployment({
         kind: type,
         deviceName: device.name,
-        recorder: rec,
+        reporter: rec,
+        signal: AbortSignal.any([signal, rec.cancelled]),
         ...(bundle ? { bundle } : {}),
-        connect: async () => {
-          const installer = await connectInstaller(device, {
-            store,
-            acceptChangedHostKey: rollout?.acceptChangedHostKey ?? false,
-            logger: this.#log,
-            connectTimeoutMs: this.opts.config.server.deploy.connect_timeout,
-          });
-          // On shutdown (or a lost lease) the command in flight fails at once instead of finishing.
-          signal.addEventListener('abort', () => installer.close(), { once: true });
-          return installer;
-        },
+        connect: async () =>
+          connectInstaller(
+            await installTargetOf(store, device, this.opts.config.server.deploy.connect_timeout),
+            {
+              hostKeys: store.hostKeys,
+              acceptChangedHostKey: rollout?.acceptChangedHostKey ?? false,
+              logger: this.#log,
+            },
+          ),
         identity: async () => ({
           code: device.agent_code,
           area: device.function_area,
           token: await this.opts.platform.credentials.agentTokenFor(device.function_area, device.agent_code),
           controllers: this.#controllerUrls(device.function_area),
         }),
-        waitOnline: (o) => this.#waitOnline(device, o, rec, signal),
+        waitOnline: this.#onlineWatch(device),
       });
       outcome = { status: 'succeeded' };
       const status: DeviceStatus = type === 'uninstall' ? 'uninstalled' : 'online';
@@ -301,55 +315,32 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
   }
 
   /**
-   * Waits until the agent is online from a connection newer than the one the controllers knew
-   * when this was called: its last heartbeat must be later than the one seen first (a new
-   * hello counts as a heartbeat). Comparing the controller's own timestamps avoids clock skew.
+   * How the walk sees the device's agent: through the controllers of its area (the one the view
+   * says holds it first), as each of them lists it — their own timestamps, never ours.
    */
-  async #waitOnline(
-    device: Device,
-    o: { version?: string },
-    rec: StepRecorder,
-    signal: AbortSignal,
-  ): Promise<{ controller: string }> {
-    const timeoutMs = this.opts.config.server.deploy.online_timeout;
-    const deadline = Date.now() + timeoutMs;
+  #onlineWatch(device: Device): OnlineWatch {
     const code = device.agent_code;
-    let last = 'not listed by any controller';
-    let baseline: number | undefined;
-    let first = true;
-    while (!signal.aborted) {
-      await rec.checkCancelled();
-      try {
-        const { value: agent, controller } = await this.opts.platform.onAgent(code, (c, s) =>
+    return {
+      agent: code,
+      area: device.function_area,
+      timeoutMs: this.opts.config.server.deploy.online_timeout,
+      look: async () => {
+        const { value: a, controller } = await this.opts.platform.onAgent(code, (c, s) =>
           c.getAgent(code, s),
         );
-        const hb = Date.parse(agent.last_heartbeat);
-        if (first) baseline = hb;
-        if (agent.status !== 'online') last = `listed as ${agent.status}`;
-        else if (o.version && agent.version !== o.version)
-          last = `online as version ${agent.version}, not ${o.version}`;
-        else if (baseline !== undefined && !(hb > baseline))
-          last = 'online, but not yet from a new connection';
-        else return { controller: controller.controller.id };
-      } catch (e) {
-        last = (e as Error).message;
-      }
-      first = false;
-      if (Date.now() >= deadline) break;
-      await sleep(500, signal);
-    }
-    throw new AgentNotOnlineError(
-      `agent ${code} did not show up online through the controllers of area ${device.function_area} within ${Math.round(timeoutMs / 1000)} s (last: ${last})`,
-    );
+        return {
+          controller: controller.controller.id,
+          status: a.status,
+          version: a.version,
+          lastHeartbeat: a.last_heartbeat,
+        };
+      },
+    };
   }
 
-  /** For the recorder: persist and announce. */
-  async appendLog(
-    id: string,
-    level: 'info' | 'warn' | 'error',
-    step: string | null,
-    message: string,
-  ): Promise<void> {
+  // RecorderSink: persist and announce.
+
+  async appendLog(id: string, level: LogLevel, step: string | null, message: string): Promise<void> {
     const line = await this.opts.store.deployments.appendLog(id, level, step, message);
     this.emit('log', id, line);
   }
@@ -361,75 +352,5 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> {
 
   isCancelRequested(id: string): Promise<boolean> {
     return this.opts.store.deployments.isCancelRequested(id);
-  }
-}
-
-/** StepRecorder that keeps the steps in the deployment row and the log in deployment_logs. */
-class DbRecorder implements StepRecorder {
-  #steps: StoredStep[];
-  #current: string | undefined;
-
-  constructor(
-    private readonly svc: DeploymentService,
-    private readonly row: DeploymentRow,
-    private readonly signal: AbortSignal,
-  ) {
-    this.#steps = row.steps.map((s) => ({ ...s }));
-  }
-
-  async reset(): Promise<void> {
-    this.#steps = this.#steps.map((s) => ({
-      ...s,
-      status: 'pending',
-      startedAt: null,
-      finishedAt: null,
-      message: null,
-    }));
-    await this.svc.saveSteps(this.row.id, this.#steps);
-  }
-
-  #stepOf(name: string): StoredStep {
-    let s = this.#steps.find((x) => x.name === name);
-    if (!s) {
-      s = { name, status: 'pending', startedAt: null, finishedAt: null, message: null };
-      this.#steps.push(s);
-    }
-    return s;
-  }
-
-  async begin(step: string): Promise<void> {
-    const s = this.#stepOf(step);
-    s.status = 'running';
-    s.startedAt = new Date().toISOString();
-    this.#current = step;
-    await this.svc.saveSteps(this.row.id, this.#steps);
-    await this.log('info', `${step}: started`, step);
-  }
-
-  async end(step: string, status: 'succeeded' | 'failed' | 'skipped', message?: string): Promise<void> {
-    const s = this.#stepOf(step);
-    s.status = status;
-    s.finishedAt = new Date().toISOString();
-    s.message = message ?? null;
-    if (this.#current === step) this.#current = undefined;
-    if (status === 'failed') {
-      // What follows a failed step will not run.
-      for (const other of this.#steps) if (other.status === 'pending') other.status = 'skipped';
-    }
-    await this.svc.saveSteps(this.row.id, this.#steps);
-    await this.log(
-      status === 'failed' ? 'error' : 'info',
-      `${step}: ${status}${message ? ` — ${message}` : ''}`,
-      step,
-    );
-  }
-
-  log(level: 'info' | 'warn' | 'error', message: string, step?: string): Promise<void> {
-    return this.svc.appendLog(this.row.id, level, step ?? this.#current ?? null, message);
-  }
-
-  async checkCancelled(): Promise<void> {
-    if (this.signal.aborted) throw new DeploymentCancelledError(`stopped: ${String(this.signal.reason)}`);
-    if (await this.svc.isCancelRequested(this.row.id)) throw new DeploymentCancelledError();
   }
 }

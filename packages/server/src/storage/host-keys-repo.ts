@@ -1,9 +1,9 @@
 /**
  * SSH host key fingerprints recorded on first use, shared by every deployment (and every server
- * on the same database): the HostKeyStore of the SSH deployer.
+ * on the same database): the install engine's HostKeyStore (@opsplane/deploy).
  */
 import { eq, sql } from 'drizzle-orm';
-import type { HostKeyStore } from '../deploy/ssh/host-key-policy.js';
+import type { HostKeyStore } from '@opsplane/deploy';
 import type { Database } from './database.js';
 import { hostKeys } from './schema.js';
 

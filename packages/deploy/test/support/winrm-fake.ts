@@ -16,9 +16,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { decodePowerShell } from '../../src/deploy/winrm/powershell.js';
-import { RESOURCE_URI_CMD, SIGNALS, type WsmanAction } from '../../src/deploy/winrm/wsman.js';
-import { attr, find, findAll, parseXml, xmlEscape } from '../../src/deploy/winrm/xml.js';
+import { decodePowerShell } from '../../src/winrm/powershell.js';
+import { RESOURCE_URI_CMD, SIGNALS, type WsmanAction } from '../../src/winrm/wsman.js';
+import { attr, find, findAll, parseXml, xmlEscape } from '../../src/winrm/xml.js';
 import { challengeMessage, verifyAuthenticate, type NtlmConnState } from './winrm-fake-ntlm.js';
 import {
   ACTION_BY_URI,

@@ -7,7 +7,7 @@
  * server restart can run again from the first step.
  */
 
-/** A bundle the server holds (a .tar.gz in its bundle directory), as the installers need it. */
+/** A bundle to deploy — a local .tar.gz (the server keeps them in its bundle directory) — as installers need it. */
 export interface AgentBundleInfo {
   version: string;
   /** Local path of the .tar.gz. */

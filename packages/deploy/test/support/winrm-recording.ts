@@ -5,7 +5,7 @@
  * documentation, not captured from a real Windows host.
  */
 import { readFileSync } from 'node:fs';
-import { ACTIONS, type SIGNALS, type WsmanAction } from '../../src/deploy/winrm/wsman.js';
+import { ACTIONS, type SIGNALS, type WsmanAction } from '../../src/winrm/wsman.js';
 
 const FIXTURES = new URL('../../../test/fixtures/winrm/', import.meta.url);
 

@@ -11,16 +11,16 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, tempDir } from '@opsplane/test-support';
-import { md4 } from '../src/deploy/winrm/md4.js';
-import * as ntlm from '../src/deploy/winrm/ntlm.js';
+import { md4 } from '../src/winrm/md4.js';
+import * as ntlm from '../src/winrm/ntlm.js';
 import {
   cleanClixml,
   composeScript,
   decodePowerShell,
   encodePowerShell,
   psQuote,
-} from '../src/deploy/winrm/powershell.js';
-import { WinRmSession, type WinRmConnectOptions } from '../src/deploy/winrm/winrm-session.js';
+} from '../src/winrm/powershell.js';
+import { WinRmSession, type WinRmConnectOptions } from '../src/winrm/winrm-session.js';
 import { loadRecording, WinRmFake } from './support/winrm-fake.js';
 import { PASS, splitPs, USER, withFake } from './support/winrm-helpers.js';
 

@@ -4,7 +4,7 @@
  * when it exits, and stops it (TERM, then KILL after 15 s) on request. Paths are embedded
  * single-quoted; they were validated as plain absolute paths before.
  */
-import { shellQuote } from './ssh/ssh-session.js';
+import { shellQuote } from '../ssh/ssh-session.js';
 
 export function systemdUnit(root: string, node: string): string {
   // systemd unquotes "…" in ExecStart; our paths hold no quotes or backslashes (validated).

@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { ConflictError, OpsplaneError } from '@opsplane/models';
 import { readAgentBundle } from '@opsplane/kit';
-import type { AgentBundleInfo } from './host-installer.js';
+import type { AgentBundleInfo } from '@opsplane/deploy';
 
 export interface StoredBundle extends AgentBundleInfo {
   addedAt: Date;

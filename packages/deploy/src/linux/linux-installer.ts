@@ -10,18 +10,18 @@
  * without root, kept alive by opsplane-agentctl. Every remote command is a constant script with
  * its inputs as positional arguments, so names and paths never become shell code.
  */
-import { SshCommandError } from './ssh/ssh-errors.js';
-import type { SshSession } from './ssh/ssh-session.js';
-import { DiskFullError, NodeMissingError, UnsupportedPlatformError } from './deploy-errors.js';
+import { SshCommandError } from '../ssh/ssh-errors.js';
+import type { SshSession } from '../ssh/ssh-session.js';
+import { DiskFullError, NodeMissingError, UnsupportedPlatformError } from '../deploy-errors.js';
 import type {
   AgentBundleInfo,
   HostFacts,
   HostInstaller,
   InstalledVersions,
   InstallLayout,
-} from './host-installer.js';
+} from '../host-installer.js';
 import { agentctlScript, systemdUnit, STOP_PACKAGES_SCRIPT } from './linux-scripts.js';
-import { compareNodeVersions, nodeMinimum, parseNodeVersion } from './node-version.js';
+import { compareNodeVersions, nodeMinimum, parseNodeVersion } from '../node-version.js';
 
 export type InstallScope = 'system' | 'user';
 

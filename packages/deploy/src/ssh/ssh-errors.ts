@@ -2,18 +2,17 @@
  * Typed errors of the SSH session layer. Callers branch on `code` (stable) or `instanceof`,
  * never on the message. Messages never contain passwords, keys or passphrases.
  */
-import { OpsplaneError } from '@opsplane/models';
-import { stderrTail } from '../deploy-errors.js';
+import { DeployError, stderrTail } from '../deploy-errors.js';
 
 /** The device refused the credentials (password, key or passphrase). */
-export class SshAuthError extends OpsplaneError {
+export class SshAuthError extends DeployError {
   constructor(target: string, message = `SSH authentication failed for ${target}`, cause?: unknown) {
     super('ssh_auth_failed', message, { status: 502, details: { target }, cause });
   }
 }
 
 /** The device could not be reached: refused, unreachable, or no SSH handshake within the timeout. */
-export class SshUnreachableError extends OpsplaneError {
+export class SshUnreachableError extends DeployError {
   constructor(target: string, reason: string, cause?: unknown) {
     super('ssh_unreachable', `SSH host ${target} unreachable: ${reason}`, {
       status: 504,
@@ -24,7 +23,7 @@ export class SshUnreachableError extends OpsplaneError {
 }
 
 /** The host presented a key other than the recorded one (possible man-in-the-middle). */
-export class SshHostKeyChangedError extends OpsplaneError {
+export class SshHostKeyChangedError extends DeployError {
   readonly hostPort: string;
   readonly expectedFingerprint: string;
   readonly presentedFingerprint: string;
@@ -42,7 +41,7 @@ export class SshHostKeyChangedError extends OpsplaneError {
 }
 
 /** A remote command failed (non-zero exit, killed, or timed out). */
-export class SshCommandError extends OpsplaneError {
+export class SshCommandError extends DeployError {
   /** Exit code, or null when the command was killed by a signal or timed out. */
   readonly exitCode: number | null;
   /** The last part of stderr (at most 2 KiB). */
@@ -61,7 +60,7 @@ export class SshCommandError extends OpsplaneError {
 }
 
 /** `sudo -n` refused (not installed, or the login user may not run it without a password). */
-export class SshSudoError extends OpsplaneError {
+export class SshSudoError extends DeployError {
   readonly stderrTail: string;
   constructor(user: string, stderr: string) {
     const tail = stderrTail(stderr);
@@ -79,7 +78,7 @@ export class SshSudoError extends OpsplaneError {
 }
 
 /** The uploaded file's remote SHA-256 differs from the local one. */
-export class SshChecksumError extends OpsplaneError {
+export class SshChecksumError extends DeployError {
   constructor(remotePath: string, expected: string, actual: string) {
     super(
       'ssh_checksum_mismatch',

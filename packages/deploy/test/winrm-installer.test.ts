@@ -10,13 +10,9 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '@opsplane/test-support';
-import type { AgentBundleInfo } from '../src/deploy/host-installer.js';
-import {
-  checkWindowsInstallDir,
-  nodeMinimum,
-  WindowsInstaller,
-} from '../src/deploy/winrm/windows-installer.js';
-import { WinRmSession } from '../src/deploy/winrm/winrm-session.js';
+import type { AgentBundleInfo } from '../src/host-installer.js';
+import { checkWindowsInstallDir, nodeMinimum, WindowsInstaller } from '../src/winrm/windows-installer.js';
+import { WinRmSession } from '../src/winrm/winrm-session.js';
 import { splitPs, withFake } from './support/winrm-helpers.js';
 
 const temps: { cleanup: () => Promise<void> }[] = [];

@@ -3,11 +3,10 @@
  * `code` (stable) or `instanceof`, never on the message. Messages name the target as
  * `user@host:port` and never contain the password (nor NTLM tokens or Authorization headers).
  */
-import { OpsplaneError } from '@opsplane/models';
-import { stderrTail } from '../deploy-errors.js';
+import { DeployError, stderrTail } from '../deploy-errors.js';
 
 /** The WinRM service refused the credentials (HTTP 401 after Basic or the NTLM handshake). */
-export class WinRmAuthError extends OpsplaneError {
+export class WinRmAuthError extends DeployError {
   constructor(target: string, reason = 'credentials rejected (HTTP 401)') {
     super('winrm_auth_failed', `WinRM authentication failed for ${target}: ${reason}`, {
       status: 502,
@@ -17,7 +16,7 @@ export class WinRmAuthError extends OpsplaneError {
 }
 
 /** No WinRM answer: refused, unreachable, DNS, reset, or no response within the timeout. */
-export class WinRmUnreachableError extends OpsplaneError {
+export class WinRmUnreachableError extends DeployError {
   constructor(endpoint: string, reason: string, cause?: unknown) {
     super('winrm_unreachable', `WinRM endpoint ${endpoint} unreachable: ${reason}`, {
       status: 504,
@@ -31,7 +30,7 @@ export class WinRmUnreachableError extends OpsplaneError {
  * The TLS peer could not be trusted: normal certificate verification failed, or the certificate's
  * SHA-256 fingerprint differs from the pinned one. Raised before any credential is sent.
  */
-export class WinRmTlsError extends OpsplaneError {
+export class WinRmTlsError extends DeployError {
   constructor(endpoint: string, reason: string, cause?: unknown) {
     super('winrm_tls_failed', `TLS to WinRM endpoint ${endpoint} refused: ${reason}`, {
       status: 502,
@@ -42,7 +41,7 @@ export class WinRmTlsError extends OpsplaneError {
 }
 
 /** The WinRM service answered with a SOAP fault (or an HTTP error without one). */
-export class WinRmFaultError extends OpsplaneError {
+export class WinRmFaultError extends DeployError {
   /** SOAP subcode, e.g. `w:TimedOut`, `w:InvalidSelectors`. */
   readonly subcode: string;
   /** The WSManFault code (a Windows error number), e.g. 2150858793; undefined when absent. */
@@ -66,7 +65,7 @@ export class WinRmFaultError extends OpsplaneError {
 }
 
 /** A remote command failed: non-zero exit, or it did not finish within its timeout. */
-export class WinRmCommandError extends OpsplaneError {
+export class WinRmCommandError extends DeployError {
   /** Exit code, or null when the command timed out (and was terminated). */
   readonly exitCode: number | null;
   /** The last part of stderr (at most 2 KiB), CLIXML already decoded. */
@@ -85,7 +84,7 @@ export class WinRmCommandError extends OpsplaneError {
 }
 
 /** The uploaded file's remote SHA-256 (Get-FileHash) differs from the local one. */
-export class WinRmChecksumError extends OpsplaneError {
+export class WinRmChecksumError extends DeployError {
   constructor(remotePath: string, expected: string, actual: string) {
     super(
       'winrm_checksum_mismatch',

@@ -4,7 +4,7 @@
  * and `splitPs` (tells PowerShell code from its single-quoted literals, for injection checks).
  */
 import assert from 'node:assert/strict';
-import type { WinRmConnectOptions } from '../../src/deploy/winrm/winrm-session.js';
+import type { WinRmConnectOptions } from '../../src/winrm/winrm-session.js';
 import { loadRecording, WinRmFake, type WinRmFakeOptions } from './winrm-fake.js';
 
 export const USER = 'Administrator';

@@ -16,7 +16,7 @@ import {
   ntowfv2,
   ntProofStr,
   readSecBuf,
-} from '../../src/deploy/winrm/ntlm.js';
+} from '../../src/winrm/ntlm.js';
 
 /** Per connection: NTLM authenticates the connection the handshake ran on. */
 export interface NtlmConnState {

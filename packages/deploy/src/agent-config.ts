@@ -1,0 +1,29 @@
+/**
+ * The agent config file a deployment writes on the device: the agent's identity (code, area,
+ * token, the area's controllers) and where it keeps its packages and data. YAML; the agent
+ * resolves nothing relative to it.
+ */
+import { stringify as toYaml } from 'yaml';
+import type { InstallLayout } from './host-installer.js';
+
+/** What the agent on the device is told. */
+export interface AgentIdentity {
+  code: string;
+  area: string;
+  token: string;
+  /** URLs of the area's controllers, failover order. */
+  controllers: readonly string[];
+}
+
+export function renderAgentConfig(id: AgentIdentity, layout: InstallLayout): string {
+  const doc = {
+    agent_code: id.code,
+    area: id.area,
+    token: id.token,
+    controllers: [...id.controllers],
+    packages_dir: layout.packagesDir,
+    data_dir: layout.dataDir,
+    stop_packages_on_exit: false,
+  };
+  return `# Written by the Opsplane platform at deployment; changes are overwritten by the next one.\n${toYaml(doc)}`;
+}
