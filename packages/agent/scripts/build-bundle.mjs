@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 const pkgDir = fileURLToPath(new URL('..', import.meta.url));
@@ -18,6 +19,23 @@ if (!existsSync(entry)) {
 }
 const { version } = JSON.parse(readFileSync(`${pkgDir}package.json`, 'utf8'));
 
+// zod re-exports every message locale (`z.locales`, ~360 kB) though only English is ever used
+// (schemas.js registers it by default): the bundle gets a locales index holding just `en`.
+const englishOnly = {
+  name: 'zod-english-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/]/.test(args.importer)
+        ? { path: join(dirname(args.importer), '..', 'locales', 'index.js'), namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), 'en.js'))};`,
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
+
 const result = await build({
   entryPoints: [entry],
   outfile,
@@ -25,8 +43,12 @@ const result = await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  minify: false,
+  // Smaller to upload to thousands of hosts; names stay, so stack traces in logs still read.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
   sourcemap: false,
+  plugins: [englishOnly],
   // Dependencies' license headers stay in the file we ship (collected at its end).
   legalComments: 'eof',
   // CommonJS dependencies (pino, prom-client, ws, …) call require() for Node built-ins and
