@@ -26,6 +26,7 @@ const wanted = [
   ['ps', 'procps'], // startSshHosts' cleanup of the test users' processes
   ['sudo', 'sudo'], // the deployer's tests: a login user that installs the agent as root through sudo -n
   ['chromium', 'chromium'], // the web UI's end-to-end tests (headless, driven by playwright-core)
+  ['openssl', 'openssl'], // the WinRM tests' self-signed HTTPS certificate
 ];
 const DEMO = new Set(['etcd', 'etcdctl']);
 const forDemo = process.argv.includes('--demo');

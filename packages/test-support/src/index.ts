@@ -1,7 +1,9 @@
 /**
- * @opsplane/test-support — starts the real dependencies tests need (etcd, later sshd and
- * browsers), hands out free ports and temp dirs, and cleans up every process it starts.
+ * @opsplane/test-support — starts the real dependencies tests need (etcd, PostgreSQL, sshd
+ * hosts, fleets), hands out free ports and temp dirs, cleans up every process it starts, and
+ * says what a test needs of the machine (skipUnlessAvailable: skipped locally, failed under CI).
  */
+export * from './dependencies.js';
 export * from './ports.js';
 export * from './processes.js';
 export * from './wait.js';
