@@ -9,12 +9,20 @@ import { after, before, describe, it } from 'node:test';
 import { openStore, type DatabaseHandle, type Store } from '../src/index.js';
 import { DeploymentInProgressError } from '../src/storage/deployments-repo.js';
 import { DeviceCreateSchema } from '@opsplane/api';
-import { DRIVERS, TEST_MASTER_KEY, deviceBody, testEnv, testLogger, type TestEnv } from './helpers.js';
+import {
+  DRIVERS,
+  TEST_MASTER_KEY,
+  driverSkip,
+  deviceBody,
+  testEnv,
+  testLogger,
+  type TestEnv,
+} from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const driver of DRIVERS) {
-  describe(`deployment queue storage on ${driver}`, { timeout: 90_000 }, () => {
+  describe(`deployment queue storage on ${driver}`, { timeout: 90_000, skip: driverSkip(driver) }, () => {
     let env: TestEnv;
     let store: Store;
     let database: DatabaseHandle;

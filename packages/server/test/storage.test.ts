@@ -12,7 +12,7 @@ import { queryRows } from '../src/storage/database.js';
 import { ALL_TABLES } from '../src/storage/schema.js';
 import { MigrationError } from '../src/storage/migrations.js';
 import { DeviceCreateSchema, type DeviceCreateInput } from '@opsplane/api';
-import { DRIVERS, TEST_MASTER_KEY, testEnv, testLogger, type TestEnv } from './helpers.js';
+import { DRIVERS, TEST_MASTER_KEY, driverSkip, testEnv, testLogger, type TestEnv } from './helpers.js';
 
 const PEM =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
@@ -28,7 +28,7 @@ const dev = (n: number, extra: Partial<DeviceCreateInput> = {}) =>
   });
 
 function storageSuite(driver: (typeof DRIVERS)[number]) {
-  describe(`storage on ${driver}`, { timeout: 90_000 }, () => {
+  describe(`storage on ${driver}`, { timeout: 90_000, skip: driverSkip(driver) }, () => {
     let env: TestEnv;
     let store: Store;
     let database: DatabaseHandle;
