@@ -12,12 +12,13 @@
  * (<data>/demo.lock). SIGINT/SIGTERM stop agents (which stop their packages), controllers,
  * server and etcd in that order; the data stays for the next run.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { agentToken } from '@opsplane/models';
+import { cliInvocation } from '../invocation.js';
 import { ChildLogs } from './child-logs.js';
 import { demoBanner } from './banner.js';
 import {
@@ -106,31 +107,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The CLI's own entry point (this file is dist/src/demo/demo-runner.js); OPSPLANE_CLI_MAIN overrides, as for the test fleet. */
 function cliMain(): string {
   return process.env.OPSPLANE_CLI_MAIN || fileURLToPath(new URL('../main.js', import.meta.url));
-}
-
-/**
- * How the user runs the CLI from the current directory: `npx opsplane` when an ancestor's
- * node_modules/.bin/opsplane is this very CLI (inside the repository after npm ci), else an
- * alias to this CLI's main.js.
- */
-function cliInvocation(): { command: string; alias?: string } {
-  const main = cliMain();
-  let real = main;
-  try {
-    real = realpathSync(main);
-  } catch {
-    /* keep as is */
-  }
-  for (let dir = process.cwd(); ; dir = dirname(dir)) {
-    const bin = join(dir, 'node_modules', '.bin', 'opsplane');
-    try {
-      if (realpathSync(bin) === real) return { command: 'npx opsplane' };
-    } catch {
-      /* not here */
-    }
-    if (dirname(dir) === dir) break;
-  }
-  return { command: 'opsplane', alias: `alias opsplane='node ${shown(main)}'` };
 }
 
 /** A path as the user would type it from the current directory. */
