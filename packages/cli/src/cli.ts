@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { CliError, EXIT, UsageError, parseCommandArgs, processIO, type CliIO } from './command.js';
 import { COMMANDS } from './commands/index.js';
+import { CLI_COMMAND } from './invocation.js';
 
 function version(): string {
   try {
@@ -22,6 +23,7 @@ export function mainHelp(): string {
     'Usage: opsplane <command> [options]',
     '',
     'Opsplane — ops control plane for fleets of host agents.',
+    `In a clone of the repository, run it as: ${CLI_COMMAND} <command> [options] (after npm run build).`,
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),

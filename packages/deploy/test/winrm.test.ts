@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, tempDir } from '@opsplane/test-support';
+import { commandDependency, freePort, requireDependency, tempDir } from '@opsplane/test-support';
 import { md4 } from '../src/winrm/md4.js';
 import * as ntlm from '../src/winrm/ntlm.js';
 import {
@@ -319,31 +319,28 @@ describe('WinRmSession against the recorded WinRM fake', { timeout: 60_000 }, ()
     const dir = await tempDir('opsplane-winrm-tls-');
     temps.push(dir);
     const [key, cert] = [join(dir.path, 'key.pem'), join(dir.path, 'cert.pem')];
-    try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-          '-days',
-          '1',
-          '-subj',
-          '/CN=localhost',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: 'ignore' },
-      );
-    } catch {
-      return t.skip('openssl not available to make a test certificate');
-    }
+    if (!requireDependency(t, commandDependency('openssl', 'openssl', 'makes the test certificate'))) return;
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'pipe' }, // a failure's message includes openssl's stderr
+    );
     const tls = { key: readFileSync(key), cert: readFileSync(cert) };
     const fp = new X509Certificate(tls.cert).fingerprint256;
     const https = (opts: WinRmConnectOptions): WinRmConnectOptions => ({

@@ -12,6 +12,7 @@ import {
   createDevice,
   DRIVERS,
   TEST_MASTER_KEY,
+  driverSkip,
   deviceBody,
   testEnv,
   testLogger,
@@ -21,7 +22,7 @@ import {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const driver of DRIVERS) {
-  describe(`deployment queue storage on ${driver}`, { timeout: 90_000 }, () => {
+  describe(`deployment queue storage on ${driver}`, { timeout: 90_000, skip: driverSkip(driver) }, () => {
     let env: TestEnv;
     let store: Store;
     let database: DatabaseHandle;

@@ -13,7 +13,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { pino, type Logger } from 'pino';
-import { startPostgresDatabase, tempDir } from '@opsplane/test-support';
+import {
+  postgresDependency,
+  skipUnlessAvailable,
+  startPostgresDatabase,
+  tempDir,
+} from '@opsplane/test-support';
 import { DeviceCreateSchema, type Device, type Role } from '@opsplane/api';
 import {
   loadServerConfig,
@@ -30,6 +35,17 @@ import { newApiToken, newSessionId, sha256Hex } from '../src/security/tokens.js'
 
 export type Driver = 'pglite' | 'postgres';
 export const DRIVERS: readonly Driver[] = ['pglite', 'postgres'];
+
+/** PostgreSQL: the server at 127.0.0.1:5432 when one answers, else a private cluster (test-support). */
+const postgres = await postgresDependency();
+
+/**
+ * The `skip` option of a suite on `driver`: PostgreSQL suites are skipped locally when neither a
+ * server answers nor PostgreSQL is installed, and fail under CI.
+ */
+export function driverSkip(driver: Driver): false | string {
+  return driver === 'postgres' ? skipUnlessAvailable(postgres) : false;
+}
 
 export const TEST_MASTER_KEY = randomBytes(32).toString('base64');
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DRIVERS, startTestServer, type Auth, type TestServer } from './helpers.js';
+import { DRIVERS, driverSkip, startTestServer, type Auth, type TestServer } from './helpers.js';
 import type { ImportReport } from '@opsplane/api';
 
 const HEADER = 'name,ip,function_area,os,arch,login_method,port,username,password,private_key,metadata.rack';
@@ -96,7 +96,7 @@ function buildCsv(): { csv: string; bad: Expected[]; good: number } {
 }
 
 function importSuite(driver: (typeof DRIVERS)[number]) {
-  describe(`device import on ${driver}`, { timeout: 90_000 }, () => {
+  describe(`device import on ${driver}`, { timeout: 90_000, skip: driverSkip(driver) }, () => {
     let t: TestServer;
     let op: Auth;
     const { csv, bad, good } = buildCsv();

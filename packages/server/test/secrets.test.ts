@@ -15,7 +15,7 @@ import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
-import { startTestServer, type TestServer } from './helpers.js';
+import { driverSkip, startTestServer, type TestServer } from './helpers.js';
 
 function secretKit() {
   const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
@@ -214,7 +214,7 @@ describe('secrets at rest: PGlite data directory', { timeout: 90_000 }, () => {
   });
 });
 
-describe('secrets at rest: PostgreSQL tables', { timeout: 90_000 }, () => {
+describe('secrets at rest: PostgreSQL tables', { timeout: 90_000, skip: driverSkip('postgres') }, () => {
   const logs = new Capture();
   const kit = secretKit();
   let t: TestServer;

@@ -13,6 +13,7 @@ import { startPostgresDatabase, tempDir } from '@opsplane/test-support';
 import { loadServerConfig, parseListen, startServer } from '../src/index.js';
 import {
   deviceBody,
+  driverSkip,
   http,
   NO_ETCD,
   pgliteTemplate,
@@ -20,6 +21,8 @@ import {
   testLogger,
   type TestServer,
 } from './helpers.js';
+
+const pgSkip = driverSkip('postgres');
 import { ROUTES } from './routes.js';
 
 /** Unsets variables a developer's shell might carry; returns the undo. */
@@ -178,7 +181,7 @@ describe('first start, restart and keys', { timeout: 90_000 }, () => {
     }
   });
 
-  it('PostgreSQL without a configured master key refuses to start', async () => {
+  it('PostgreSQL without a configured master key refuses to start', { skip: pgSkip }, async () => {
     const db = await startPostgresDatabase();
     const dir = await tempDir();
     const restore = clearEnv('OPSPLANE_MASTER_KEY');

@@ -14,7 +14,7 @@ import { MigrationError } from '../src/storage/migrations.js';
 import { DeviceCreateSchema, type DeviceCreateInput } from '@opsplane/api';
 import { AuditTrail } from '../src/services/audit-trail.js';
 import { DeviceService, deviceInput } from '../src/services/devices.js';
-import { DRIVERS, TEST_MASTER_KEY, testEnv, testLogger, type TestEnv } from './helpers.js';
+import { DRIVERS, TEST_MASTER_KEY, driverSkip, testEnv, testLogger, type TestEnv } from './helpers.js';
 
 const actor = { username: 'storage-test', userId: null, ip: null };
 
@@ -32,7 +32,7 @@ const dev = (n: number, extra: Partial<DeviceCreateInput> = {}) =>
   });
 
 function storageSuite(driver: (typeof DRIVERS)[number]) {
-  describe(`storage on ${driver}`, { timeout: 90_000 }, () => {
+  describe(`storage on ${driver}`, { timeout: 90_000, skip: driverSkip(driver) }, () => {
     let env: TestEnv;
     let store: Store;
     let database: DatabaseHandle;

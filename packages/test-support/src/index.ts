@@ -1,9 +1,11 @@
 /**
  * @opsplane/test-support — starts the real dependencies tests need (etcd, PostgreSQL, sshd
  * hosts, the server, fleets of controllers and agents on @opsplane/fleet), hands out free ports
- * and temp dirs, and cleans up every process it starts. Test code only: no product package
+ * and temp dirs, cleans up every process it starts, and says what a test needs of the machine
+ * (skipUnlessAvailable: skipped locally, failed under CI). Test code only: no product package
  * depends on it.
  */
+export * from './dependencies.js';
 export * from './ports.js';
 export * from './processes.js';
 export * from './wait.js';

@@ -16,6 +16,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { readFile, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { isRoot, rootDependency, type Dependency } from './dependencies.js';
 import { freePort } from './ports.js';
 import { spawnTracked, type TrackedProcess } from './processes.js';
 import { sleep, tempDir } from './wait.js';
@@ -150,7 +151,19 @@ function findSshd(opts: SshHostsOptions): string {
   throw new Error('sshd not found: run `node scripts/ensure-deps.mjs` (installs openssh-server)');
 }
 
-const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+/**
+ * What startSshHosts needs of this machine — root and OpenSSH's sshd — for a test's `skip`
+ * option: `{ skip: skipUnlessAvailable(sshHostsDependency()) }`.
+ */
+export function sshHostsDependency(opts: Pick<SshHostsOptions, 'sshdBin'> = {}): Dependency {
+  if (!isRoot()) return rootDependency('startSshHosts creates system users for sshd to authenticate');
+  try {
+    findSshd(opts);
+  } catch (e) {
+    return { name: 'sshd', available: false, reason: (e as Error).message };
+  }
+  return { name: 'root and sshd', available: true, reason: 'startSshHosts runs real sshd hosts' };
+}
 
 let netnsUsable: boolean | undefined;
 async function netnsWorks(): Promise<boolean> {

@@ -4,7 +4,13 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { Client, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { startSshHosts, type SshHost, type SshHosts } from '../src/index.js';
+import {
+  skipUnlessAvailable,
+  sshHostsDependency,
+  startSshHosts,
+  type SshHost,
+  type SshHosts,
+} from '../src/index.js';
 
 const sha256Fp = (key: Buffer) =>
   `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
@@ -70,10 +76,10 @@ const sh = (cmd: string, args: string[]) => {
 };
 
 // sshd authenticates real system accounts: startSshHosts creates them, which needs root (CI runs
-// as root; on a developer machine run the tests with sudo to include these).
-const notRoot = process.getuid?.() !== 0 && 'needs root: startSshHosts creates system users for sshd';
+// as root, and fails here without it; on a developer machine run the tests with sudo to include these).
+const skip = skipUnlessAvailable(sshHostsDependency());
 
-describe('test-support ssh hosts', { timeout: 90_000, skip: notRoot }, () => {
+describe('test-support ssh hosts', { timeout: 90_000, skip }, () => {
   let set: SshHosts | undefined;
   after(async () => {
     await set?.stop();

@@ -20,6 +20,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import {
   freePort,
+  skipUnlessAvailable,
   startFleet,
   startServerProcess,
   tempDir,
@@ -46,9 +47,11 @@ const AGENT = 'area-1-agent-1';
 const XSS_AGENT = 'area-1-agent-2';
 /** Killed and restarted by the alert test (nothing after it needs area-2). */
 const OFFLINE_AGENT = 'area-2-agent-1';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is not installed (node scripts/ensure-deps.mjs installs Debian's chromium); UI test skipped`;
+const skip = skipUnlessAvailable(
+  'chromium',
+  existsSync(CHROMIUM),
+  `${CHROMIUM} is not installed (node scripts/ensure-deps.mjs installs Debian's chromium)`,
+);
 
 const until = <T>(fn: () => T | Promise<T>, what: string, timeoutMs = 20_000) =>
   waitFor(fn, { timeoutMs, intervalMs: 100, what });

@@ -16,9 +16,9 @@
  * (the launcher the tests use too); this file adds what only the demo has: the server and its
  * devices, the data dir with its lock and secrets, the prefixed log, the banner, the signals.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { delimiter, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   canListen,
@@ -40,6 +40,7 @@ import {
   type FleetAgent,
   type ManagedProcess,
 } from '@opsplane/fleet';
+import { cliInvocation } from '../invocation.js';
 import { ChildLogs } from './child-logs.js';
 import { demoBanner } from './banner.js';
 import {
@@ -111,31 +112,6 @@ class Interrupted extends Error {
 /** The CLI's own entry point (this file is dist/src/demo/demo-runner.js); OPSPLANE_CLI_MAIN overrides, as for the test fleet. */
 function cliMain(): string {
   return process.env.OPSPLANE_CLI_MAIN || fileURLToPath(new URL('../main.js', import.meta.url));
-}
-
-/**
- * How the user runs the CLI from the current directory: `npx opsplane` when an ancestor's
- * node_modules/.bin/opsplane is this very CLI (inside the repository after npm ci), else an
- * alias to this CLI's main.js.
- */
-function cliInvocation(): { command: string; alias?: string } {
-  const main = cliMain();
-  let real = main;
-  try {
-    real = realpathSync(main);
-  } catch {
-    /* keep as is */
-  }
-  for (let dir = process.cwd(); ; dir = dirname(dir)) {
-    const bin = join(dir, 'node_modules', '.bin', 'opsplane');
-    try {
-      if (realpathSync(bin) === real) return { command: 'npx opsplane' };
-    } catch {
-      /* not here */
-    }
-    if (dirname(dir) === dir) break;
-  }
-  return { command: 'opsplane', alias: `alias opsplane='node ${shown(main)}'` };
 }
 
 /** A path as the user would type it from the current directory. */
