@@ -105,7 +105,16 @@ describe('batch results', () => {
     assert.match(r.results[6]?.error ?? '', /b-none/);
     assert.ok(took >= TIMEOUT_MS, `took ${took} ms`);
     assert.ok(r.duration_ms >= TIMEOUT_MS);
-    assert.deepEqual(ok.requests.at(-1), { op: 'action', action: 'stop', packages: ['web', 'db'] });
+    const sent = ok.requests.at(-1) as Extract<AgentRequest, { op: 'action' }>;
+    assert.match(
+      sent.operation_id ?? '',
+      /^ctl-/,
+      'a caller without an id gets one made up (each call acts)',
+    );
+    assert.deepEqual(
+      { ...sent, operation_id: undefined },
+      { op: 'action', action: 'stop', packages: ['web', 'db'], operation_id: undefined },
+    );
   });
 
   it('waits for agents concurrently: three timeouts cost one timeout, not three', async () => {
@@ -134,7 +143,15 @@ describe('batch results', () => {
       'b-gone/api': 'agent_offline',
       'b-none/': 'agent_not_found',
     });
-    assert.deepEqual(ok.requests.at(-1), { op: 'action', action: 'restart', packages: [] });
+    assert.deepEqual(
+      { ...ok.requests.at(-1), operation_id: undefined },
+      {
+        op: 'action',
+        action: 'restart',
+        packages: [],
+        operation_id: undefined,
+      },
+    );
     const nullPackages = await batch(ctrlA, 'start', { agents: ['b-ok'], packages: null });
     assert.deepEqual(summary(nullPackages.results), { 'b-ok/web': 'ok', 'b-ok/db': 'ok' });
   });

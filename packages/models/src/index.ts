@@ -5,6 +5,7 @@ export * from './controller.js';
 export * from './agent.js';
 export * from './health.js';
 export * from './metrics.js';
+export * from './operations.js';
 export * from './batch.js';
 export * from './errors.js';
 export * from './protocol.js';

@@ -120,8 +120,20 @@ export const ServerSectionSchema = z
      * with the running job (poll GET /batches/{id}). The batch runs on either way.
      */
     batch_wait: DurationSchema.default(60_000),
-    /** Deadline of one area's part of a batch (all its controllers); what is left fails with 'timeout'. */
-    batch_area_timeout: DurationSchema.default(120_000),
+    /**
+     * One deadline for a whole batch — every area, controller and retry — when the request names
+     * none (`timeout`). An agent without an answer by then is outcome_unknown (or not_delivered
+     * when the operation cannot have reached it).
+     */
+    batch_timeout: DurationSchema.default(120_000),
+    /**
+     * How long a batch looks for the agents of a controller that died or hung mid-request where
+     * they fail over to (agents notice a hung controller after three heartbeats), within the
+     * batch's deadline.
+     */
+    batch_failover_wait: DurationSchema.default(45_000),
+    /** How long a restarted server looks for the agents of a batch it left running. */
+    batch_reconcile_wait: DurationSchema.default(60_000),
     /** The web UI's static files; default: the installed @opsplane/web build. */
     web_root: z.string().min(1).optional(),
     /** Alert evaluation and webhook notifications. */

@@ -140,9 +140,6 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger.warn({ username: boot.username }, 'created the first admin user');
       if (boot.generatedPassword) print(firstAdminBanner(boot.username as string, boot.generatedPassword));
     }
-    const interrupted = await store.batches.markInterrupted();
-    if (interrupted > 0)
-      logger.warn({ interrupted }, 'batch jobs cut off by a previous crash marked interrupted');
     const metrics = createMetrics(store);
     platform = new PlatformServices({ config, store, logger, registry: metrics.registry });
     await platform.start();
@@ -258,8 +255,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         await alertNotifier.stop();
         // Running deployments go back to the queue (their leases released) for the next start.
         await deploys.stop().catch((err: unknown) => logger.warn({ err }, 'stopping deployments failed'));
-        // Running batches first: a POST /batches waiting for its job answers (with the job
-        // recorded as interrupted) instead of holding the HTTP close up.
+        // Running batches first: a POST /batches waiting for its job answers (202, the job still
+        // running — the next start asks the agents what they did) instead of holding the HTTP close up.
         await services.batches
           .stop()
           .catch((err: unknown) => logger.warn({ err }, 'stopping batches failed'));

@@ -247,8 +247,28 @@ export const ROUTES: RouteCase[] = [
         action: 'restart',
         requestedBy: 'fixture',
         request: {},
+        deadlineAt: new Date(),
+        targets: [],
       });
       return { path: `/api/v1/batches/${job.id}` };
+    },
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/batches/:id/events',
+    access: 'viewer',
+    ok: 200,
+    // Finished: the stream sends it and ends.
+    prepare: async (t) => {
+      const job = await t.server.store.batches.create({
+        action: 'restart',
+        requestedBy: 'fixture',
+        request: {},
+        deadlineAt: new Date(),
+        targets: [],
+      });
+      await t.server.store.batches.finish(job.id, 'done', 0);
+      return { path: `/api/v1/batches/${job.id}/events` };
     },
   },
   { method: 'GET', route: '/api/v1/areas', access: 'viewer', ok: 200 },

@@ -24,7 +24,11 @@ import {
   MAX_PAGE_SIZE,
   PackageNotFoundError,
   AgentPackagesResponseSchema,
+  OperationQueryRequestSchema,
+  OperationQueryResultSchema,
   type AgentPackagesResponse,
+  type OperationQueryRequest,
+  type OperationQueryResult,
   RequestTimeoutError,
   ServiceHealthSchema,
   ServiceMetricsSchema,
@@ -104,12 +108,37 @@ interface CallSpec<T> {
   /** Set for /agents/{id}… paths, so that 404 becomes AgentNotFoundError. */
   agentId?: string;
   pkg?: string;
+  /** Extra request headers (e.g. x-opsplane-forwarded). */
+  headers?: Record<string, string>;
+  /** Per-call timeout instead of the client's (never longer). */
+  timeoutMs?: number | undefined;
 }
+
+/** Options of a batch write. */
+export interface BatchCallOptions {
+  /**
+   * Ask this controller only about the agents it holds itself (no forwarding to its peers) —
+   * what the platform does when it looks for agents after a controller of the area failed.
+   */
+  heldOnly?: boolean;
+  /** Bounds this call below the client's timeout (what is left of a batch deadline). */
+  timeoutMs?: number | undefined;
+}
+
+/** The header a controller reads as "a peer forwarded this: answer for the agents you hold". */
+export const FORWARDED_HEADER = 'x-opsplane-forwarded';
 
 interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
+}
+
+function batchCall(opts: BatchCallOptions): Pick<CallSpec<unknown>, 'headers' | 'timeoutMs'> {
+  return {
+    ...(opts.heldOnly ? { headers: { [FORWARDED_HEADER]: '1' } } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: Math.max(1, Math.floor(opts.timeoutMs)) } : {}),
+  };
 }
 
 /**
@@ -383,6 +412,7 @@ export class ControllerClient {
     action: BatchAction,
     req: BatchOperationRequestInput,
     signal?: AbortSignal,
+    opts: BatchCallOptions = {},
   ): Promise<BatchOperationResult> {
     const body = validate(BatchOperationRequestSchema, req, 'batch request');
     return this.call({
@@ -391,12 +421,14 @@ export class ControllerClient {
       body,
       schema: BatchOperationResultSchema,
       signal,
+      ...batchCall(opts),
     });
   }
 
   async batchUpdateConfigs(
     req: BatchConfigRequestInput,
     signal?: AbortSignal,
+    opts: BatchCallOptions = {},
   ): Promise<BatchOperationResult> {
     const body = validate(BatchConfigRequestSchema, req, 'batch config request');
     return this.call({
@@ -405,6 +437,24 @@ export class ControllerClient {
       body,
       schema: BatchOperationResultSchema,
       signal,
+      ...batchCall(opts),
+    });
+  }
+
+  /** POST /agents/operations (Opsplane): what the agents' journals say about an operation id. */
+  async queryOperations(
+    req: OperationQueryRequest,
+    signal?: AbortSignal,
+    opts: BatchCallOptions = {},
+  ): Promise<OperationQueryResult> {
+    const body = validate(OperationQueryRequestSchema, req, 'operations query');
+    return this.call({
+      method: 'POST',
+      path: '/agents/operations',
+      body,
+      schema: OperationQueryResultSchema,
+      signal,
+      ...batchCall(opts),
     });
   }
 
@@ -456,7 +506,7 @@ export class ControllerClient {
         `controller client for ${this.baseUrl} is closed`,
       );
     }
-    const timeoutMs = this.timeoutMs;
+    const timeoutMs = Math.min(this.timeoutMs, spec.timeoutMs ?? Number.POSITIVE_INFINITY);
     const ac = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -465,7 +515,7 @@ export class ControllerClient {
     }, timeoutMs);
     const onAbort = () => ac.abort(spec.signal?.reason);
     spec.signal?.addEventListener('abort', onAbort, { once: true });
-    const headers: Record<string, string> = { ...this.headers };
+    const headers: Record<string, string> = { ...this.headers, ...spec.headers };
     let body: string | undefined;
     if (spec.body !== undefined) {
       body = JSON.stringify(spec.body);

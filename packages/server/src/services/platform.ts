@@ -37,6 +37,7 @@ import type { ServerConfig } from '../config.js';
 import type { Store } from '../storage/store.js';
 import type { DeviceRow } from '../storage/schema.js';
 import { AreaCredentials } from './area-credentials.js';
+import { BatchReconciler } from './batch-reconciler.js';
 import { BatchRunner } from './batch-runner.js';
 import { ControllerTracker } from './controller-tracker.js';
 import type { DiscoveryState } from '@opsplane/api';
@@ -95,6 +96,8 @@ export class PlatformServices {
   readonly tracker: ControllerTracker;
   readonly view: FleetView;
   readonly batches: BatchRunner;
+  /** Learns the true results of batches a stopped server left running (from the agents' journals). */
+  readonly reconciler: BatchReconciler;
   private readonly etcd: Etcd3;
   private readonly ownsEtcd: boolean;
   private readonly log: Logger;
@@ -143,8 +146,18 @@ export class PlatformServices {
       pools: this.pools,
       view: this.view,
       maxWorkers: config.concurrency.max_workers,
-      perAreaTimeoutMs: config.server.batch_area_timeout,
+      defaultTimeoutMs: config.server.batch_timeout,
+      callTimeoutMs: config.controller.api_timeout,
+      failoverWaitMs: config.server.batch_failover_wait,
       logger: this.log.child({ component: 'batch' }),
+    });
+    this.reconciler = new BatchReconciler({
+      store,
+      pools: this.pools,
+      runner: this.batches,
+      synced: () => this.synced,
+      waitMs: config.server.batch_reconcile_wait,
+      logger: this.log.child({ component: 'batch-reconciler' }),
     });
     this.discovery.onControllerUpdate((c) => this.tracker.update(c));
     this.discovery.onControllerDelete((key) => this.tracker.delete(key));
@@ -168,6 +181,7 @@ export class PlatformServices {
       if (!this.stopping) this.log.error({ err }, 'controller discovery stopped');
     });
     this.view.start();
+    this.reconciler.start();
     this.log.info(
       { etcd: this.opts.config.etcd.endpoints, prefix: this.opts.config.etcd.watch_prefix },
       'watching etcd for controllers',
@@ -176,6 +190,7 @@ export class PlatformServices {
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      await this.reconciler.stop();
       await this.batches.stop();
       await this.view.stop();
       await this.discovery.stop();

@@ -258,6 +258,26 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX deployments_failed_idx ON deployments (finished_at) WHERE status = 'failed'`,
     ],
   },
+  {
+    version: 5,
+    name: 'batch_operations',
+    statements: [
+      // The agents a batch addresses, written with the job: what a restarted server asks the
+      // agents about (by the job's operation id) when the job was cut off.
+      `CREATE TABLE batch_targets (
+        job_id uuid NOT NULL REFERENCES batch_jobs(id) ON DELETE CASCADE,
+        agent_code text NOT NULL,
+        area text,
+        PRIMARY KEY (job_id, agent_code)
+      )`,
+      `ALTER TABLE batch_jobs ADD COLUMN deadline_at timestamptz`,
+      `ALTER TABLE batch_results ADD COLUMN reason text`,
+      // old/new pid, the agent's duration, replayed, attempts.
+      `ALTER TABLE batch_results ADD COLUMN details jsonb NOT NULL DEFAULT '{}'::jsonb`,
+      // Results arrive as they become final (and again from reconciliation): one per pair.
+      `CREATE UNIQUE INDEX batch_results_one_per_pair ON batch_results (job_id, agent_code, package)`,
+    ],
+  },
 ];
 
 export function migrationChecksum(m: Migration): string {

@@ -138,7 +138,29 @@ export const batchJobs = pgTable('batch_jobs', {
   createdAt: ts('created_at').notNull().defaultNow(),
   finishedAt: ts('finished_at'),
   durationMs: integer('duration_ms'),
+  deadlineAt: ts('deadline_at'),
 });
+
+/** Details of a result beyond success and error: what the agent reported. */
+export interface BatchResultDetails {
+  old_pid?: number;
+  new_pid?: number;
+  agent_duration_ms?: number;
+  replayed?: boolean;
+  attempts?: number;
+}
+
+export const batchTargets = pgTable(
+  'batch_targets',
+  {
+    jobId: uuid('job_id')
+      .notNull()
+      .references(() => batchJobs.id, { onDelete: 'cascade' }),
+    agentCode: text('agent_code').notNull(),
+    area: text('area'),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.agentCode] })],
+);
 
 export const batchResults = pgTable('batch_results', {
   id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
@@ -151,6 +173,8 @@ export const batchResults = pgTable('batch_results', {
   success: boolean('success').notNull(),
   error: text('error'),
   message: text('message'),
+  reason: text('reason'),
+  details: jsonb('details').$type<BatchResultDetails>().notNull().default({}),
 });
 
 /** Plain, non-secret settings (JSON values). */
@@ -278,6 +302,7 @@ export const ALL_TABLES = {
   controllers_history: controllersHistory,
   batch_jobs: batchJobs,
   batch_results: batchResults,
+  batch_targets: batchTargets,
   settings,
   secrets,
   rollouts,
@@ -296,6 +321,7 @@ export type AuditRow = typeof auditLog.$inferSelect;
 export type ControllerHistoryRow = typeof controllersHistory.$inferSelect;
 export type BatchJobRow = typeof batchJobs.$inferSelect;
 export type BatchResultRow = typeof batchResults.$inferSelect;
+export type BatchTargetRow = typeof batchTargets.$inferSelect;
 export type RolloutRow = typeof rollouts.$inferSelect;
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type DeploymentLogRow = typeof deploymentLogs.$inferSelect;
