@@ -3,12 +3,12 @@
  * status, version, agents, last heartbeat, what the last view refresh got from it), and a
  * warning while discovery is not synced or not watching.
  */
+import type { LiveController } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { ago, badge, errorBox, h, notice, put } from '../dom.js';
 import { pageHeader } from '../layout.js';
 import type { PageContext } from '../router.js';
 import { renderHead, syncRows, type Column } from '../table.js';
-import type { ControllerList, LiveController } from '../types.js';
 
 const COLUMNS: Column<LiveController>[] = [
   { label: 'Controller', cell: (c) => h('strong', null, c.id) },
@@ -58,7 +58,7 @@ export function controllersPage(ctx: PageContext): void {
 
   ctx.poll(async () => {
     try {
-      const r = await api.get<ControllerList>('/controllers');
+      const r = await api.call('GET /controllers');
       const d = r.discovery;
       put(
         status,
