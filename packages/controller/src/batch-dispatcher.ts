@@ -171,7 +171,8 @@ export class BatchDispatcher {
       const chosen =
         fromPeers.real.get(code) ??
         (this.opts.registry.get(code) ? undefined : fromPeers.offline.get(code)) ??
-        (fromPeers.failed.length > 0 && !this.opts.registry.get(code)
+        // A peer that failed may hold the agent now, whatever an old offline record here says.
+        (fromPeers.failed.length > 0
           ? failedResults(
               [code],
               this.expectedPackages(code, asked),
