@@ -132,6 +132,26 @@ export const ServerSectionSchema = z
      * batch's deadline.
      */
     batch_failover_wait: DurationSchema.default(45_000),
+    /**
+     * This replica's name among several servers on one database (logs, batch ownership, the
+     * cluster leader election). Default: <hostname>-<pid>-<random>.
+     */
+    replica_id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { message: 'replica_id must be a plain name' })
+      .optional(),
+    /**
+     * Lease of the cluster leader (etcd election): a leader that dies is replaced within about
+     * this long. The leader evaluates alerts, delivers webhooks, syncs device statuses and
+     * records controller history.
+     */
+    leader_ttl: DurationSchema.pipe(
+      z.number().min(2000, { message: 'leader_ttl must be at least 2s' }),
+    ).default(10_000),
+    /** Lease of a running batch on the replica that runs it; lapsed, another replica takes it over. */
+    batch_lease_ttl: DurationSchema.pipe(
+      z.number().min(2000, { message: 'batch_lease_ttl must be at least 2s' }),
+    ).default(15_000),
     /** How long a restarted server looks for the agents of a batch it left running. */
     batch_reconcile_wait: DurationSchema.default(60_000),
     /** The web UI's static files; default: the installed @opsplane/web build. */

@@ -19,6 +19,8 @@ export interface ServerProcessOptions {
   /** More of the `server:` section (snake_case), e.g. `{ deploy: { lease_ttl: '5s' } }`. */
   server?: Record<string, unknown>;
   adminPassword: string;
+  /** More environment (e.g. OPSPLANE_MASTER_KEY, shared by replicas on one database). */
+  env?: Readonly<Record<string, string>>;
   /** How long start-up may take. Default 90 s (a first PGlite initdb is slow). */
   startTimeoutMs?: number;
 }
@@ -58,6 +60,7 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
     proc = spawnTracked('server', process.execPath, [defaultCliMain(), 'server', '--config', configPath], {
       env: {
         ...process.env,
+        ...o.env,
         OPSPLANE_ADMIN_PASSWORD: o.adminPassword,
         OPSPLANE_LOG_LEVEL: process.env.OPSPLANE_LOG_LEVEL ?? 'warn',
       },

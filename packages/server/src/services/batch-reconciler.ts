@@ -24,6 +24,11 @@ export interface BatchReconcilerOptions {
   synced: () => boolean;
   /** How long to look for the agents of a job. */
   waitMs: number;
+  /** This replica, which takes jobs over under a lease like the ones it runs. */
+  replicaId: string;
+  leaseMs: number;
+  /** An embedded database: every job left running at start is ours (no other replica exists). */
+  exclusiveDatabase: boolean;
   logger: Logger;
 }
 
@@ -72,14 +77,17 @@ export function resultFromJournal(e: OperationQueryEntry, operationId: string): 
 export class BatchReconciler {
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
+  private firstPass = true;
 
   constructor(private readonly o: BatchReconcilerOptions) {}
 
-  /** Starts reconciling in the background (jobs left running now). */
+  /**
+   * Keeps looking (every half lease) for running jobs nobody holds — their replica died or was
+   * stopped — and takes them over to reconcile. A job whose owner still renews its lease is
+   * never touched.
+   */
   start(): void {
-    this.running ??= this.reconcileAll().catch((err: unknown) => {
-      if (!this.abort.signal.aborted) this.o.logger.error({ err }, 'batch reconciliation failed');
-    });
+    this.running ??= this.loop();
   }
 
   async stop(): Promise<void> {
@@ -87,13 +95,27 @@ export class BatchReconciler {
     await this.running;
   }
 
-  /** Resolves when the current pass is over (tests). */
-  async idle(): Promise<void> {
-    await this.running;
+  /** One look now (tests). */
+  async pass(): Promise<void> {
+    await this.takeOverAndReconcile();
   }
 
-  private async reconcileAll(): Promise<void> {
-    const jobs = await this.o.store.batches.running();
+  private async loop(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      try {
+        await this.takeOverAndReconcile();
+      } catch (err) {
+        if (!this.abort.signal.aborted)
+          this.o.logger.warn({ err: (err as Error).message }, 'batch reconciliation failed');
+      }
+      await sleep(Math.max(1000, Math.floor(this.o.leaseMs / 2)), this.abort.signal);
+    }
+  }
+
+  private async takeOverAndReconcile(): Promise<void> {
+    const anyOwner = this.firstPass && this.o.exclusiveDatabase;
+    const jobs = await this.o.store.batches.takeOver(this.o.replicaId, this.o.leaseMs, anyOwner);
+    this.firstPass = false;
     if (jobs.length === 0) return;
     this.o.logger.warn(
       { jobs: jobs.length },
@@ -147,7 +169,12 @@ export class BatchReconciler {
     );
     this.o.runner.emit('results', job.id, rows);
     const unknown = results.filter((r) => r.reason === 'outcome_unknown').length;
-    const done = await store.batches.finish(job.id, unknown > 0 ? 'interrupted' : 'done', null);
+    const done = await store.batches.finish(
+      job.id,
+      unknown > 0 ? 'interrupted' : 'done',
+      null,
+      this.o.replicaId,
+    );
     this.o.runner.emit('finished', job.id);
     log.warn(
       { learned: results.length - unknown, outcome_unknown: unknown, status: done?.status },

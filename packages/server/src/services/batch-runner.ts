@@ -30,6 +30,7 @@ import {
 import { SerialTask, type Logger } from '@opsplane/kit';
 import type { BatchCreate } from '@opsplane/api';
 import type { BatchResultInput } from '../storage/batches-repo.js';
+import { retryWhileUnavailable } from '../storage/database.js';
 import type { BatchJobRow, BatchResultRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import type { FleetView } from './fleet-view.js';
@@ -45,6 +46,9 @@ export interface BatchRunnerOptions {
   callTimeoutMs: number;
   /** How long to look for the agents of a failed controller where they fail over to. */
   failoverWaitMs: number;
+  /** Owner of the jobs this replica runs, and the lease it keeps renewing on them. */
+  replicaId: string;
+  leaseMs: number;
   logger: Logger;
 }
 
@@ -103,10 +107,27 @@ export class BatchRunner extends EventEmitter<BatchEvents> {
   private readonly inflight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private stopped = false;
+  private readonly leaseTimer: NodeJS.Timeout;
 
   constructor(private readonly opts: BatchRunnerOptions) {
     super();
     this.setMaxListeners(0);
+    // Our running jobs (run or being reconciled here) stay ours while this keeps succeeding.
+    this.leaseTimer = setInterval(
+      () => {
+        opts.store.batches
+          .renewLeases(opts.replicaId, opts.leaseMs)
+          .catch((err: unknown) =>
+            opts.logger.warn({ err: (err as Error).message }, 'cannot renew batch leases'),
+          );
+      },
+      Math.max(500, Math.floor(opts.leaseMs / 3)),
+    );
+    this.leaseTimer.unref();
+  }
+
+  get replicaId(): string {
+    return this.opts.replicaId;
   }
 
   get stopping(): boolean {
@@ -146,6 +167,8 @@ export class BatchRunner extends EventEmitter<BatchEvents> {
         request: recordedRequest(req, agents.length),
         deadlineAt: new Date(Date.now() + timeoutMs),
         targets: agents.map((a) => ({ agentCode: a, area: areaOf.get(a) ?? null })),
+        owner: this.opts.replicaId,
+        leaseMs: this.opts.leaseMs,
       }),
     );
     const done = this.run(job, req, agents, areaOf, timeoutMs);
@@ -165,6 +188,7 @@ export class BatchRunner extends EventEmitter<BatchEvents> {
       this.abort.abort(new Error('the server stopped before the batch finished'));
     }
     await Promise.allSettled([...this.inflight]);
+    clearInterval(this.leaseTimer);
   }
 
   private op(req: BatchCreate, agents: string[]): CrossAreaBatchOp {
@@ -194,17 +218,29 @@ export class BatchRunner extends EventEmitter<BatchEvents> {
     let queue: Promise<void> = Promise.resolve();
     const counts = new SerialTask(() => store.batches.refreshCounts(job.id));
     let lastCounts = 0;
+    // The database may be away for a while: results wait for it rather than being lost.
+    const durable = <T>(fn: () => Promise<T>) =>
+      retryWhileUnavailable(fn, {
+        signal: this.abort.signal,
+        onRetry: (err) =>
+          log.warn(
+            { err: (err as Error).message },
+            'database unavailable; will record batch results when it is back',
+          ),
+      });
     const record = (results: OperationResult[]) => {
       queue = queue
         .then(async () => {
-          const rows = await store.batches.upsertResults(
-            job.id,
-            results.map((r) => resultInput(r, areaOf.get(r.agent_code))),
+          const rows = await durable(() =>
+            store.batches.upsertResults(
+              job.id,
+              results.map((r) => resultInput(r, areaOf.get(r.agent_code))),
+            ),
           );
           this.emit('results', job.id, rows);
           if (Date.now() - lastCounts > 500) {
             lastCounts = Date.now();
-            await counts.run();
+            await counts.run().catch(() => undefined); // progress only: the end sets them anyway
           }
         })
         .catch((err: unknown) => log.error({ err }, 'could not record batch results'));
@@ -254,7 +290,7 @@ export class BatchRunner extends EventEmitter<BatchEvents> {
     }
     const durationMs = Math.round(performance.now() - started);
     try {
-      const done = await store.batches.finish(job.id, status, durationMs);
+      const done = await durable(() => store.batches.finish(job.id, status, durationMs, this.opts.replicaId));
       this.emit('finished', job.id);
       log.info(
         {

@@ -50,6 +50,10 @@ export interface PlatformServicesOptions {
   registry?: Registry;
   /** Tests: an etcd client to use instead of creating one (then not closed by stop()). */
   etcd?: Etcd3;
+  /** This replica's name: owner of the batches it runs. */
+  replicaId?: string;
+  /** An embedded database: no other replica exists, so every batch left running is ours to reconcile. */
+  exclusiveDatabase?: boolean;
 }
 
 /** Where an agent lives: its area (from its device, or the view) and the device, if any. */
@@ -98,7 +102,8 @@ export class PlatformServices {
   readonly batches: BatchRunner;
   /** Learns the true results of batches a stopped server left running (from the agents' journals). */
   readonly reconciler: BatchReconciler;
-  private readonly etcd: Etcd3;
+  /** The etcd client (discovery; the cluster leadership campaigns on it too). */
+  readonly etcd: Etcd3;
   private readonly ownsEtcd: boolean;
   private readonly log: Logger;
   private synced = false;
@@ -133,14 +138,10 @@ export class PlatformServices {
       maxWorkers: config.concurrency.max_workers,
       logger: this.log.child({ component: 'agent-view' }),
     });
-    this.tracker = new ControllerTracker(
-      store,
-      this.log.child({ component: 'controller-history' }),
-      (change) => {
-        // Heartbeat rewrites change nothing the view shows; the rest may.
-        if (change !== 'heartbeat' && this.synced) this.view.trigger(`controller ${change}`);
-      },
-    );
+    this.tracker = new ControllerTracker(this.log.child({ component: 'controller-history' }), (change) => {
+      // Heartbeat rewrites change nothing the view shows; the rest may.
+      if (change !== 'heartbeat' && this.synced) this.view.trigger(`controller ${change}`);
+    });
     this.batches = new BatchRunner({
       store,
       pools: this.pools,
@@ -149,6 +150,8 @@ export class PlatformServices {
       defaultTimeoutMs: config.server.batch_timeout,
       callTimeoutMs: config.controller.api_timeout,
       failoverWaitMs: config.server.batch_failover_wait,
+      replicaId: opts.replicaId ?? 'server',
+      leaseMs: config.server.batch_lease_ttl,
       logger: this.log.child({ component: 'batch' }),
     });
     this.reconciler = new BatchReconciler({
@@ -157,6 +160,9 @@ export class PlatformServices {
       runner: this.batches,
       synced: () => this.synced,
       waitMs: config.server.batch_reconcile_wait,
+      replicaId: opts.replicaId ?? 'server',
+      leaseMs: config.server.batch_lease_ttl,
+      exclusiveDatabase: opts.exclusiveDatabase ?? false,
       logger: this.log.child({ component: 'batch-reconciler' }),
     });
     this.discovery.onControllerUpdate((c) => this.tracker.update(c));

@@ -40,6 +40,9 @@ export class BatchesRepo {
     request: Record<string, unknown>;
     deadlineAt: Date;
     targets: readonly { agentCode: string; area: string | null }[];
+    /** The replica running it, and how long its lease lasts. */
+    owner?: string;
+    leaseMs?: number;
   }): Promise<BatchJobRow> {
     const [row] = await this.db
       .insert(batchJobs)
@@ -48,6 +51,12 @@ export class BatchesRepo {
         requestedBy: job.requestedBy,
         request: job.request,
         deadlineAt: job.deadlineAt,
+        ...(job.owner !== undefined
+          ? {
+              owner: job.owner,
+              leaseExpiresAt: sql`now() + make_interval(secs => ${(job.leaseMs ?? 15_000) / 1000})`,
+            }
+          : {}),
       })
       .returning();
     const created = row as BatchJobRow;
@@ -99,14 +108,51 @@ export class BatchesRepo {
     jobId: string,
     status: 'done' | 'failed' | 'interrupted',
     durationMs: number | null,
+    /** Only while this replica still owns it (another may have taken it over). */
+    owner?: string,
   ): Promise<BatchJobRow | undefined> {
     await this.refreshCounts(jobId);
     const [row] = await this.db
       .update(batchJobs)
-      .set({ status, durationMs, finishedAt: sql`now()` })
-      .where(and(eq(batchJobs.id, jobId), eq(batchJobs.status, 'running')))
+      .set({ status, durationMs, finishedAt: sql`now()`, leaseExpiresAt: null })
+      .where(
+        and(
+          eq(batchJobs.id, jobId),
+          eq(batchJobs.status, 'running'),
+          owner !== undefined ? eq(batchJobs.owner, owner) : undefined,
+        ),
+      )
       .returning();
     return row;
+  }
+
+  /** Renews the leases of the running jobs `owner` holds. */
+  async renewLeases(owner: string, leaseMs: number): Promise<number> {
+    const rows = await this.db
+      .update(batchJobs)
+      .set({ leaseExpiresAt: sql`now() + make_interval(secs => ${leaseMs / 1000})` })
+      .where(and(eq(batchJobs.owner, owner), eq(batchJobs.status, 'running')))
+      .returning({ id: batchJobs.id });
+    return rows.length;
+  }
+
+  /**
+   * Takes over running jobs nobody holds: lease lapsed (its replica died or lost the database)
+   * or never set — or, with `anyOwner` (an embedded database: no other replica exists), every one.
+   */
+  async takeOver(owner: string, leaseMs: number, anyOwner = false): Promise<BatchJobRow[]> {
+    return this.db
+      .update(batchJobs)
+      .set({ owner, leaseExpiresAt: sql`now() + make_interval(secs => ${leaseMs / 1000})` })
+      .where(
+        and(
+          eq(batchJobs.status, 'running'),
+          anyOwner
+            ? sql`true`
+            : sql`(${batchJobs.leaseExpiresAt} IS NULL OR ${batchJobs.leaseExpiresAt} < now())`,
+        ),
+      )
+      .returning();
   }
 
   /** Jobs still marked running. */
