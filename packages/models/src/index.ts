@@ -5,6 +5,8 @@ export * from './controller.js';
 export * from './agent.js';
 export * from './health.js';
 export * from './metrics.js';
+export * from './go-shapes.js';
+export * from './controller-answers.js';
 export * from './batch.js';
 export * from './errors.js';
 export * from './protocol.js';
