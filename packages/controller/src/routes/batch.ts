@@ -6,6 +6,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import {
   BATCH_ACTIONS,
+  batchResult,
+  failedResults,
   BatchConfigRequestSchema,
   BatchOperationRequestSchema,
   BatchOperationResultSchema,
@@ -47,13 +49,24 @@ export const batchRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
       schema: {
         tags: ['batch'],
         summary: "Write config files into one package's config directory on many agents",
-        description: `file_name must be a plain file name (no path, no '..', not hidden). At most ${max} agents per request.`,
+        description:
+          `file_name must be a plain file name (no path, no '..', not hidden). At most ${max} agents per request. ` +
+          '`configs: null` or `[]` (what the Go client sends for no files) is answered per agent with ' +
+          "`success: false, error: 'no_configs: …'`, writing nothing.",
         body: BatchConfigRequestSchema,
         response: { 200: BatchOperationResultSchema, ...errors },
       },
     },
     async (req) => {
       const { agents, package: pkg, configs, config_file } = req.body;
+      if (configs.length === 0) {
+        const results = failedResults(
+          [...new Set(agents)],
+          [pkg],
+          'no_configs: the request has no config files (configs is null or empty); nothing was written',
+        );
+        return batchResult(results, 0);
+      }
       return ctx.dispatcher.run(
         agents,
         { op: 'configs', package: pkg, configs, config_file },
