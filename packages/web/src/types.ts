@@ -89,7 +89,8 @@ export interface ServiceHealth {
   status: string;
   message: string;
   check_type?: string;
-  checked_at: string;
+  /** Absent when a Go agent reported no check time. */
+  checked_at?: string;
   latency_ms?: number;
   consecutive_failures?: number;
 }
@@ -115,7 +116,8 @@ export interface SystemMetrics {
     used_percent?: number;
   }[];
   network: { rx_bytes: number; tx_bytes: number };
-  uptime_seconds: number;
+  /** Go agents do not report it. */
+  uptime_seconds?: number;
   collected_at: string;
 }
 
@@ -124,6 +126,8 @@ export interface LiveController {
   id: string;
   address: string;
   status: string;
+  /** `go` for a Go controller's registration. */
+  flavor: string;
   version: string;
   agent_count: number;
   last_heartbeat: string;
