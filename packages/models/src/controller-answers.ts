@@ -397,7 +397,8 @@ function readServiceHealthObject(
   s: z.infer<typeof ServiceHealthReadObject>,
   fallbackName: string,
 ): ServiceHealth {
-  const d = s.details?.[0];
+  // An Opsplane answer says all it knows in its own fields; only a Go one needs its details read.
+  const d = s.name === undefined && s.health_status === undefined ? s.details?.[0] : undefined;
   const checkedAt =
     rfc3339OrUndefined(s.checked_at) ?? fromGoTimestamp(s.last_check) ?? fromGoTimestamp(d?.last_check);
   const latency = s.latency_ms ?? d?.response_time_ms;
@@ -493,8 +494,11 @@ export const SystemMetricsReadSchema = z
       tx_bytes: Math.max(0, i.tx_bytes ?? 0),
     }));
     const sum = (k: 'rx_bytes' | 'tx_bytes') => ifaces.reduce((n, i) => n + i[k], 0);
-    const cores = m.cpu_count ?? m.cpu?.cores;
-    const memPercent = mem.used_percent ?? mem.usage;
+    // An Opsplane answer's own fields are exact and complete; Go's are read only without them.
+    const own = m.cpu_percent !== undefined;
+    const cores = own ? m.cpu_count : (m.cpu_count ?? m.cpu?.cores);
+    const memPercent =
+      own || mem.total_bytes !== undefined ? mem.used_percent : (mem.used_percent ?? mem.usage);
     const disks =
       m.disks ??
       (m.disk
