@@ -82,9 +82,10 @@ export interface GoController {
 }
 
 /** A Go time.Time as encoding/json writes it: RFC 3339 with nanoseconds, here at +08:00. */
-export function goTime(ms: number, nanos = 123_456_789): string {
+export function goTime(ms: number): string {
   const shifted = new Date(ms + 8 * 3600_000).toISOString().replace(/\.\d{3}Z$/, '');
-  return `${shifted}.${String(nanos).padStart(9, '0')}+08:00`;
+  // The milliseconds, then sub-millisecond digits as a Go clock has them.
+  return `${shifted}.${String(((ms % 1000) + 1000) % 1000).padStart(3, '0')}456789+08:00`;
 }
 
 /** Go's time.RFC3339 (seconds, +08:00). */
