@@ -93,7 +93,11 @@ describe('answers on the guide’s routes have the Go shapes (token-less legacy 
     assert.equal((await getJson(`${ctrl.url}/api/v1/agents`)).status, 401);
     assert.equal((await getJson(`${ctrl.url}/api/v1/agents`, auth)).status, 200);
     assert.equal((await getJson(`${legacy}/api/v1/agents`)).status, 200);
-    assert.equal((await getJson(`${legacy}/api/v1/status`)).status, 200);
+    const status = await getJson<Record<string, unknown>>(`${legacy}/api/v1/status`);
+    assert.equal(status.status, 200);
+    // models.ControllerStatus's keys beside Opsplane's.
+    assert.deepEqual([status.body.controller_id, status.body.function_area], ['ops-1', 'area-1']);
+    assert.equal(typeof status.body.start_time, 'string');
     for (const path of ['/metrics', '/healthz', '/docs/json']) {
       assert.equal((await getJson(`${legacy}${path}`).catch(() => ({ status: 0 }))).status, 404, path);
     }

@@ -128,6 +128,11 @@ export const ControllerStatusResponseSchema = z.object({
   online_agent_count: z.number().int().nonnegative().optional(),
   uptime_seconds: z.number().nonnegative(),
   address: z.string().optional(),
+  // The Go controller's keys (models.ControllerStatus), for clients written against it.
+  controller_id: z.string().optional(),
+  function_area: z.string().optional(),
+  system_info: z.object({ hostname: z.string(), os: z.string() }).optional(),
+  etcd_status: z.string().optional(),
 });
 export type ControllerStatusResponse = z.infer<typeof ControllerStatusResponseSchema>;
 
