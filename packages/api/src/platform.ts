@@ -9,6 +9,7 @@ import {
   AgentStatusSchema,
   AreaNameSchema,
   ConfigItemSchema,
+  ControllerFlavorSchema,
   ControllerStatusSchema,
   PackageNameSchema,
   PackageStatusSchema,
@@ -56,6 +57,9 @@ export const LiveControllerSchema = z
     id: z.string(),
     address: z.string(),
     status: ControllerStatusSchema,
+    flavor: ControllerFlavorSchema.describe(
+      "opsplane, or go: a Go controller's registration (status from its etcd lease; no agent_count)",
+    ),
     version: z.string(),
     agent_count: z.number().int(),
     last_heartbeat: TimestampOut,
@@ -144,7 +148,9 @@ export const AgentViewSchema = z
     service_count: z.number().int(),
     last_heartbeat: TimestampOut,
     register_time: TimestampOut,
-    last_health_check: TimestampOut,
+    last_health_check: TimestampOut.optional().describe(
+      'absent when the controller never health-checked the agent (a Go controller leaves it out)',
+    ),
     version: z.string(),
     labels: z.record(z.string(), z.string()),
     zone: z.string().optional(),

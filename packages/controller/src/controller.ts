@@ -20,7 +20,9 @@ import type { ControllerConfig } from './config.js';
 import type { ControllerContext } from './context.js';
 import { buildApp } from './http/app.js';
 import { createMetrics } from './metrics.js';
+import { PeerAgentLists } from './peer-agents.js';
 import { PeerForwarder } from './peer-forwarder.js';
+import { startLegacyListener, type LegacyListener } from './http/legacy.js';
 
 export interface RunningController {
   readonly id: string;
@@ -34,6 +36,8 @@ export interface RunningController {
   readonly registered: boolean;
   readonly agentCount: number;
   readonly app: FastifyInstance;
+  /** Base URL of the token-less legacy listener, when configured. */
+  readonly legacyUrl: string | undefined;
   /** Graceful shutdown; idempotent. */
   stop(): Promise<void>;
 }
@@ -119,6 +123,15 @@ export async function startController(
         logger: sub('peers'),
       })
     : null;
+  const peerAgents = forwarder
+    ? new PeerAgentLists({
+        forwarder,
+        apiToken: config.apiToken,
+        ttlMs: config.peers.listTtlMs,
+        timeoutMs: config.peers.listTimeoutMs,
+        logger: sub('peer-lists'),
+      })
+    : null;
   const dispatcher = new BatchDispatcher({
     area: config.area,
     controllerId: config.id,
@@ -142,6 +155,7 @@ export async function startController(
     registry,
     dispatcher,
     forwarder,
+    peerAgents,
     metrics,
     advertisedAddress: () => address,
     isRegistered: () => etcdState.registration?.registered ?? false,
@@ -162,11 +176,14 @@ export async function startController(
   });
   sockets.attach(app.server);
 
+  let legacy: LegacyListener | undefined;
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
+    if (config.legacy) legacy = await startLegacyListener(ctx, config.legacy, sub('legacy-http'));
   } catch (err) {
     etcd.close();
     await sockets.shutdown(0);
+    await app.close().catch(() => undefined);
     throw err;
   }
   const bound = app.server.address();
@@ -223,6 +240,8 @@ export async function startController(
     await bounded('deregistration', reg.stop(), 5000, log);
     await sockets.shutdown(2000);
     await bounded('http close', app.close(), 5000, log);
+    if (legacy) await bounded('legacy http close', legacy.close(), 5000, log);
+    if (peerAgents) await bounded('peer clients close', peerAgents.close(), 2000, log);
     if (discovery) await bounded('discovery stop', discovery.stop(), 3000, log);
     etcd.close();
     log.info('stopped');
@@ -241,6 +260,7 @@ export async function startController(
       return registry.connectedCount;
     },
     app,
+    legacyUrl: legacy?.url,
     stop: () => (stopping ??= stop()),
   };
 }

@@ -52,7 +52,24 @@ const NOT_AN_ANSWER_CODES = new Set([
   'internal',
 ]);
 
+/**
+ * A Go controller's batch errors for an agent it does not hold (its AgentManager: "agent with
+ * ID x not found", "agent x is not online or not found"). Marked `agent_not_connected:` so that
+ * they never win over the result of the controller that holds the agent.
+ */
+const GO_NOT_HELD = /agent with ID \S+ not found|is not online or not found/;
+
+export function markGoNotHeld(results: OperationResult[], peer: string): OperationResult[] {
+  return results.map((r) =>
+    !r.success && r.error !== undefined && GO_NOT_HELD.test(r.error) && !r.error.startsWith('agent_')
+      ? { ...r, error: `agent_not_connected: (Go controller '${peer}') ${r.error}` }
+      : r,
+  );
+}
+
 export function peerBaseUrl(address: string): string {
+  // `:8081` (a Go controller's default service address) is this host, as Go's net/http dials it.
+  if (/^:\d{1,5}$/.test(address)) address = `127.0.0.1${address}`;
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
   return withScheme.replace(/\/+$/, '');
 }
@@ -165,6 +182,7 @@ export class PeerForwarder {
     body: unknown,
     timeoutMs: number,
     schema: z.ZodType<T>,
+    adapt?: (answer: T, peer: Controller) => T,
   ): Promise<{ answers: T[]; failed: string[] }> {
     const peers = this.peers();
     const failed: string[] = [];
@@ -197,7 +215,7 @@ export class PeerForwarder {
             return;
           }
           this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'ok' });
-          answers.push(parsed.data);
+          answers.push(adapt ? adapt(parsed.data, peer) : parsed.data);
         } catch (err) {
           this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'unreachable' });
           this.log.warn(
@@ -221,7 +239,9 @@ export class PeerForwarder {
     body: unknown,
     timeoutMs: number,
   ): Promise<{ results: OperationResult[][]; failed: string[] }> {
-    const { answers, failed } = await this.post(path, body, timeoutMs, BatchOperationResultSchema);
+    const { answers, failed } = await this.post(path, body, timeoutMs, BatchOperationResultSchema, (a, peer) =>
+      peer.flavor === 'go' ? { ...a, results: markGoNotHeld(a.results, peer.id) } : a,
+    );
     return { results: answers.map((a) => a.results), failed };
   }
 }

@@ -48,7 +48,15 @@ export const BatchConfigRequestSchema = z
   .object({
     agents: z.array(AgentCodeSchema).min(1, { message: 'agents must list at least one agent' }),
     package: PackageNameSchema,
-    configs: z.array(ConfigItemSchema).min(1, { message: 'configs must hold at least one file' }),
+    /**
+     * The files to write. The Go client sends `null` for a nil slice and the Go controller
+     * answered it per agent; so null (or []) is accepted here and the controller answers each
+     * agent with a `no_configs` result, writing nothing.
+     */
+    configs: z
+      .array(ConfigItemSchema)
+      .nullish()
+      .transform((v) => v ?? []),
     /** The package's main config file among `configs` (defaults to the first). */
     config_file: z.string().optional(),
     operation_id: OperationIdSchema.optional(),

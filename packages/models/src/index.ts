@@ -6,6 +6,8 @@ export * from './agent.js';
 export * from './health.js';
 export * from './metrics.js';
 export * from './operations.js';
+export * from './go-shapes.js';
+export * from './controller-answers.js';
 export * from './batch.js';
 export * from './errors.js';
 export * from './protocol.js';

@@ -13,6 +13,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import {
   BATCH_ACTIONS,
+  batchResult,
+  failedResults,
   BatchConfigRequestSchema,
   BatchOperationRequestSchema,
   BatchOperationResultSchema,
@@ -87,6 +89,8 @@ export const batchRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
         summary: "Write config files into one package's config directory on many agents",
         description:
           `file_name must be a plain file name (no path, no '..', not hidden). At most ${max} agents per request. ` +
+          '`configs: null` or `[]` (what the Go client sends for no files) is answered per agent with ' +
+          "`success: false, error: 'no_configs: …'`, writing nothing. " +
           operationDocs,
         body: BatchConfigRequestSchema,
         response: { 200: BatchOperationResultSchema, ...errors },
@@ -94,6 +98,16 @@ export const batchRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
     },
     async (req) => {
       const { agents, package: pkg, configs, config_file } = req.body;
+      if (configs.length === 0) {
+        const results = failedResults(
+          [...new Set(agents)],
+          [pkg],
+          'no_configs: the request has no config files (configs is null or empty); nothing was written',
+          'not_delivered',
+          { operation_id: operationIdOf(req, req.body.operation_id) },
+        );
+        return batchResult(results, 0);
+      }
       return ctx.dispatcher.run(
         agents,
         { op: 'configs', package: pkg, configs, config_file },

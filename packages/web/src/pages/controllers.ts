@@ -11,13 +11,27 @@ import type { PageContext } from '../router.js';
 import { renderHead, syncRows, type Column } from '../table.js';
 
 const COLUMNS: Column<LiveController>[] = [
-  { label: 'Controller', cell: (c) => h('strong', null, c.id) },
+  {
+    label: 'Controller',
+    cell: (c) => [
+      h('strong', null, c.id),
+      c.flavor === 'go'
+        ? [' ', h('span', { class: 'tag', title: "a Go controller's registration" }, 'Go')]
+        : '',
+    ],
+  },
   { label: 'Address', cell: (c) => h('code', null, c.address) },
   { label: 'Status', cell: (c) => badge(c.status) },
   { label: 'Version', cell: (c) => c.version || '—' },
   {
     label: 'Agents',
-    cell: (c) => h('a', { href: `#/agents?area=${encodeURIComponent(c.area)}` }, String(c.agent_count)),
+    // A Go controller does not register how many agents it holds.
+    cell: (c) =>
+      h(
+        'a',
+        { href: `#/agents?area=${encodeURIComponent(c.area)}` },
+        c.flavor === 'go' ? '—' : String(c.agent_count),
+      ),
   },
   { label: 'Listed', cell: (c) => (c.listed_agents === null ? '—' : c.listed_agents) },
   { label: 'Last heartbeat', cell: (c) => ago(c.last_heartbeat) },
