@@ -168,7 +168,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       if (created && bundle) logger.info({ version: bundle.version }, 'agent bundle added');
     }
-    deployments = new DeploymentService({ config, store, platform, logger, bundles, metrics });
+    deployments = new DeploymentService({ config, store, platform, logger, bundles, metrics, replicaId });
     await deployments.start({ exclusiveDatabase: database.embedded });
     duties = new ClusterDuties({
       config,

@@ -51,6 +51,8 @@ export interface DeploymentServiceOptions {
   platform: PlatformServices;
   logger: Logger;
   bundles: AgentBundleStore;
+  /** This replica's id: the owner of the deployments it runs (their lease_owner). */
+  replicaId?: string;
 }
 
 export class DeploymentService extends EventEmitter<DeploymentEvents> implements RecorderSink {
@@ -71,6 +73,7 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
       pollMs: d.poll_interval,
       execute: (row, signal, owner) => this.#execute(row, signal, owner),
       logger: this.#log,
+      ...(opts.replicaId ? { replicaId: opts.replicaId } : {}),
     });
   }
 
