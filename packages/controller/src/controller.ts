@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { createLogger, type Logger } from '@opsplane/kit';
+import { createLogger, withSafeSerializers, type Logger } from '@opsplane/kit';
 import { ControllerDiscovery, ControllerRegistration, createEtcdClient } from '@opsplane/platform';
 import { AgentRegistry } from './agent-registry.js';
 import { AgentSocketServer } from './agent-socket.js';
@@ -81,7 +81,10 @@ export async function startController(
   config: ControllerConfig,
   opts: StartControllerOptions = {},
 ): Promise<RunningController> {
-  const log = (opts.logger ?? createLogger('controller')).child({ controller: config.id, area: config.area });
+  const log = withSafeSerializers(opts.logger ?? createLogger('controller')).child({
+    controller: config.id,
+    area: config.area,
+  });
   // `module`, not `component`: the base logger usually carries component=controller already.
   const sub = (module: string) => log.child({ module });
   const version = readVersion();

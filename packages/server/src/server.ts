@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createLogger } from '@opsplane/kit';
+import { createLogger, withSafeSerializers } from '@opsplane/kit';
 import type { ServerContext } from './http/context.js';
 import { Accounts } from './services/accounts.js';
 import { AgentService } from './services/agents.js';
@@ -121,7 +121,8 @@ export async function openStore(
 }
 
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
-  const logger = opts.logger ?? createLogger('server');
+  // No SQL parameters, query strings or secret-looking values in any log line, whoever made the logger.
+  const logger = withSafeSerializers(opts.logger ?? createLogger('server'));
   const print = opts.printSecret ?? ((t: string) => void process.stdout.write(t));
   const { store, database, generatedKeyPath } = await openStore(config, logger, {
     masterKey: opts.masterKey,
