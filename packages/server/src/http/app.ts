@@ -17,6 +17,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { API_PREFIX } from '@opsplane/api';
 import { installAuth, SESSION_COOKIE } from './auth.js';
+import { installBrowserGuard } from './browser-guard.js';
 import type { ServerContext } from './context.js';
 import { installErrorHandling } from './errors.js';
 import { frameworkErrorHandler, installInputHygiene } from './input-hygiene.js';
@@ -60,11 +61,14 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
   installRejectionAudit(app, ctx);
+  // Bodies are JSON (or a route's own types) — text/plain is what a cross-site form can send.
+  app.removeContentTypeParser('text/plain');
 
   // Non-encapsulated plugins first: their hooks must run before the auth hook sees a request.
   await app.register(fastifyCookie);
   await app.register(fastifyRateLimit, { global: false });
   installAuth(app, ctx);
+  installBrowserGuard(app, ctx);
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     ctx.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });
