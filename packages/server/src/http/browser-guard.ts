@@ -50,9 +50,11 @@ export function requestOrigin(req: FastifyRequest): string | undefined {
 
 /** Why a cookie-authenticated (or public) state-changing request is not same-origin, or undefined. */
 export function crossOriginReason(req: FastifyRequest, allowed: readonly string[]): string | undefined {
+  // Set by the browser only (pages cannot forge it): the page is on this very origin, whatever
+  // the server believes its own origin to be (e.g. behind a TLS proxy without trust_proxy).
+  if (req.headers['sec-fetch-site'] === 'same-origin') return undefined;
   const origin = req.headers.origin;
   if (origin === undefined || origin === '') {
-    if (req.headers['sec-fetch-site'] === 'same-origin') return undefined;
     return 'a state-changing request with the session cookie must carry an Origin header of this server';
   }
   const o = normalizeOrigin(origin);
