@@ -27,6 +27,9 @@ export interface ExitInfo {
 export interface SpawnProcessOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Run as this user/group (a root parent starting e.g. PostgreSQL, which refuses root). */
+  uid?: number;
+  gid?: number;
   /** Receives every line the child writes to stdout or stderr (without the newline). */
   onLine?: (line: string) => void;
   /** How much output output() keeps. Default 200 kB. */
@@ -97,6 +100,8 @@ export function spawnProcess(
   const keepBytes = opts.keepBytes ?? 200_000;
   const child = spawn(command, args, {
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     env: opts.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
