@@ -32,16 +32,27 @@ export function installInputHygiene(app: FastifyInstance): void {
   });
 }
 
+/** What a Fastify framework error (a request that reaches no route) answers. */
+function frameworkError(err: Error & { code?: string }, url: string): OpsplaneError {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return new OpsplaneError('uri_too_long', 'a path parameter is longer than this server accepts', {
+      status: 414,
+    });
+  }
+  if (err.code !== 'FST_ERR_BAD_URL') return new OpsplaneError('internal', 'internal error', { status: 500 });
+  const found = findUnsafeUrlText(url);
+  return found
+    ? new InvalidTextError(found.location, found)
+    : new OpsplaneError('bad_request', 'the URL is not valid percent-encoded UTF-8', { status: 400 });
+}
+
 /** Fastify's `frameworkErrors` (a URL that does not decode): a 400 in the controller's error body. */
 export function frameworkErrorHandler(
   err: Error & { code?: string },
   req: FastifyRequest,
   reply: FastifyReply,
 ): void {
-  const found = findUnsafeUrlText(req.url);
-  const e = found
-    ? new InvalidTextError(found.location, found)
-    : new OpsplaneError('bad_request', 'the URL is not valid percent-encoded UTF-8', { status: 400 });
+  const e = frameworkError(err, req.url);
   req.log.debug({ code: e.code, framework: err.code }, e.message);
-  void reply.code(400).type('application/json; charset=utf-8').send(e.toBody());
+  void reply.code(e.status).type('application/json; charset=utf-8').send(e.toBody());
 }

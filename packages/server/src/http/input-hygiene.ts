@@ -40,17 +40,32 @@ export function installInputHygiene(app: FastifyInstance): void {
   });
 }
 
+/** What a Fastify framework error (a request that reaches no route) answers. */
+function frameworkError(err: Error & { code?: string }, url: string): OpsplaneError {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return new OpsplaneError('uri_too_long', 'a path parameter is longer than this server accepts', {
+      status: 414,
+    });
+  }
+  if (err.code !== 'FST_ERR_BAD_URL') return new OpsplaneError('internal', 'internal error', { status: 500 });
+  const found = findUnsafeUrlText(url);
+  return found
+    ? new InvalidTextError(found.location, found)
+    : new OpsplaneError('bad_request', 'the URL is not valid percent-encoded UTF-8', { status: 400 });
+}
+
 /** Fastify's `frameworkErrors` (a URL that does not decode): our error body, audited like the rest. */
 export function frameworkErrorHandler(c: ServerContext) {
   return (err: Error & { code?: string }, req: FastifyRequest, reply: FastifyReply): void => {
-    const found = findUnsafeUrlText(req.url);
-    const e = found
-      ? new InvalidTextError(found.location, found)
-      : new OpsplaneError('bad_request', 'the URL is not valid percent-encoded UTF-8', { status: 400 });
+    const e = frameworkError(err, req.url);
     req.log.debug({ code: e.code, framework: err.code }, e.message);
     const send = () =>
-      reply.status(400).type('application/json; charset=utf-8').serializer(JSON.stringify).send(e.toBody());
-    if (req.method === 'GET' || req.method === 'HEAD') {
+      reply
+        .status(e.status)
+        .type('application/json; charset=utf-8')
+        .serializer(JSON.stringify)
+        .send(e.toBody());
+    if (e.status >= 500 || req.method === 'GET' || req.method === 'HEAD') {
       send();
       return;
     }
