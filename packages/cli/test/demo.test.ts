@@ -51,7 +51,11 @@ function apiClient(base: string, cookie: string): Api {
   const req = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`${base}/api/v1${path}`, {
       method,
-      headers: { cookie, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        cookie,
+        origin: new URL(base).origin,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(90_000),
     });

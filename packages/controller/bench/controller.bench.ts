@@ -303,6 +303,8 @@ async function startControllerProcess(label: string, heartbeat: string): Promise
       // Per-agent info logs (connected/disconnected) are not what is measured here.
       '--log-level',
       'warn',
+      // The benchmark calls the API without credentials.
+      '--insecure-no-token',
     ],
     { env: { ...process.env, OPSPLANE_AGENT_SECRET: SECRET } },
   );

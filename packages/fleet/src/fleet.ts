@@ -470,7 +470,11 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
         etcdEndpoints: this.etcd.endpoints,
         prefix: this.prefix,
         timing: this.timing,
-        ...(this.opts.controllerConfig ? { extra: this.opts.controllerConfig } : {}),
+        // An area without a token runs open controllers, which must be said explicitly (and they warn).
+        extra: {
+          ...(this.apiToken(c.area) === undefined ? { insecure_no_token: true } : {}),
+          ...this.opts.controllerConfig,
+        },
       });
       await writeFile(c.configPath, toYaml(doc, this.opts.configHeader?.controller?.(c)));
       c.process = this.spawnDaemon(c.id, ['controller', '--config', c.configPath], {

@@ -13,3 +13,4 @@ export * from './errors.js';
 export * from './protocol.js';
 export * from './bundle.js';
 export * from './agent-token.js';
+export * from './text.js';

@@ -127,7 +127,8 @@ describe(
         const res = await fetch(`${server.url}${r.path()}`, {
           method: r.method,
           headers: {
-            ...(r.auth ? { cookie } : {}),
+            // A cookie-authenticated change must name its origin (the CSRF guard).
+          ...(r.auth ? { cookie, origin: server.url } : {}),
             ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
           },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -269,7 +270,7 @@ describe(
             .join('\n');
           return fetch(`${server.url}/api/v1/devices/import`, {
             method: 'POST',
-            headers: { cookie, 'content-type': 'text/csv' },
+            headers: { cookie, origin: server.url, 'content-type': 'text/csv' },
             body: csv,
             signal: AbortSignal.timeout(60_000),
           }).then(async (res) => ({ status: res.status, body: (await res.json()) as ImportReport }));
