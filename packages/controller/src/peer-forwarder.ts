@@ -239,8 +239,12 @@ export class PeerForwarder {
     body: unknown,
     timeoutMs: number,
   ): Promise<{ results: OperationResult[][]; failed: string[] }> {
-    const { answers, failed } = await this.post(path, body, timeoutMs, BatchOperationResultSchema, (a, peer) =>
-      peer.flavor === 'go' ? { ...a, results: markGoNotHeld(a.results, peer.id) } : a,
+    const { answers, failed } = await this.post(
+      path,
+      body,
+      timeoutMs,
+      BatchOperationResultSchema,
+      (a, peer) => (peer.flavor === 'go' ? { ...a, results: markGoNotHeld(a.results, peer.id) } : a),
     );
     return { results: answers.map((a) => a.results), failed };
   }

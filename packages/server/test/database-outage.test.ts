@@ -128,7 +128,7 @@ describe(
           method: r.method,
           headers: {
             // A cookie-authenticated change must name its origin (the CSRF guard).
-          ...(r.auth ? { cookie, origin: server.url } : {}),
+            ...(r.auth ? { cookie, origin: server.url } : {}),
             ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
           },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
