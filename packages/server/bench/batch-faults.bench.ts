@@ -111,6 +111,16 @@ async function main(): Promise<void> {
       );
       const took = Date.now() - t0;
       finalMs.push(took);
+      // A package writes its start a moment after the agent reports it (a loaded machine starts
+      // node slowly): wait until every reported new process has written its line, then count.
+      const reported = (job.results ?? []).flatMap((r) =>
+        r.new_pid !== undefined ? [[fleet.agent(r.agent_code), r.new_pid] as const] : [],
+      );
+      await waitFor(() => reported.every(([a, pid]) => starts(a).includes(pid)), {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: 'every reported new process has written its start',
+      }).catch(() => undefined);
       let trialMismatches = 0;
       let trialDuplicates = 0;
       const reasons: Record<string, number> = {};
