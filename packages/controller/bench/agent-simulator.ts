@@ -230,6 +230,7 @@ function connectOne(index: number): Promise<boolean> {
         settle(true);
         return;
       }
+      if (msg.type !== 'request') return;
       requestsAnswered++;
       ws.send(
         JSON.stringify({ type: 'response', id: msg.id, ...simulatedAnswer(code, packages, msg.request) }),

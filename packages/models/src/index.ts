@@ -8,5 +8,6 @@ export * from './metrics.js';
 export * from './batch.js';
 export * from './errors.js';
 export * from './protocol.js';
+export * from './pki-frames.js';
 export * from './bundle.js';
 export * from './agent-token.js';

@@ -25,9 +25,15 @@ import { statusRoutes } from '../routes/status.js';
 import { requireBearerToken } from './auth.js';
 import { installErrorHandlers } from './error-handler.js';
 
-export async function buildApp(ctx: ControllerContext, logger: Logger): Promise<FastifyInstance> {
+export async function buildApp(
+  ctx: ControllerContext,
+  logger: Logger,
+  https?: Record<string, unknown>,
+): Promise<FastifyInstance> {
   const { config } = ctx;
   const app = Fastify({
+    // HTTPS and wss when the controller has a certificate (controller-tls.ts).
+    ...(https ? { https } : {}),
     // pino's Logger and Fastify's logger type differ only in typing details.
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request info logs would drown everything else at fleet scale; see the onResponse hook.

@@ -9,6 +9,7 @@ export {
   ControllerClient,
   normalizeBaseUrl,
   type ControllerClientOptions,
+  type ControllerTlsOptions,
   type ServiceMetricsOptions,
 } from './controller-client.js';
 // The packages answer's schema is part of the controller wire contract; re-exported for library users.
