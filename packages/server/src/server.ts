@@ -36,6 +36,9 @@ import { AlertNotifier } from './services/alert-notifier.js';
 import { DeploymentService } from './services/deployments.js';
 import { DeviceStatusSync } from './services/device-status-sync.js';
 import { PlatformServices } from './services/platform.js';
+import { PkiService } from './services/pki.js';
+import { loadTlsMaterial, TlsReloader } from '@opsplane/pki';
+import type { Server as TlsServer } from 'node:tls';
 
 const SESSION_PURGE_INTERVAL_MS = 10 * 60_000;
 
@@ -58,7 +61,7 @@ export interface StartOptions {
 }
 
 export interface RunningServer {
-  /** http://host:port actually bound (port 0 resolved). */
+  /** http(s)://host:port actually bound (port 0 resolved). */
   readonly url: string;
   readonly app: App;
   readonly store: Store;
@@ -133,6 +136,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let alerts: AlertEngine | undefined;
   let statusSync: DeviceStatusSync | undefined;
   let notifier: AlertNotifier | undefined;
+  let pki: PkiService | undefined;
+  let reloader: TlsReloader | undefined;
   let context: ServerContext | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
@@ -157,7 +162,16 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       if (created && bundle) logger.info({ version: bundle.version }, 'agent bundle added');
     }
-    deployments = new DeploymentService({ config, store, platform, logger, bundles, metrics });
+    const pkiHolder: { pki?: PkiService } = {};
+    deployments = new DeploymentService({
+      config,
+      store,
+      platform,
+      logger,
+      bundles,
+      metrics,
+      agentTls: (code, area) => pkiHolder.pki?.issueAgent(code, area) ?? Promise.resolve(undefined),
+    });
     await deployments.start({ exclusiveDatabase: database.embedded });
     const a = config.server.alerts;
     notifier = new AlertNotifier({
@@ -184,6 +198,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     });
     statusSync.start();
     const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
+    pki = new PkiService({ config, platform, audit, logger });
+    await pki.start();
+    pkiHolder.pki = pki;
     const ctx: ServerContext = {
       config,
       logger,
@@ -204,12 +221,31 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       batches: new BatchService(store, platform.batches, audit),
       alerts: new AlertService(store, audit),
       deploymentRequests: new DeploymentRequests(store, deployments, audit),
+      pki,
     };
     context = ctx;
-    app = await buildApp(ctx);
+    const tlsCfg = config.server.tls;
+    const material = tlsCfg ? loadTlsMaterial(tlsCfg) : undefined;
+    app = await buildApp(ctx, material ? { cert: material.cert ?? '', key: material.key ?? '' } : undefined);
+    if (tlsCfg) {
+      const server = app.server as unknown as TlsServer;
+      reloader = new TlsReloader(
+        tlsCfg,
+        (m) => {
+          server.setSecureContext({ cert: m.cert ?? '', key: m.key ?? '' });
+          logger.info('server TLS certificate reloaded');
+        },
+        (err) => logger.warn({ err: err.message }, 'server TLS files changed but cannot be loaded yet'),
+      );
+      reloader.start(tlsCfg.reload_interval);
+    } else {
+      logger.warn('no server.tls: the API and the web UI are served over plain HTTP');
+    }
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
   } catch (e) {
+    reloader?.stop();
+    await pki?.stop().catch(() => undefined);
     await statusSync?.stop().catch(() => undefined);
     await alerts?.stop().catch(() => undefined);
     await notifier?.stop(0).catch(() => undefined);
@@ -228,7 +264,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-  const url = `http://${host}:${bound.port}`;
+  const url = `${config.server.tls ? 'https' : 'http'}://${host}:${bound.port}`;
+  const pkiService = pki as PkiService;
+  const tlsReloader = reloader;
   logger.info({ url }, 'opsplane server listening');
 
   const purge = setInterval(() => {
@@ -263,6 +301,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         await services.batches
           .stop()
           .catch((err: unknown) => logger.warn({ err }, 'stopping batches failed'));
+        tlsReloader?.stop();
+        await pkiService.stop();
         await app.close();
         // Running batches are recorded (as failed) before the database closes.
         await services

@@ -6,6 +6,7 @@
  * (event streams, binary bodies), with the same error messages.
  */
 import { TextDecoder } from 'node:util';
+import { cliFetch } from './tls.js';
 import { CliError } from '../command.js';
 import { ApiError, type ApiClient } from './api.js';
 
@@ -264,7 +265,7 @@ export async function rawRequest(
   );
   let res: Response;
   try {
-    res = await fetch(url, {
+    res = await cliFetch(url, {
       method,
       headers: { ...authHeaders(api), ...opts.headers },
       ...(opts.body !== undefined ? { body: opts.body } : {}),

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { formatIssues, ValidationError, DEFAULT_CONTROLLER_PREFIX } from '@opsplane/models';
 import { DurationSchema } from '@opsplane/kit';
 import { normalizeEtcdEndpoints, type EtcdClientOptions } from '../etcd/etcd-client.js';
+import type { ControllerClientOptions } from '../client/controller-client.js';
 
 /** Files (or inline PEM) of a TLS client: the CA bundle to trust, and an optional certificate and key. */
 export const TlsFilesSchema = z
@@ -159,7 +160,9 @@ export function etcdClientOptions(cfg: PlatformConfig): EtcdClientOptions {
 }
 
 /** ControllerClient options from the config's `controller` section. */
-export function controllerClientOptions(cfg: PlatformConfig) {
+export function controllerClientOptions(
+  cfg: PlatformConfig,
+): Pick<ControllerClientOptions, 'timeoutMs' | 'retryTimes' | 'retryIntervalMs' | 'apiToken' | 'tls'> {
   return {
     timeoutMs: cfg.controller.api_timeout,
     retryTimes: cfg.controller.retry_times,
