@@ -282,7 +282,7 @@ export class PkiService {
           revoked_by: actor.username,
         };
         await inEtcd('revoking the agent', () =>
-          this.etcd.put(`${REVOCATIONS_PREFIX}${code}`).value(JSON.stringify(rev)),
+          this.etcd.put(`${REVOCATIONS_PREFIX}${code}`).value(JSON.stringify(rev)).exec(),
         );
         this.log.warn({ agent: code, area, by: actor.username }, 'agent revoked');
         return rev;
