@@ -266,14 +266,16 @@ export class PkiService {
 
   /** Publishes a revocation: every controller drops the agent within moments and refuses it from then on. */
   async revokeAgent(actor: Actor, code: string, reason: string): Promise<AgentRevocation> {
+    // Looked up before the audit transaction: on the embedded database a query outside the
+    // transaction would wait for it.
+    const area = await this.opts.platform
+      .locate(code)
+      .then((l) => l.area)
+      .catch(() => undefined);
     return this.opts.audit.run(
       actor,
       { action: 'agent.revoke', targetType: 'agent', targetId: code, details: { reason } },
       async () => {
-        const area = await this.opts.platform
-          .locate(code)
-          .then((l) => l.area)
-          .catch(() => undefined);
         const rev: AgentRevocation = {
           agent_code: code,
           ...(area ? { area } : {}),
