@@ -23,8 +23,12 @@
  * stdout: one JSON object per line: {"event":"start"|"progress"|"ready"|"stats"|"closed", …}
  * It exits on SIGTERM/SIGINT, and by itself if its parent goes away.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
+import { CertificateAuthority } from '@opsplane/pki';
 import {
   AGENT_AREA_HEADER,
   AGENT_CODE_HEADER,
@@ -55,6 +59,12 @@ export interface SimOptions {
   tickMs?: number;
   /** How often a stats line is printed. */
   statsIntervalMs?: number;
+  /**
+   * Mutual TLS: each agent gets a certificate of the CA in `caDir` naming it (issued before
+   * `start`, all sharing one key so that key generation is not what is measured), verifies the
+   * controller against the CA bundle, and sends no token.
+   */
+  tls?: { caDir: string };
 }
 
 /** One line of the simulator's stdout. */
@@ -161,17 +171,44 @@ function addToHeartbeats(a: SimAgent): void {
 
 const wsUrl = () => `${opts.url.replace(/^http/, 'ws')}${AGENT_CONNECT_PATH}`;
 
+/** Per agent (by index − from): its TLS context (CA bundle, own certificate, the shared key). */
+let contexts: SecureContext[] = [];
+
+async function prepareTls(): Promise<void> {
+  if (!opts.tls) return;
+  const ca = await CertificateAuthority.load(opts.tls.caDir);
+  // Issued once per run and agent range (a later phase reuses them): issuing costs a few ms each.
+  const cache = join(opts.tls.caDir, `sim-${opts.prefix}${opts.from}-${opts.count}.json`);
+  let issued: { keyPem: string; certs: string[] };
+  if (existsSync(cache)) {
+    issued = JSON.parse(readFileSync(cache, 'utf8')) as typeof issued;
+  } else {
+    const ids = Array.from({ length: opts.count }, (_, i) => ({
+      kind: 'agent' as const,
+      name: agentCode(opts.prefix, opts.from + i),
+      area: opts.area,
+    }));
+    const r = await ca.issueSharedKey(ids);
+    issued = { keyPem: r.keyPem, certs: r.certs.map((c) => c.certPem) };
+    writeFileSync(cache, JSON.stringify(issued), { mode: 0o600 });
+  }
+  const bundle = ca.bundlePem;
+  contexts = issued.certs.map((cert) => createSecureContext({ ca: bundle, cert, key: issued.keyPem }));
+}
+
 /** Resolves once welcomed (true) or failed (false); never rejects. */
 function connectOne(index: number): Promise<boolean> {
   const code = agentCode(opts.prefix, index);
   const localAddress = opts.sourceIps.length > 0 ? opts.sourceIps[index % opts.sourceIps.length] : undefined;
   return new Promise((resolve) => {
+    const secureContext = contexts[index - opts.from];
     const ws = new WebSocket(wsUrl(), {
       headers: {
         [AGENT_CODE_HEADER]: code,
         [AGENT_AREA_HEADER]: opts.area,
-        authorization: `Bearer ${agentToken(opts.secret, opts.area, code)}`,
+        ...(secureContext ? {} : { authorization: `Bearer ${agentToken(opts.secret, opts.area, code)}` }),
       },
+      ...(secureContext ? { secureContext, servername: 'localhost' } : {}),
       perMessageDeflate: false,
       handshakeTimeout: 60_000,
       ...(localAddress ? { localAddress } : {}),
@@ -253,6 +290,7 @@ function connectOne(index: number): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
+  await prepareTls();
   const started = Date.now();
   emit({ event: 'start', t: started });
   let next = 0;

@@ -190,6 +190,18 @@ export class CertificateAuthority {
   }
 
   /**
+   * Many certificates sharing one new key (simulated fleets in benchmarks: generating a key per
+   * simulated agent would measure key generation). Never for real identities.
+   */
+  async issueSharedKey(list: readonly IssueOptions[]): Promise<{ keyPem: string; certs: SignedCert[] }> {
+    const keys = await generateKeys();
+    const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never);
+    const certs: SignedCert[] = [];
+    for (const o of list) certs.push(await this.sign(keys.publicKey, o, ski));
+    return { keyPem: await exportKeyPem(keys.privateKey), certs };
+  }
+
+  /**
    * Signs a PKCS#10 request for `opts`' identity. Only the request's public key is used (after
    * its signature — the proof that the requester holds the private key — checks out): the name,
    * area and kind come from the caller, who has authenticated the requester.
@@ -209,7 +221,13 @@ export class CertificateAuthority {
     return this.sign(await csr.publicKey.export(ALG, ['verify']), opts);
   }
 
-  private async sign(publicKey: CryptoKey, opts: IssueOptions): Promise<SignedCert> {
+  private aki: Promise<x509.AuthorityKeyIdentifierExtension> | undefined;
+
+  private async sign(
+    publicKey: CryptoKey,
+    opts: IssueOptions,
+    ski?: x509.SubjectKeyIdentifierExtension,
+  ): Promise<SignedCert> {
     checkIdentity(opts);
     const now = opts.now ?? new Date();
     const lifetime = opts.lifetimeMs ?? (opts.days ?? DEFAULT_CERT_DAYS[opts.kind]) * DAY_MS;
@@ -242,8 +260,8 @@ export class CertificateAuthority {
         ),
         new x509.ExtendedKeyUsageExtension(eku),
         new x509.SubjectAlternativeNameExtension(names),
-        await x509.AuthorityKeyIdentifierExtension.create(this.cert),
-        await x509.SubjectKeyIdentifierExtension.create(publicKey as never),
+        await (this.aki ??= x509.AuthorityKeyIdentifierExtension.create(this.cert)),
+        ski ?? (await x509.SubjectKeyIdentifierExtension.create(publicKey as never)),
       ],
     });
     return { certPem: cert.toString('pem') + '\n', serial, notAfter };

@@ -10,6 +10,7 @@
  * (CertRelay: a CSR for a new key through etcd), the new key and certificate written over the
  * configured files, and picked up by the reloader.
  */
+import { constants as cryptoConstants } from 'node:crypto';
 import type { Server as TlsServer } from 'node:tls';
 import {
   createCsr,
@@ -57,6 +58,9 @@ export class ControllerTls {
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: 'TLSv1.2' as const,
+      // No session tickets: agents hold one long connection and do not resume, and a ticket
+      // costs the server ~14 KB per connection (measured: 60 → 46 KB per mutual-TLS socket).
+      secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
     };
   }
 
@@ -65,7 +69,13 @@ export class ControllerTls {
     this.reloader = new TlsReloader(
       this.cfg,
       (m) => {
-        server.setSecureContext({ cert: m.cert ?? '', key: m.key ?? '', ca: m.ca ?? '' });
+        server.setSecureContext({
+          cert: m.cert ?? '',
+          key: m.key ?? '',
+          ca: m.ca ?? '',
+          minVersion: 'TLSv1.2',
+          secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+        });
         this.material = m;
         this.log.info('TLS certificate or CA bundle reloaded');
       },
