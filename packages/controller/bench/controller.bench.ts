@@ -726,9 +726,10 @@ async function main(): Promise<void> {
 function comparison(): Record<string, unknown> {
   const modes = report.modes as Record<string, Record<string, unknown> | undefined>;
   const pick = (m: Record<string, unknown> | undefined) => {
-    const b10k = ((m?.phase_1_production_heartbeat as Record<string, unknown> | undefined)?.batch_restart as
-      | Record<string, { round_trip_ms?: { p99?: number }; all_success?: boolean } | undefined>
-      | undefined)?.['10000'];
+    const b10k = (
+      (m?.phase_1_production_heartbeat as Record<string, unknown> | undefined)?.batch_restart as
+        Record<string, { round_trip_ms?: { p99?: number }; all_success?: boolean } | undefined> | undefined
+    )?.['10000'];
     return {
       agents: m?.agents_connected ?? null,
       connect_rate_agents_per_s: m?.connect_rate_agents_per_s ?? null,
