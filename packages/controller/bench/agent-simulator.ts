@@ -23,7 +23,7 @@
  * stdout: one JSON object per line: {"event":"start"|"progress"|"ready"|"stats"|"closed", …}
  * It exits on SIGTERM/SIGINT, and by itself if its parent goes away.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { pathToFileURL } from 'node:url';
@@ -90,6 +90,14 @@ export type SimEvent =
     };
 
 export const agentCode = (prefix: string, i: number) => `${prefix}${String(i).padStart(6, '0')}`;
+
+/** The simulated agents' certificates (tls mode), written by the bench into the CA dir. */
+export const SIM_CERTS_FILE = 'sim-certs.json';
+export interface SimCerts {
+  keyPem: string;
+  /** By agent index. */
+  certs: string[];
+}
 
 /** Imported by the bench for `agentCode` and the types; runs only as a process's entry point. */
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
@@ -177,23 +185,15 @@ let contexts: SecureContext[] = [];
 async function prepareTls(): Promise<void> {
   if (!opts.tls) return;
   const ca = await CertificateAuthority.load(opts.tls.caDir);
-  // Issued once per run and agent range (a later phase reuses them): issuing costs a few ms each.
-  const cache = join(opts.tls.caDir, `sim-${opts.prefix}${opts.from}-${opts.count}.json`);
-  let issued: { keyPem: string; certs: string[] };
-  if (existsSync(cache)) {
-    issued = JSON.parse(readFileSync(cache, 'utf8')) as typeof issued;
-  } else {
-    const ids = Array.from({ length: opts.count }, (_, i) => ({
-      kind: 'agent' as const,
-      name: agentCode(opts.prefix, opts.from + i),
-      area: opts.area,
-    }));
-    const r = await ca.issueSharedKey(ids);
-    issued = { keyPem: r.keyPem, certs: r.certs.map((c) => c.certPem) };
-    writeFileSync(cache, JSON.stringify(issued), { mode: 0o600 });
-  }
+  // Issued once per run by the bench (sim-certs.json: one shared key, a certificate per index):
+  // issuing costs a few ms each, which is not what is measured.
+  const issued = JSON.parse(readFileSync(join(opts.tls.caDir, SIM_CERTS_FILE), 'utf8')) as SimCerts;
   const bundle = ca.bundlePem;
-  contexts = issued.certs.map((cert) => createSecureContext({ ca: bundle, cert, key: issued.keyPem }));
+  contexts = Array.from({ length: opts.count }, (_, i) => {
+    const cert = issued.certs[opts.from + i];
+    if (!cert) throw new Error(`no simulated certificate for index ${opts.from + i}`);
+    return createSecureContext({ ca: bundle, cert, key: issued.keyPem });
+  });
 }
 
 /** Resolves once welcomed (true) or failed (false); never rejects. */

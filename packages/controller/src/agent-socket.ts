@@ -293,17 +293,16 @@ export class AgentSocketServer {
         },
       });
     }
-    const cn = csrCommonName(msg.csr);
-    if (cn !== conn.code) {
-      return void answer({
-        error: {
-          code: 'forbidden',
-          message: `the request names '${cn ?? '?'}', not this agent '${conn.code}'`,
-        },
-      });
-    }
-    this.opts
-      .renew(conn.code, msg.csr)
+    const renew = this.opts.renew;
+    void csrCommonName(msg.csr)
+      .then((cn) => {
+        if (cn !== conn.code) {
+          throw Object.assign(new Error(`the request names '${cn ?? '?'}', not this agent '${conn.code}'`), {
+            code: 'forbidden',
+          });
+        }
+        return renew(conn.code, msg.csr);
+      })
       .then((r) => {
         this.log.info({ agent: conn.code }, 'agent certificate renewed');
         return answer({ cert: r.cert, ...(r.ca ? { ca: r.ca } : {}) });

@@ -8,11 +8,10 @@
  * `ca-bundle.crt` — what everyone trusts: the current CA and, after a rotation, the previous one
  * until its certificates have been renewed (see initCa's `rotate`).
  */
-import './polyfill.js';
 import { randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { writeFileAtomic } from './files.js';
 import {
   checkIdentity,
@@ -23,7 +22,20 @@ import {
   type CertKind,
 } from './identity.js';
 
-x509.cryptoProvider.set(webcrypto as never);
+/**
+ * @peculiar/x509, loaded on first use: the agent imports this package for identities and CSRs
+ * (node:crypto only) and its bundle leaves the ASN.1 library out. tsyringe, which it resolves
+ * its parts with, needs the Reflect metadata polyfill first.
+ */
+let lib: Promise<typeof X509> | undefined;
+function x509lib(): Promise<typeof X509> {
+  return (lib ??= (async () => {
+    await import('reflect-metadata');
+    const m = await import('@peculiar/x509');
+    m.cryptoProvider.set(webcrypto as never);
+    return m;
+  })());
+}
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -97,7 +109,7 @@ export interface CreateCaOptions {
 
 export class CertificateAuthority {
   private constructor(
-    private readonly cert: x509.X509Certificate,
+    private readonly cert: X509.X509Certificate,
     private readonly key: CryptoKey,
     private readonly keyPemText: string,
     /** Certificates trusted besides this CA's own (a previous CA during a rotation). */
@@ -106,6 +118,7 @@ export class CertificateAuthority {
 
   /** A new CA (not saved). */
   static async create(opts: CreateCaOptions = {}): Promise<CertificateAuthority> {
+    const x509 = await x509lib();
     const now = opts.now ?? new Date();
     const keys = await generateKeys();
     const cn =
@@ -137,6 +150,7 @@ export class CertificateAuthority {
   }
 
   static async fromPem(certPem: string, keyPem: string, bundlePem?: string): Promise<CertificateAuthority> {
+    const x509 = await x509lib();
     const cert = new x509.X509Certificate(certPem);
     const key = (await webcrypto.subtle.importKey('pkcs8', derOf(keyPem, 'PRIVATE KEY'), ALG, true, [
       'sign',
@@ -194,6 +208,7 @@ export class CertificateAuthority {
    * simulated agent would measure key generation). Never for real identities.
    */
   async issueSharedKey(list: readonly IssueOptions[]): Promise<{ keyPem: string; certs: SignedCert[] }> {
+    const x509 = await x509lib();
     const keys = await generateKeys();
     const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never);
     const certs: SignedCert[] = [];
@@ -207,7 +222,8 @@ export class CertificateAuthority {
    * area and kind come from the caller, who has authenticated the requester.
    */
   async signCsr(csrPem: string, opts: IssueOptions): Promise<SignedCert> {
-    let csr: x509.Pkcs10CertificateRequest;
+    const x509 = await x509lib();
+    let csr: X509.Pkcs10CertificateRequest;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
     } catch (e) {
@@ -221,13 +237,14 @@ export class CertificateAuthority {
     return this.sign(await csr.publicKey.export(ALG, ['verify']), opts);
   }
 
-  private aki: Promise<x509.AuthorityKeyIdentifierExtension> | undefined;
+  private aki: Promise<X509.AuthorityKeyIdentifierExtension> | undefined;
 
   private async sign(
     publicKey: CryptoKey,
     opts: IssueOptions,
-    ski?: x509.SubjectKeyIdentifierExtension,
+    ski?: X509.SubjectKeyIdentifierExtension,
   ): Promise<SignedCert> {
+    const x509 = await x509lib();
     checkIdentity(opts);
     const now = opts.now ?? new Date();
     const lifetime = opts.lifetimeMs ?? (opts.days ?? DEFAULT_CERT_DAYS[opts.kind]) * DAY_MS;
@@ -235,7 +252,7 @@ export class CertificateAuthority {
     // A leaf never outlives its CA.
     if (notAfter > this.cert.notAfter) notAfter = this.cert.notAfter;
     const serial = newSerial();
-    const names: x509.JsonGeneralName[] = [{ type: 'url', value: identityUri(opts) }];
+    const names: X509.JsonGeneralName[] = [{ type: 'url', value: identityUri(opts) }];
     const serving = opts.kind === 'server' || opts.kind === 'controller';
     const sans = opts.sans ?? (serving ? LOOPBACK_SANS : []);
     for (const s of sans) names.push({ type: isIp(s) ? 'ip' : 'dns', value: s });
@@ -268,20 +285,10 @@ export class CertificateAuthority {
   }
 }
 
-/** A new P-256 key and a PKCS#10 request naming `name` (what agents and controllers renew with). */
-export async function createCsr(name: string): Promise<{ keyPem: string; csrPem: string }> {
-  const keys = await generateKeys();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: [{ CN: [name] }],
-    keys,
-    signingAlgorithm: ALG,
-  });
-  return { keyPem: await exportKeyPem(keys.privateKey), csrPem: csr.toString('pem') + '\n' };
-}
-
 /** The CN of a certificate request (for checks before relaying it), or undefined if unreadable. */
-export function csrCommonName(csrPem: string): string | undefined {
+export async function csrCommonName(csrPem: string): Promise<string | undefined> {
   try {
+    const x509 = await x509lib();
     const csr = new x509.Pkcs10CertificateRequest(csrPem);
     return csr.subjectName.getField('CN')[0];
   } catch {

@@ -6,5 +6,6 @@
  */
 export * from './identity.js';
 export * from './ca.js';
+export * from './csr.js';
 export * from './files.js';
 export * from './tls-files.js';

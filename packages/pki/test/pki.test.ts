@@ -90,7 +90,7 @@ describe('pki', () => {
 
   it('signs a CSR with the name the caller gives, refusing a tampered one', async () => {
     const { keyPem, csrPem } = await createCsr('agt-2');
-    assert.equal(csrCommonName(csrPem), 'agt-2');
+    assert.equal(await csrCommonName(csrPem), 'agt-2');
     const signed = await ca.signCsr(csrPem, { kind: 'agent', name: 'agt-2', area: 'area-2' });
     assert.deepEqual(identityOf(signed.certPem), { kind: 'agent', name: 'agt-2', area: 'area-2' });
     assert.equal(
