@@ -139,10 +139,12 @@ export class AgentSocketServer {
       refuse(socket, status, code, why);
     };
     const mode = this.opts.auth ?? 'token';
-    const cert = mode === 'token' ? undefined : this.peerIdentity(req);
+    const presented = mode === 'token' ? undefined : this.peerIdentity(req);
+    // With mtls_or_token an untrusted certificate (expired, say) may still come with a valid token.
+    if (presented && 'error' in presented && mode === 'mtls') return deny(presented.error);
+    const cert = presented && !('error' in presented) ? presented : undefined;
     let code: string;
     let method: 'mtls' | 'token';
-    if (cert && 'error' in cert) return deny(cert.error);
     if (cert) {
       if (cert.kind !== 'agent') return deny(`the client certificate is a ${cert.kind}'s, not an agent's`);
       if (cert.area !== this.opts.area)
@@ -157,6 +159,7 @@ export class AgentSocketServer {
       method = 'mtls';
     } else {
       if (mode === 'mtls') return deny('this controller requires a client certificate (mutual TLS)');
+      if (presented && 'error' in presented && !token) return deny(presented.error);
       if (!headerCode || !AgentCodeSchema.safeParse(headerCode).success)
         return deny(`missing or invalid ${AGENT_CODE_HEADER} header`);
       if (area !== this.opts.area)
