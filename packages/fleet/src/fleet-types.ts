@@ -250,7 +250,7 @@ export interface Fleet<E extends FleetEtcd = FleetEtcd> {
   /** Tag in the environment of the packages of a guarded fleet (FLEET_TAG). */
   readonly tag: string;
   secret(area: string): string;
-  /** The CA bundle (PEM) controllers are verified with, when the fleet runs TLS. */
+  /** The CA bundle (PEM) controllers are verified with, when the fleet runs TLS (as at its start). */
   readonly caBundle: string | undefined;
   /** fetch trusting the fleet's CA (the global fetch without TLS). */
   readonly fetch: typeof fetch;

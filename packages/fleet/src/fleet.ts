@@ -241,8 +241,10 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
 
   constructor(readonly opts: FleetOptions<E>) {
     this.scheme = opts.tls ? 'https' : 'http';
-    this.caBundle = opts.tls ? readFileSync(join(opts.tls.caDir, 'ca-bundle.crt'), 'utf8') : undefined;
-    this.fetch = this.caBundle ? tlsFetch({ ca: this.caBundle }) : fetch;
+    const bundlePath = opts.tls ? join(opts.tls.caDir, 'ca-bundle.crt') : undefined;
+    this.caBundle = bundlePath ? readFileSync(bundlePath, 'utf8') : undefined;
+    // Re-read at each request: after a CA rotation the bundle holds both CAs.
+    this.fetch = bundlePath ? tlsFetch({ ca: () => readFileSync(bundlePath, 'utf8') }) : fetch;
     const areas = opts.areas ?? [{ name: 'area-1' }];
     this.areas = areas.map((a) => a.name);
     if (new Set(this.areas).size !== this.areas.length) throw new Error('fleet: area names must be unique');

@@ -151,11 +151,24 @@ export function etcdTlsArgs(server: TlsFiles): string[] {
   ];
 }
 
-/** fetch through undici trusting `ca` only (and presenting `cert`/`key` when given). */
-export function tlsFetch(tls: { ca: string; cert?: string; key?: string }): typeof fetch {
-  const agent = new Agent({
-    connect: { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) },
-  });
+/**
+ * fetch through undici trusting `ca` only (and presenting `cert`/`key` when given). `ca` may be a
+ * function: it is read at every request and a changed bundle (a CA rotation) takes effect.
+ */
+export function tlsFetch(tls: { ca: string | (() => string); cert?: string; key?: string }): typeof fetch {
+  let agent: Agent | undefined;
+  let current = '';
+  const dispatcher = () => {
+    const ca = typeof tls.ca === 'function' ? tls.ca() : tls.ca;
+    if (!agent || ca !== current) {
+      void agent?.close();
+      agent = new Agent({
+        connect: { ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) },
+      });
+      current = ca;
+    }
+    return agent;
+  };
   return ((url: string | URL, init?: RequestInit) =>
-    undiciFetch(url, { ...((init ?? {}) as object), dispatcher: agent })) as unknown as typeof fetch;
+    undiciFetch(url, { ...((init ?? {}) as object), dispatcher: dispatcher() })) as unknown as typeof fetch;
 }

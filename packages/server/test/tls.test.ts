@@ -8,12 +8,14 @@
  * - an agent with a certificate in the last third of its life renews it over its socket
  *   (controller → etcd → server signs → etcd → controller → agent);
  * - a revoked agent is disconnected within 5 s, stays out, and comes back once reinstated;
- * - a controller's certificate is replaced on disk and served without a restart, agents stay.
+ * - a controller's certificate is replaced on disk and served without a restart, agents stay;
+ * - the CA is rotated without downtime: both CAs trusted meanwhile, an agent renews into the new
+ *   one (and learns the new bundle), controllers switch to new-CA certificates, agents stay.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -80,6 +82,7 @@ describe(
     let ca = '';
     let etcd: EtcdHandle;
     let server: RunningServer;
+    let serverConfig: ReturnType<typeof serverConfigFrom>;
     let fleet: Fleet;
     let fetchCa: typeof fetch;
     let adminToken = '';
@@ -116,7 +119,7 @@ describe(
       });
       await writeFile(join(dir.path, 'server.crt'), serverCert.certPem);
       await writeFile(join(dir.path, 'server.key'), serverCert.keyPem, { mode: 0o600 });
-      const config = serverConfigFrom({
+      serverConfig = serverConfigFrom({
         etcd: {
           endpoints: etcd.endpoints,
           username: access.username,
@@ -132,7 +135,19 @@ describe(
           pki: { ca_dir: caDir },
         },
       });
-      server = await startServer(config, {
+      await bootServer();
+      fleet = await startFleet({
+        etcd,
+        tls: { caDir },
+        areas: [{ name: 'area-1', controllers: 2, agents: 2 }],
+        controllerConfig: { tls: { reload_interval: '300ms' } },
+        agentConfig: { tls: { renew_check_interval: '500ms' } },
+      });
+    });
+
+    /** Starts (or restarts) the server on the same configuration, with an admin token. */
+    async function bootServer(): Promise<void> {
+      server = await startServer(serverConfig, {
         logger: testLogger(),
         adminPassword: 'admin-tls-test',
         masterKey: TEST_MASTER_KEY,
@@ -144,14 +159,7 @@ describe(
         passwordHash: await hashPassword('correct-horse-battery'),
       });
       adminToken = (await tokenFor(server, admin.id, 'admin')).token as string;
-      fleet = await startFleet({
-        etcd,
-        tls: { caDir },
-        areas: [{ name: 'area-1', controllers: 2, agents: 2 }],
-        controllerConfig: { tls: { reload_interval: '300ms' } },
-        agentConfig: { tls: { renew_check_interval: '500ms' } },
-      });
-    });
+    }
 
     after(async () => {
       await fleet?.stop();
@@ -338,6 +346,65 @@ describe(
       assert.equal(ctrl.process.running, true);
       for (const [a, c] of holder)
         assert.equal((await fleet.holderOf(a.code))?.id, c?.id, `${a.code} stayed`);
+    });
+
+    it('rotates the CA without downtime: both trusted meanwhile, agents renew into the new one', async () => {
+      const oldCa = await CertificateAuthority.load(caDir);
+      const agent = fleet.agents[0];
+      const other = fleet.agents[1];
+      assert.ok(agent && other);
+      await fleet.waitOnline(other);
+      const otherHolder = (await fleet.holderOf(other.code))?.id;
+      // 1. A new CA; the bundle holds both. The server signs with the new key from its next start.
+      const r = await initCa(caDir, { rotate: true });
+      assert.equal(r.rotated, true);
+      const bundle = readFileSync(r.bundlePath, 'utf8');
+      const newCa = await CertificateAuthority.load(caDir);
+      await server.stop();
+      await bootServer();
+      // 2. Controllers trust both for agents' certificates (files reloaded, no restart).
+      for (const c of fleet.controllers) await writeFile(join(c.configPath, '..', 'tls', 'ca.crt'), bundle);
+      await sleep(1000);
+      // 3. An agent renews: its new certificate is from the new CA, and it learns the bundle.
+      await agent.stop();
+      const short = await oldCa.issue({
+        kind: 'agent',
+        name: agent.code,
+        area: agent.area,
+        lifetimeMs: 90_000,
+      });
+      await writeFile(join(agent.dir, 'tls', 'agent.crt'), short.certPem);
+      await writeFile(join(agent.dir, 'tls', 'agent.key'), short.keyPem, { mode: 0o600 });
+      // The earlier renewal would win over the short certificate: start from the short one.
+      const renewed = join(agent.dataDir, 'tls', 'agent.crt');
+      await rm(renewed, { force: true });
+      await agent.start();
+      await waitFor(() => existsSync(renewed), {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'a renewal by the new CA',
+      });
+      const leaf = new X509Certificate(readFileSync(renewed));
+      assert.ok(leaf.verify(new X509Certificate(newCa.certPem).publicKey), 'signed by the new CA');
+      assert.equal(readFileSync(join(agent.dataDir, 'tls', 'ca.crt'), 'utf8'), bundle);
+      // 4. Controllers switch to certificates of the new CA.
+      for (const c of fleet.controllers) {
+        const next = await newCa.issue({ kind: 'controller', name: c.id, area: c.area });
+        const dirTls = join(c.configPath, '..', 'tls');
+        await writeFile(join(dirTls, 'controller.key'), next.keyPem, { mode: 0o600 });
+        await writeFile(join(dirTls, 'controller.crt'), next.certPem);
+        await waitFor(async () => (await servedSerial(c.url, bundle)) === next.serial, {
+          timeoutMs: 10_000,
+          intervalMs: 100,
+          what: `${c.id} to serve its new-CA certificate`,
+        });
+      }
+      // The renewed agent reconnects to a new-CA controller (it trusts both now) ...
+      await agent.stop();
+      await agent.start();
+      await fleet.waitOnline(agent, 15_000);
+      // ... and the agent that did nothing kept its connection throughout.
+      assert.equal((await fleet.holderOf(other.code))?.id, otherHolder, 'no downtime for connected agents');
     });
   },
 );

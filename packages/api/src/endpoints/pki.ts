@@ -4,7 +4,7 @@
  * platform issued with their expiry.
  */
 import { z } from 'zod';
-import { commonErrors, withErrors } from '../common.js';
+import { withErrors } from '../common.js';
 import { endpoint } from '../endpoint.js';
 import { AgentCodeParamsSchema } from '../platform.js';
 import {
@@ -57,6 +57,6 @@ export const certificateEndpoints = {
     access: 'viewer',
     summary: 'Certificates the platform issued (latest per identity) and the CA, with expiry',
     tags: ['pki'],
-    response: { 200: CertificateListResponseSchema, ...commonErrors },
+    response: { 200: CertificateListResponseSchema, ...withErrors(503) },
   }),
 } as const;
