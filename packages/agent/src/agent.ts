@@ -17,6 +17,7 @@ import { ControllerLink } from './connection/controller-link.js';
 import { AgentMetrics, startMetricsServer, type MetricsServer } from './metrics/prometheus.js';
 import { ServiceMetricsCollector } from './metrics/service-metrics.js';
 import { SystemMetricsCollector } from './metrics/system-metrics.js';
+import { OperationJournal } from './operations/operation-journal.js';
 import { Supervisor } from './packages/supervisor.js';
 import { isSameProcess, processStartTime } from './proc/procfs.js';
 import { createRequestHandler } from './requests/request-handler.js';
@@ -53,6 +54,7 @@ export class Agent implements RunningAgent {
   private identity: AgentIdentity | undefined;
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
+  private journal: OperationJournal | undefined;
   private stopping: Promise<void> | undefined;
   private locked = false;
 
@@ -107,6 +109,18 @@ export class Agent implements RunningAgent {
     const c = this.config;
     await mkdir(join(c.dataDir, 'logs'), { recursive: true });
     await this.lock();
+    // Before any request can arrive: operations a previous run left in flight become `interrupted`.
+    const journal = new OperationJournal(
+      join(c.dataDir, 'operations.jsonl'),
+      this.logger.child({ component: 'journal' }),
+    );
+    const { interrupted } = await journal.open();
+    this.journal = journal;
+    for (const e of interrupted)
+      this.logger.warn(
+        { operation_id: e.operation_id, package: e.package, action: e.action },
+        'an operation was cut off when the agent last stopped; it stays interrupted and is not run again',
+      );
     const sup = await Supervisor.create({
       packagesDir: c.packagesDir,
       dataDir: c.dataDir,
@@ -127,6 +141,7 @@ export class Agent implements RunningAgent {
       supervisor: sup,
       system: new SystemMetricsCollector(c.agentCode),
       services: new ServiceMetricsCollector(c.agentCode, sup),
+      journal,
       logger: this.logger.child({ component: 'requests' }),
       onHandled: (op, ok) => metrics.requests.inc({ op, ok: String(ok) }),
     });
@@ -226,6 +241,7 @@ export class Agent implements RunningAgent {
       this.logger.info({ stopPackages }, 'agent stopping');
       await this.lnk?.stop();
       await this.sup?.shutdown({ stopPackages });
+      await this.journal?.close();
       await this.metricsServer?.close();
       if (this.locked) await rm(this.lockPath, { force: true }); // never another agent's lock
       this.logger.info('agent stopped');

@@ -26,7 +26,7 @@ describe('system metrics', () => {
     assert.equal(m.agent_id, 'agent-m');
     assert.ok(m.memory.total_bytes > 0);
     assert.ok(m.memory.used_bytes > 0 && m.memory.used_bytes <= m.memory.total_bytes);
-    assert.ok(m.uptime_seconds > 0);
+    assert.ok((m.uptime_seconds ?? 0) > 0);
     assert.ok(m.cpu_percent >= 0 && m.cpu_percent <= 100);
     assert.ok((m.cpu_count ?? 0) >= 1);
     assert.ok(m.load_average.load1 >= 0);

@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { ErrorBodySchema } from '@opsplane/models';
 
 export { ErrorBodySchema };
+/** `{"error":{"code","message"}}`: the body of every error answer. */
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
 export const MAX_SERVER_PAGE_SIZE = 500;
 

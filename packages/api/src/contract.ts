@@ -67,3 +67,37 @@ export function routePath(
   });
   return { method, path };
 }
+
+// ------------------------------------------------------------------------------ for clients
+
+/** A query as a client writes it: values travel as text, so a free-text field also takes a number. */
+export type ClientQuery<Q> = { [P in keyof Q]: Q[P] | (string extends Q[P] ? number : never) };
+
+type WithClientQuery<R> = 'query' extends keyof R
+  ? R extends { query?: infer Q }
+    ? Omit<R, 'query'> & { query?: ClientQuery<NonNullable<Q>> }
+    : R
+  : R;
+
+/** What a client passes to call route K: `RouteRequest<K>`, its query written as `ClientQuery`. */
+export type ClientRequest<K extends RouteName> = WithClientQuery<RouteRequest<K>>;
+
+/**
+ * The request argument(s) of a client call: optional when nothing in the request is required
+ * (no path parameter, no body), so `call('GET /controllers')` needs none.
+ */
+export type RequestArgs<K extends RouteName> =
+  object extends ClientRequest<K> ? [request?: ClientRequest<K>] : [request: ClientRequest<K>];
+
+/** Content types route K's body may come in besides JSON (its `consumes`); never when none. */
+export type RouteConsumes<K extends RouteName> = Routes[K] extends { consumes: readonly (infer C)[] }
+  ? C
+  : never;
+
+/** Routes whose answer is not JSON (`produces`, e.g. the deployment event stream). */
+export type StreamRouteName = {
+  [K in RouteName]: Routes[K] extends { produces: string } ? K : never;
+}[RouteName];
+
+/** Routes answering JSON (or nothing, 204): what a client's `call` addresses. */
+export type JsonRouteName = Exclude<RouteName, StreamRouteName>;

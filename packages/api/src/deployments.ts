@@ -187,6 +187,19 @@ export const DeploymentEventsQuerySchema = z
   })
   .strict();
 
+/**
+ * The events of GET /deployments/{id}/events by name, each the JSON `data` of its event. The
+ * stream is text/event-stream, outside what the response schemas describe; this is its shape.
+ */
+export interface DeploymentStreamEvents {
+  /** The deployment without its log: first, and on every status or step change. */
+  deployment: Deployment;
+  /** One log line (the event's id is its seq). */
+  log: DeploymentLogLine;
+  /** The finished deployment; then the stream closes. */
+  end: Deployment;
+}
+
 export type AgentVersion = z.infer<typeof AgentVersionSchema>;
 export type DeploymentCreate = z.infer<typeof DeploymentCreateSchema>;
 export type DeploymentListQuery = z.infer<typeof DeploymentListQuerySchema>;

@@ -9,9 +9,11 @@ import {
   AgentStatusSchema,
   AreaNameSchema,
   ConfigItemSchema,
+  ControllerFlavorSchema,
   ControllerStatusSchema,
   PackageNameSchema,
   PackageStatusSchema,
+  ResultReasonSchema,
 } from '@opsplane/models';
 import { DurationSchema } from '@opsplane/kit';
 import { PageQuery, TimestampOut } from './common.js';
@@ -55,6 +57,9 @@ export const LiveControllerSchema = z
     id: z.string(),
     address: z.string(),
     status: ControllerStatusSchema,
+    flavor: ControllerFlavorSchema.describe(
+      "opsplane, or go: a Go controller's registration (status from its etcd lease; no agent_count)",
+    ),
     version: z.string(),
     agent_count: z.number().int(),
     last_heartbeat: TimestampOut,
@@ -143,7 +148,9 @@ export const AgentViewSchema = z
     service_count: z.number().int(),
     last_heartbeat: TimestampOut,
     register_time: TimestampOut,
-    last_health_check: TimestampOut,
+    last_health_check: TimestampOut.optional().describe(
+      'absent when the controller never health-checked the agent (a Go controller leaves it out)',
+    ),
     version: z.string(),
     labels: z.record(z.string(), z.string()),
     zone: z.string().optional(),
@@ -283,6 +290,17 @@ export const BatchCreateSchema = z
     package: PackageNameSchema.optional().describe('configs: the package'),
     configs: z.array(ConfigItemSchema).min(1).max(50).optional().describe('configs: the files'),
     config_file: z.string().max(255).optional().describe("configs: the package's main config among configs"),
+    timeout: DurationSchema.pipe(
+      z
+        .number()
+        .min(1000, { message: 'timeout must be at least 1s' })
+        .max(3_600_000, { message: 'timeout must be at most 1h' }),
+    )
+      .optional()
+      .describe(
+        'one deadline for the whole batch, across controllers and retries (default server.batch_timeout); ' +
+          'an agent without an answer by then is outcome_unknown (or not_delivered if it cannot have received it)',
+      ),
   })
   .strict()
   .superRefine((b, ctx) => {
@@ -320,8 +338,24 @@ export const BatchResultSchema = z
     package: z.string(),
     area: z.string().nullable(),
     success: z.boolean(),
+    reason: ResultReasonSchema.describe(
+      "done; failed_on_agent (error: the agent's own error); interrupted (the agent stopped while it ran it); " +
+        'not_delivered (it never reached the agent — safe to retry); outcome_unknown (it may have, no answer by the deadline)',
+    ),
     error: z.string().optional(),
     message: z.string().optional(),
+    old_pid: z.number().int().optional().describe("the package's process before the operation"),
+    new_pid: z.number().int().optional().describe("the package's process after it"),
+    agent_duration_ms: z.number().optional().describe('how long the agent spent on it'),
+    replayed: z
+      .boolean()
+      .optional()
+      .describe('the agent answered from its journal: it had done it before (sent again after a failure)'),
+    attempts: z
+      .number()
+      .int()
+      .optional()
+      .describe('how many times it was sent (more than 1 after a controller failed)'),
   })
   .meta({ id: 'BatchResult' });
 export type BatchResult = z.infer<typeof BatchResultSchema>;
@@ -334,12 +368,18 @@ export const BatchJobSchema = z
     action: z.string(),
     status: z
       .enum(BATCH_JOB_STATUSES)
-      .describe('done: every (agent, package) has its result; failed: the job itself broke'),
+      .describe(
+        'running; done: every (agent, package) has its result; interrupted: the server stopped while it ran ' +
+          'and some outcomes could not be learned from the agents afterwards; failed: the job itself broke',
+      ),
+    operation_id: z.string().describe('the operation id the agents journal it under (never acts twice)'),
+    targets: z.number().int().describe('agents the batch addresses'),
+    deadline_at: TimestampOut.nullable(),
     requested_by: z.string(),
     request: z
       .record(z.string(), z.unknown())
       .describe('the request as recorded (config file contents are replaced by their size and sha256)'),
-    total: z.number().int(),
+    total: z.number().int().describe('results so far (final once the job is not running)'),
     success: z.number().int(),
     failed: z.number().int(),
     created_at: TimestampOut,
@@ -348,7 +388,9 @@ export const BatchJobSchema = z
     results: z
       .array(BatchResultSchema)
       .optional()
-      .describe('one per (agent, package); with GET /batches/{id} and finished POSTs'),
+      .describe(
+        'one per (agent, package) — those known so far while running; with GET /batches/{id} and finished POSTs',
+      ),
   })
   .meta({ id: 'BatchJob' });
 export type BatchJob = z.infer<typeof BatchJobSchema>;
@@ -420,3 +462,14 @@ export type ControllerHistoryEntry = z.infer<typeof ControllerHistoryEntrySchema
 export type ServiceMetricsQuery = z.infer<typeof ServiceMetricsQuerySchema>;
 export type BatchCreateQuery = z.infer<typeof BatchCreateQuerySchema>;
 export type BatchListQuery = z.infer<typeof BatchListQuerySchema>;
+
+/** Where a batch's event stream resumes: after this result (or the Last-Event-ID header). */
+export const BatchEventsQuerySchema = z
+  .object({
+    after: z
+      .string()
+      .regex(/^\d{1,15}$/)
+      .transform(Number)
+      .optional(),
+  })
+  .strict();

@@ -5,6 +5,10 @@ import {
   allEndpoints,
   routePath,
   SYSTEM_ENDPOINTS,
+  type ClientRequest,
+  type JsonRouteName,
+  type RequestArgs,
+  type RouteConsumes,
   type RouteRequest,
   type RouteResponse,
   type Routes,
@@ -16,6 +20,16 @@ type DeviceAnswer = RouteResponse<'GET /devices/:id'>;
 const name: DeviceAnswer['name'] | undefined = undefined;
 // @ts-expect-error — not an endpoint of the server
 type _Missing = Routes['GET /devicez'];
+// What clients pass: a query's free-text values may be numbers, its enums stay enums.
+const listing: ClientRequest<'GET /alerts'> = { query: { page: 2, kind: 'agent_offline' } };
+// @ts-expect-error — not an alert kind
+const _badKind: ClientRequest<'GET /alerts'> = { query: { kind: 'agent_gone' } };
+const _noRequest: RequestArgs<'GET /controllers'> = [];
+// @ts-expect-error — GET /devices/:id needs its parameter
+const _noParams: RequestArgs<'GET /devices/:id'> = [];
+const _csv: RouteConsumes<'POST /devices/import'> = 'text/csv';
+// @ts-expect-error — an event stream is not a JSON route
+const _stream: JsonRouteName = 'GET /deployments/:id/events';
 
 describe('contract', () => {
   it('has one endpoint per route key, each documented, changes audited', () => {
@@ -37,6 +51,6 @@ describe('contract', () => {
   it('fills in path parameters, encoded', () => {
     assert.deepEqual(routePath('GET /devices/:id', { id: 'a/b' }), { method: 'GET', path: '/devices/a%2Fb' });
     assert.throws(() => routePath('GET /devices/:id'), /missing parameter 'id'/);
-    assert.ok(req && name === undefined);
+    assert.ok(req && name === undefined && listing.query?.page === 2);
   });
 });

@@ -165,17 +165,20 @@ describe('opsplane fleet end to end (real etcd, controllers, agents, packages)',
           ['area-2-agent-2', c.url],
         ],
       );
+      // Each controller answers for its whole area (as a Go controller does), saying which of
+      // the area's controllers holds each agent.
+      const byUrl = new Map(fleet.controllers.map((x) => [x.url, x.id]));
       for (const ctrl of fleet.controllers) {
         const r = await fleet.api<AgentsResponse>(ctrl, 'GET', '/api/v1/agents?page=1&pageSize=20');
         assert.equal(r.status, 200);
         assert.equal(r.body.page, 1);
         assert.equal(r.body.pageSize, 20);
-        const expected = fleet.agents.filter((x) => held.get(x.code) === ctrl.url).map((x) => x.code);
+        const expected = fleet.agentsOf(ctrl.area).map((x) => x.code);
         assert.deepEqual(r.body.agents.map((x) => x.id).sort(), expected.sort(), `listed by ${ctrl.id}`);
         assert.equal(r.body.total, expected.length);
         for (const ag of r.body.agents) {
           assert.equal(ag.status, 'online');
-          assert.equal(ag.controller_id, ctrl.id);
+          assert.equal(ag.controller_id, byUrl.get(held.get(ag.id) ?? ''), `holder of ${ag.id}`);
           assert.equal(ag.area_id, ctrl.area);
           assert.equal(ag.agent_code, ag.id);
           assert.equal(ag.hostname, `host-${ag.id}`);

@@ -38,7 +38,7 @@ import {
   type PackageStatus,
 } from '@opsplane/models';
 import { agentToken } from '@opsplane/models';
-import { simulatedAnswer } from '../test/support/simulated-answer.js';
+import { SimulatedJournal, simulatedAnswer } from '../test/support/simulated-answer.js';
 
 export interface SimOptions {
   /** Controller base URL, e.g. http://127.0.0.1:8081 */
@@ -214,6 +214,8 @@ function connectOne(index: number): Promise<boolean> {
       ...(localAddress ? { localAddress } : {}),
     });
     const agent: SimAgent = { code, index, ws };
+    // Each simulated agent journals operation ids like a real one (in memory).
+    const journal = new SimulatedJournal();
     let welcomed = false;
     let settled = false;
     const settle = (ok: boolean, why?: string) => {
@@ -270,7 +272,11 @@ function connectOne(index: number): Promise<boolean> {
       if (msg.type !== 'request') return;
       requestsAnswered++;
       ws.send(
-        JSON.stringify({ type: 'response', id: msg.id, ...simulatedAnswer(code, packages, msg.request) }),
+        JSON.stringify({
+          type: 'response',
+          id: msg.id,
+          ...simulatedAnswer(code, packages, msg.request, journal),
+        }),
       );
     });
     ws.on('unexpected-response', (_req, res) => {

@@ -6,6 +6,7 @@
  */
 import { AgentMessageSchema } from '@opsplane/models';
 import type { AgentConnection } from '../src/agent-connection.js';
+import { AgentFilter } from '../src/agent-filter.js';
 import { AgentRegistry } from '../src/agent-registry.js';
 
 const N = Number(process.argv[2] ?? 50_000);
@@ -69,9 +70,9 @@ for (let round = 0; round < 3; round++) {
   );
 }
 for (let i = 0; i < 3; i++) time(`sweep (${i + 1})`, () => registry.sweep());
-time('list page 1 (first call sorts)', () => registry.list({}, 1, 100));
-time('list page 1 (sorted)', () => registry.list({}, 1, 100));
-time('list filtered zone=z3 page 5', () => registry.list({ zone: 'z3' }, 5, 100));
+time('list page 1 (first call sorts)', () => registry.list(AgentFilter.compile({}), 1, 100));
+time('list page 1 (sorted)', () => registry.list(AgentFilter.compile({}), 1, 100));
+time('list filtered zone=z3 page 5', () => registry.list(AgentFilter.compile({ zone: 'z3' }), 5, 100));
 time(`connectionOf x${N}`, () => {
   for (const c of conns) registry.connectionOf(c.code);
 });

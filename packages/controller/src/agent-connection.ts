@@ -128,7 +128,10 @@ export class AgentConnection {
   /** Rejects every pending request; called when the socket is gone. Idempotent. */
   failAll(error: Error): void {
     this.closedError ??= error;
-    for (const id of [...this.pending.keys()]) this.settle(id, undefined, error);
+    // Requests in flight were written to the socket: the agent may have acted on them.
+    const inFlight =
+      error instanceof AgentOfflineError ? new AgentOfflineError(this.code, error.message, true) : error;
+    for (const id of [...this.pending.keys()]) this.settle(id, undefined, inFlight);
   }
 
   close(code: number, reason: string): void {

@@ -9,12 +9,13 @@
  */
 import {
   type Agent,
-  type AgentFilters,
+  type AgentFilterKey,
   type AgentInfo,
   type HealthStatus,
   type PackageStatus,
 } from '@opsplane/models';
 import type { AgentConnection } from './agent-connection.js';
+import type { AgentFilter } from './agent-filter.js';
 
 export interface AgentRecord {
   readonly code: string;
@@ -164,6 +165,17 @@ export class AgentRegistry {
     return { silent, expired };
   }
 
+  /** Every agent listed here, in the wire shape, ordered by agent code. */
+  all(): Agent[] {
+    this.sortedCodes ??= [...this.records.keys()].sort();
+    const out: Agent[] = [];
+    for (const code of this.sortedCodes) {
+      const rec = this.records.get(code);
+      if (rec) out.push(this.toAgent(rec));
+    }
+    return out;
+  }
+
   /** Every live connection (for shutdown). */
   connections(): AgentConnection[] {
     const out: AgentConnection[] = [];
@@ -171,14 +183,11 @@ export class AgentRegistry {
     return out;
   }
 
-  /** Records matching all filters exactly, ordered by agent code; `total` before paging. */
-  list(filters: AgentFilters, page: number, pageSize: number): { agents: Agent[]; total: number } {
+  /** Records matching the filter (Go's semantics, agent-filter.ts), ordered by agent code; `total` before paging. */
+  list(filter: AgentFilter, page: number, pageSize: number): { agents: Agent[]; total: number } {
     this.sortedCodes ??= [...this.records.keys()].sort();
-    const active = Object.entries(filters).filter(
-      (e): e is [keyof AgentFilters, string] => e[1] !== undefined,
-    );
     const start = (page - 1) * pageSize;
-    if (active.length === 0) {
+    if (filter.empty) {
       // Unfiltered (the common case): the page is a slice, whatever the fleet size.
       const agents: Agent[] = [];
       for (const code of this.sortedCodes.slice(start, start + pageSize)) {
@@ -191,7 +200,7 @@ export class AgentRegistry {
     let total = 0;
     for (const code of this.sortedCodes) {
       const rec = this.records.get(code);
-      if (!rec || !active.every(([k, v]) => filterValue(rec, k) === v)) continue;
+      if (!rec || !filter.matches((k) => filterValue(rec, k))) continue;
       if (total >= start && agents.length < pageSize) agents.push(this.toAgent(rec));
       total++;
     }
@@ -227,7 +236,7 @@ export class AgentRegistry {
   }
 }
 
-function filterValue(rec: AgentRecord, key: keyof AgentFilters): string | undefined {
+function filterValue(rec: AgentRecord, key: AgentFilterKey): string | undefined {
   switch (key) {
     case 'id':
       return rec.code;

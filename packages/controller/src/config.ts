@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { BlockList, isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -205,9 +206,20 @@ export const ControllerFileConfigSchema = z
         forward: z.boolean().default(true),
         /** Extra time a forwarded call may take beyond the agent timeout. */
         timeout_margin: Duration.prefault('5s'),
+        /** How long a peer's agent list is reused for GET /agents (concurrent requests share one call). */
+        list_ttl: Duration.prefault('2s'),
+        /** Timeout of listing one peer's agents. */
+        list_timeout: Duration.prefault('5s'),
       })
       .strict()
       .prefault({}),
+    /**
+     * Off unless set: a second listener, on one private interface, that serves the guide's routes
+     * without api_token — for Go clients, which cannot send one. See the README.
+     */
+    legacy_listen: Listen.optional(),
+    /** Source addresses (CIDRs or single addresses) the legacy listener accepts; empty = any. */
+    legacy_allow: z.array(z.string().min(1)).default([]),
   })
   .strict();
 
@@ -250,7 +262,9 @@ export interface ControllerConfig {
   };
   batch: { perAgentTimeoutMs: number; maxAgents: number; concurrency: number };
   http: { bodyLimitBytes: number; rateLimit: { max: number; windowMs: number }; trustProxy: boolean };
-  peers: { forward: boolean; timeoutMarginMs: number };
+  peers: { forward: boolean; timeoutMarginMs: number; listTtlMs: number; listTimeoutMs: number };
+  /** The token-less listener for Go clients; undefined = off (the default). */
+  legacy: { listen: ListenAddress; allow: string[] } | undefined;
 }
 
 export interface LoadControllerConfigOptions {
@@ -413,8 +427,73 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
       rateLimit: { max: c.http.rate_limit.max, windowMs: c.http.rate_limit.window },
       trustProxy: c.http.trust_proxy,
     },
-    peers: { forward: c.peers.forward, timeoutMarginMs: c.peers.timeout_margin },
+    peers: {
+      forward: c.peers.forward,
+      timeoutMarginMs: c.peers.timeout_margin,
+      listTtlMs: c.peers.list_ttl,
+      listTimeoutMs: c.peers.list_timeout,
+    },
+    legacy: c.legacy_listen ? legacyListener(c.legacy_listen, c.legacy_allow) : undefined,
   };
+}
+
+/**
+ * Checks the legacy listener's settings: one private (or loopback) interface — never a
+ * wildcard or a public address, since it serves without the API token — and valid CIDRs.
+ */
+function legacyListener(listen: ListenAddress, allow: string[]): { listen: ListenAddress; allow: string[] } {
+  const host = listen.host;
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    throw new ConfigError(
+      'legacy_listen must name one private interface (e.g. 10.0.0.5:8081), not all interfaces: it serves without the API token',
+    );
+  }
+  if (!isIP(host)) throw new ConfigError(`legacy_listen must be an IP address, got '${host}'`);
+  if (!isPrivateAddress(host)) {
+    throw new ConfigError(
+      `legacy_listen ${host} is not a private or loopback address; the token-less listener must not face a public network`,
+    );
+  }
+  for (const entry of allow) {
+    try {
+      parseCidr(entry);
+    } catch (e) {
+      throw new ConfigError(`legacy_allow: ${(e as Error).message}`);
+    }
+  }
+  return { listen, allow };
+}
+
+/** `10.0.0.0/8`, `fd00::/8` or a single address (a /32 or /128). */
+export function parseCidr(s: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
+  const [addr = '', bits, ...rest] = s.trim().split('/');
+  const v = isIP(addr);
+  if (v === 0 || rest.length > 0) throw new RangeError(`'${s}' is not an IP address or CIDR`);
+  const max = v === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!/^\d{1,3}$/.test(bits ?? String(max)) || prefix > max) {
+    throw new RangeError(`'${s}' has an invalid prefix length`);
+  }
+  return { address: addr, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/** Loopback, RFC 1918, link-local, CGNAT (100.64/10), IPv6 ULA (fc00::/7) and link-local (fe80::/10). */
+export function isPrivateAddress(host: string): boolean {
+  const list = new BlockList();
+  for (const [net, bits] of [
+    ['127.0.0.0', 8],
+    ['10.0.0.0', 8],
+    ['172.16.0.0', 12],
+    ['192.168.0.0', 16],
+    ['169.254.0.0', 16],
+    ['100.64.0.0', 10],
+  ] as const)
+    list.addSubnet(net, bits, 'ipv4');
+  list.addAddress('::1', 'ipv6');
+  list.addSubnet('fc00::', 7, 'ipv6');
+  list.addSubnet('fe80::', 10, 'ipv6');
+  const v = isIP(host);
+  return v !== 0 && list.check(host, v === 4 ? 'ipv4' : 'ipv6');
 }
 
 /** Reads the file (if any), layers environment and overrides on it, validates. */

@@ -3,6 +3,7 @@ import type { ControllerConfig } from './config.js';
 import type { AgentRegistry } from './agent-registry.js';
 import type { BatchDispatcher } from './batch-dispatcher.js';
 import type { ControllerMetrics } from './metrics.js';
+import type { PeerAgentLists } from './peer-agents.js';
 import type { PeerForwarder } from './peer-forwarder.js';
 
 export interface ControllerContext {
@@ -13,6 +14,8 @@ export interface ControllerContext {
   readonly dispatcher: BatchDispatcher;
   /** Null when peer forwarding is disabled. */
   readonly forwarder: PeerForwarder | null;
+  /** The peers' agents for GET /agents; null when peer forwarding is disabled. */
+  readonly peerAgents: PeerAgentLists | null;
   readonly metrics: ControllerMetrics;
   /** The address written to etcd (known once listening). */
   advertisedAddress(): string;

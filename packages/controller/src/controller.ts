@@ -21,10 +21,12 @@ import type { ControllerConfig } from './config.js';
 import type { ControllerContext } from './context.js';
 import { buildApp } from './http/app.js';
 import { createMetrics } from './metrics.js';
+import { PeerAgentLists } from './peer-agents.js';
 import { PeerForwarder } from './peer-forwarder.js';
 import { CertRelay } from './tls/cert-relay.js';
 import { ControllerTls } from './tls/controller-tls.js';
 import { RevocationWatcher } from './tls/revocations.js';
+import { startLegacyListener, type LegacyListener } from './http/legacy.js';
 
 export interface RunningController {
   readonly id: string;
@@ -38,6 +40,8 @@ export interface RunningController {
   readonly registered: boolean;
   readonly agentCount: number;
   readonly app: FastifyInstance;
+  /** Base URL of the token-less legacy listener, when configured. */
+  readonly legacyUrl: string | undefined;
   /** Graceful shutdown; idempotent. */
   stop(): Promise<void>;
 }
@@ -128,6 +132,16 @@ export async function startController(
         ...(tls ? { tls: { ca: () => tls.ca } } : {}),
       })
     : null;
+  const peerAgents = forwarder
+    ? new PeerAgentLists({
+        forwarder,
+        apiToken: config.apiToken,
+        ttlMs: config.peers.listTtlMs,
+        timeoutMs: config.peers.listTimeoutMs,
+        logger: sub('peer-lists'),
+        ...(tls ? { tls: { ca: () => tls.ca } } : {}),
+      })
+    : null;
   const dispatcher = new BatchDispatcher({
     area: config.area,
     controllerId: config.id,
@@ -151,12 +165,13 @@ export async function startController(
     registry,
     dispatcher,
     forwarder,
+    peerAgents,
     metrics,
     advertisedAddress: () => address,
     isRegistered: () => etcdState.registration?.registered ?? false,
   };
 
-  const app = await buildApp(ctx, sub('http'), tls?.serverOptions());
+  const app = await buildApp(ctx, sub('http'), tls ? { https: tls.serverOptions() } : {});
   const relay =
     tls && (config.agents.renewal || config.tls?.renew)
       ? new CertRelay({
@@ -195,13 +210,16 @@ export async function startController(
   sockets.attach(app.server);
   revocations.start();
 
+  let legacy: LegacyListener | undefined;
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
+    if (config.legacy) legacy = await startLegacyListener(ctx, config.legacy, sub('legacy-http'));
   } catch (err) {
     await revocations.stop();
     tls?.stop();
     etcd.close();
     await sockets.shutdown(0);
+    await app.close().catch(() => undefined);
     throw err;
   }
   const bound = app.server.address();
@@ -268,6 +286,8 @@ export async function startController(
     tls?.stop();
     await sockets.shutdown(2000);
     await bounded('http close', app.close(), 5000, log);
+    if (legacy) await bounded('legacy http close', legacy.close(), 5000, log);
+    if (peerAgents) await bounded('peer clients close', peerAgents.close(), 2000, log);
     if (discovery) await bounded('discovery stop', discovery.stop(), 3000, log);
     etcd.close();
     log.info('stopped');
@@ -286,6 +306,7 @@ export async function startController(
       return registry.connectedCount;
     },
     app,
+    legacyUrl: legacy?.url,
     stop: () => (stopping ??= stop()),
   };
 }

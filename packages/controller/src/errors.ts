@@ -4,12 +4,18 @@
  */
 import { HTTP_STATUS_BY_CODE, OpsplaneError, type ErrorCode } from '@opsplane/models';
 
-/** The agent is known here but not connected (or disconnected while a request was pending). */
+/**
+ * The agent is known here but not connected, or it disconnected while a request was pending.
+ * `mayHaveReceived` tells the two apart: a request that was written to the socket may have
+ * reached the agent (its outcome is unknown), one that never left did not.
+ */
 export class AgentOfflineError extends OpsplaneError {
   readonly agentId: string;
-  constructor(agentId: string, message = `agent '${agentId}' is offline`) {
+  readonly mayHaveReceived: boolean;
+  constructor(agentId: string, message = `agent '${agentId}' is offline`, mayHaveReceived = false) {
     super('agent_unavailable', message);
     this.agentId = agentId;
+    this.mayHaveReceived = mayHaveReceived;
   }
 }
 

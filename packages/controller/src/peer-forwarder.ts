@@ -5,6 +5,7 @@
  * discovery) with `x-opsplane-forwarded: 1`. A forwarded request is never forwarded again, and a
  * peer answers it only for agents it holds — which keeps this one hop and loop-free.
  */
+import type { z } from 'zod';
 import {
   BatchOperationResultSchema,
   ErrorBodySchema,
@@ -56,7 +57,24 @@ const NOT_AN_ANSWER_CODES = new Set([
   'internal',
 ]);
 
+/**
+ * A Go controller's batch errors for an agent it does not hold (its AgentManager: "agent with
+ * ID x not found", "agent x is not online or not found"). Marked `agent_not_connected:` so that
+ * they never win over the result of the controller that holds the agent.
+ */
+const GO_NOT_HELD = /agent with ID \S+ not found|is not online or not found/;
+
+export function markGoNotHeld(results: OperationResult[], peer: string): OperationResult[] {
+  return results.map((r) =>
+    !r.success && r.error !== undefined && GO_NOT_HELD.test(r.error) && !r.error.startsWith('agent_')
+      ? { ...r, error: `agent_not_connected: (Go controller '${peer}') ${r.error}` }
+      : r,
+  );
+}
+
 export function peerBaseUrl(address: string): string {
+  // `:8081` (a Go controller's default service address) is this host, as Go's net/http dials it.
+  if (/^:\d{1,5}$/.test(address)) address = `127.0.0.1${address}`;
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(address) ? address : `http://${address}`;
   return withScheme.replace(/\/+$/, '');
 }
@@ -177,12 +195,21 @@ export class PeerForwarder {
   }
 
   /**
-   * Sends a batch (already narrowed to agents not held here) to every peer and returns all the
-   * results they gave; the caller picks, per agent, the one from the peer that holds it.
+   * POSTs `body` to every online peer (forwarded: a peer answers only for agents it holds) and
+   * returns the answers that parsed, and the peers that failed — a failed peer may hold some of
+   * the agents, so what it would have said is unknown, not "not held".
    */
-  async batch(path: string, body: unknown, timeoutMs: number): Promise<OperationResult[][]> {
+  async post<T>(
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    schema: z.ZodType<T>,
+    adapt?: (answer: T, peer: Controller) => T,
+  ): Promise<{ answers: T[]; failed: string[] }> {
     const peers = this.peers();
-    const answers = await Promise.all(
+    const failed: string[] = [];
+    const answers: T[] = [];
+    await Promise.all(
       peers.map(async (peer) => {
         const url = `${peerBaseUrl(peer.address)}${path}`;
         try {
@@ -197,28 +224,50 @@ export class PeerForwarder {
             this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'error' });
             this.log.warn(
               { peer: peer.id, url, status: res.status, body: text.slice(0, 300) },
-              'peer refused a forwarded batch',
+              'peer refused a forwarded request',
             );
-            return [];
+            failed.push(peer.id);
+            return;
           }
-          const parsed = BatchOperationResultSchema.safeParse(JSON.parse(text));
+          const parsed = schema.safeParse(JSON.parse(text));
           if (!parsed.success) {
             this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'invalid' });
-            this.log.warn({ peer: peer.id, url }, 'peer answered a forwarded batch with an invalid body');
-            return [];
+            this.log.warn({ peer: peer.id, url }, 'peer answered a forwarded request with an invalid body');
+            failed.push(peer.id);
+            return;
           }
           this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'ok' });
-          return parsed.data.results;
+          answers.push(adapt ? adapt(parsed.data, peer) : parsed.data);
         } catch (err) {
           this.opts.metrics.forwarded.inc({ kind: 'batch', outcome: 'unreachable' });
           this.log.warn(
             { peer: peer.id, url, err: (err as Error).message },
-            'peer unreachable for a forwarded batch',
+            'peer unreachable for a forwarded request',
           );
-          return [];
+          failed.push(peer.id);
         }
       }),
     );
-    return answers;
+    return { answers, failed };
+  }
+
+  /**
+   * Sends a batch (already narrowed to agents not held here) to every peer and returns all the
+   * results they gave (the caller picks, per agent, the one from the peer that holds it), and
+   * the peers that failed.
+   */
+  async batch(
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+  ): Promise<{ results: OperationResult[][]; failed: string[] }> {
+    const { answers, failed } = await this.post(
+      path,
+      body,
+      timeoutMs,
+      BatchOperationResultSchema,
+      (a, peer) => (peer.flavor === 'go' ? { ...a, results: markGoNotHeld(a.results, peer.id) } : a),
+    );
+    return { results: answers.map((a) => a.results), failed };
   }
 }

@@ -221,44 +221,62 @@ describe('per-agent reads', () => {
   });
 
   it('GET /agents/{id}/health and /health/{package}', async () => {
-    const h = await getJson<{ agent_id: string; overall_status: string; services: Record<string, unknown> }>(
-      `${ctrl.url}/api/v1/agents/reads/health`,
-    );
+    const h = await getJson<{
+      agent_id: string;
+      overall_status: string;
+      health_status: string;
+      total_services: number;
+      services: { package: string; status: number }[];
+    }>(`${ctrl.url}/api/v1/agents/reads/health`);
     assert.equal(h.status, 200);
     assert.equal(h.body.agent_id, 'reads');
-    assert.equal(h.body.overall_status, 'healthy');
-    assert.deepEqual(Object.keys(h.body.services).sort(), ['batchjob', 'web']);
-    const one = await getJson<{ name: string; status: string }>(`${ctrl.url}/api/v1/agents/reads/health/web`);
+    // Go's shape, Opsplane's verdict beside it.
+    assert.equal(h.body.overall_status, 'HEALTH_STATUS_HEALTHY');
+    assert.equal(h.body.health_status, 'healthy');
+    assert.equal(h.body.total_services, 2);
+    assert.deepEqual(
+      h.body.services.map((x) => [x.package, x.status]),
+      [
+        ['batchjob', 1],
+        ['web', 1],
+      ],
+    );
+    const one = await getJson<{ name: string; package: string; status: number; health_status: string }>(
+      `${ctrl.url}/api/v1/agents/reads/health/web`,
+    );
     assert.equal(one.status, 200);
     assert.equal(one.body.name, 'web');
+    assert.equal(one.body.package, 'web');
+    assert.equal(one.body.status, 1);
+    assert.equal(one.body.health_status, 'healthy');
     const missing = await getJson<ErrorBody>(`${ctrl.url}/api/v1/agents/reads/health/nope`);
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, 'package_not_found');
   });
 
   it('GET /agents/{id}/metrics/system and /metrics/services with package and running_only', async () => {
-    const s = await getJson<{ agent_id: string; cpu_percent: number; load_average: { load1: number } }>(
-      `${ctrl.url}/api/v1/agents/reads/metrics/system`,
-    );
+    const s = await getJson<{
+      agent_id: string;
+      cpu_percent: number;
+      cpu: { usage: number };
+      load_average: { load1: number };
+      load: Record<string, number>;
+    }>(`${ctrl.url}/api/v1/agents/reads/metrics/system`);
     assert.equal(s.status, 200);
     assert.equal(s.body.agent_id, 'reads');
     assert.equal(s.body.load_average.load1, 0.5);
-    type Svc = { services: { name: string }[] };
+    assert.equal(s.body.load['1min'], 0.5);
+    assert.equal(s.body.cpu.usage, s.body.cpu_percent);
+    type Svc = { services: Record<string, { cpu: { usage: number } }>; cpu?: { usage: number } };
     const all = await getJson<Svc>(`${ctrl.url}/api/v1/agents/reads/metrics/services`);
-    assert.deepEqual(
-      all.body.services.map((x) => x.name),
-      ['web', 'batchjob'],
-    );
+    assert.deepEqual(Object.keys(all.body.services), ['web', 'batchjob']);
+    assert.equal(all.body.cpu, undefined);
     const running = await getJson<Svc>(`${ctrl.url}/api/v1/agents/reads/metrics/services?running_only=true`);
-    assert.deepEqual(
-      running.body.services.map((x) => x.name),
-      ['web'],
-    );
+    assert.deepEqual(Object.keys(running.body.services), ['web']);
     const one = await getJson<Svc>(`${ctrl.url}/api/v1/agents/reads/metrics/services?package=batchjob`);
-    assert.deepEqual(
-      one.body.services.map((x) => x.name),
-      ['batchjob'],
-    );
+    assert.deepEqual(Object.keys(one.body.services), ['batchjob']);
+    // Go answers one package's metrics at the top level.
+    assert.deepEqual(one.body.cpu, one.body.services.batchjob?.cpu);
     const bad = await getJson<ErrorBody>(`${ctrl.url}/api/v1/agents/reads/metrics/services?running=true`);
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'unknown_parameter');

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startEtcd, type EtcdHandle } from '@opsplane/test-support';
+import type { BatchOperationResult } from '@opsplane/models';
 import type { RunningController } from '../src/index.js';
 import { getJson, postJson, startTestController, type ErrorBody } from './support/harness.js';
 
@@ -82,10 +83,29 @@ describe('controller API', () => {
     assert.match(r.body.error.message, /agents/);
     const c = await postJson<ErrorBody>(`${ctrl.url}/api/v1/agents/batch/configs`, {
       agents: ['a1'],
-      package: 'web',
+      configs: [],
     });
     assert.equal(c.status, 400);
-    assert.match(c.body.error.message, /configs/);
+    assert.match(c.body.error.message, /package/);
+  });
+
+  it('answers configs: null (as the Go client sends it) per agent, writing nothing', async () => {
+    for (const body of [
+      { agents: ['a1', 'a2', 'a1'], package: 'web', configs: null },
+      { agents: ['a1', 'a2'], package: 'web' },
+    ]) {
+      const r = await postJson<BatchOperationResult>(`${ctrl.url}/api/v1/agents/batch/configs`, body);
+      assert.equal(r.status, 200);
+      assert.deepEqual(
+        r.body.results.map((x) => [x.agent_code, x.package, x.success]),
+        [
+          ['a1', 'web', false],
+          ['a2', 'web', false],
+        ],
+      );
+      assert.match(r.body.results[0]?.error ?? '', /^no_configs: /);
+      assert.equal(r.body.failed, 2);
+    }
   });
 
   it('refuses a config file name like ../x with 400 naming configs.0.file_name', async () => {

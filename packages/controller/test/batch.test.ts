@@ -105,7 +105,16 @@ describe('batch results', () => {
     assert.match(r.results[6]?.error ?? '', /b-none/);
     assert.ok(took >= TIMEOUT_MS, `took ${took} ms`);
     assert.ok(r.duration_ms >= TIMEOUT_MS);
-    assert.deepEqual(ok.requests.at(-1), { op: 'action', action: 'stop', packages: ['web', 'db'] });
+    const sent = ok.requests.at(-1) as Extract<AgentRequest, { op: 'action' }>;
+    assert.match(
+      sent.operation_id ?? '',
+      /^ctl-/,
+      'a caller without an id gets one made up (each call acts)',
+    );
+    assert.deepEqual(
+      { ...sent, operation_id: undefined },
+      { op: 'action', action: 'stop', packages: ['web', 'db'], operation_id: undefined },
+    );
   });
 
   it('waits for agents concurrently: three timeouts cost one timeout, not three', async () => {
@@ -134,7 +143,15 @@ describe('batch results', () => {
       'b-gone/api': 'agent_offline',
       'b-none/': 'agent_not_found',
     });
-    assert.deepEqual(ok.requests.at(-1), { op: 'action', action: 'restart', packages: [] });
+    assert.deepEqual(
+      { ...ok.requests.at(-1), operation_id: undefined },
+      {
+        op: 'action',
+        action: 'restart',
+        packages: [],
+        operation_id: undefined,
+      },
+    );
     const nullPackages = await batch(ctrlA, 'start', { agents: ['b-ok'], packages: null });
     assert.deepEqual(summary(nullPackages.results), { 'b-ok/web': 'ok', 'b-ok/db': 'ok' });
   });
@@ -218,16 +235,21 @@ describe('several controllers in one area', () => {
     );
     assert.equal(p.status, 404);
     assert.equal(p.body.error?.code, 'package_not_found');
-    const svc = await getJson<{ services: { name: string }[] }>(
+    const svc = await getJson<{ services: Record<string, unknown> }>(
       `${ctrlA.url}/api/v1/agents/b-remote/metrics/services?package=cache`,
     );
-    assert.deepEqual(
-      svc.body.services.map((s) => s.name),
-      ['cache'],
-    );
-    // The list stays local: the platform merges the controllers of an area.
+    assert.deepEqual(Object.keys(svc.body.services), ['cache']);
+    // The list answers for the whole area, as a Go controller's: ctrl-a lists ctrl-b's agent,
+    // saying that ctrl-b holds it; a forwarded list stays local (no loops).
     const listA = await getJson<{ agents: Agent[] }>(`${ctrlA.url}/api/v1/agents?id=b-remote`);
-    assert.deepEqual(listA.body.agents, []);
+    assert.deepEqual(
+      listA.body.agents.map((x) => [x.id, x.controller_id, x.status]),
+      [['b-remote', 'ctrl-b', 'online']],
+    );
+    const localA = await getJson<{ agents: Agent[] }>(`${ctrlA.url}/api/v1/agents?id=b-remote`, {
+      [FORWARDED_HEADER]: '1',
+    });
+    assert.deepEqual(localA.body.agents, []);
   });
 
   it('answers forwarded requests only for agents it holds, and never forwards them again', async () => {

@@ -335,12 +335,15 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
     const candidates = area ? this.controllersOf(area) : this.controllers;
     for (const c of candidates.filter((x) => x.running)) {
       try {
-        const r = await this.api<{ agents: { id: string; status: string }[] }>(
+        const r = await this.api<{ agents: { id: string; status: string; controller_id?: string }[] }>(
           c,
           'GET',
           `/api/v1/agents?id=${encodeURIComponent(code)}`,
         );
-        if (r.status === 200 && r.body.agents.some((a) => a.id === code && a.status === 'online')) return c;
+        // A controller lists its whole area; the record says which controller holds the agent.
+        const held = (a: { id: string; status: string; controller_id?: string }) =>
+          a.id === code && a.status === 'online' && (a.controller_id ?? c.id) === c.id;
+        if (r.status === 200 && r.body.agents.some(held)) return c;
       } catch {
         /* not reachable right now */
       }

@@ -33,6 +33,9 @@ export interface SpawnProcessOptions {
   keepBytes?: number;
   /** Sent to the child's group if this process exits while the child runs. Default SIGKILL. */
   exitSignal?: 'SIGKILL' | 'SIGTERM';
+  /** Run as this user and group (e.g. a database server that refuses root). */
+  uid?: number;
+  gid?: number;
 }
 
 export interface ManagedProcess {
@@ -97,6 +100,8 @@ export function spawnProcess(
   const keepBytes = opts.keepBytes ?? 200_000;
   const child = spawn(command, args, {
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     env: opts.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,

@@ -6,7 +6,7 @@
  * (etcdctl), with one role per kind of client:
  *
  *   opsplane-controller  controllers/ rw · pki/csr/ rw · pki/issued/ rw · revocations/ read
- *   opsplane-server      controllers/ read · pki/ rw · revocations/ rw
+ *   opsplane-server      controllers/ read · pki/ rw · revocations/ rw · election/ rw (its replicas' leader)
  *
  * plus `root` (etcd needs it to enable authentication; nobody uses it after the bootstrap).
  */
@@ -62,6 +62,8 @@ export const ETCD_ROLES: Readonly<Record<'controller' | 'server', EtcdRole>> = {
       ['read', 'controllers/'],
       ['readwrite', 'pki/'],
       ['readwrite', 'revocations/'],
+      // etcd3's Election keeps its keys under election/<name>/ (the cluster leader of the replicas).
+      ['readwrite', 'election/'],
     ],
   },
 };

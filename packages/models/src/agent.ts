@@ -30,8 +30,11 @@ export const PackageStatusSchema = z.object({
   name: z.string(),
   version: z.string().default(''),
   is_running: z.boolean(),
-  /** Nanoseconds, as Go's time.Duration. */
-  duration: z.number().int().nonnegative().default(0),
+  /** Nanoseconds, as Go's time.Duration (a negative or fractional one from elsewhere is clamped). */
+  duration: z
+    .number()
+    .default(0)
+    .transform((v) => Math.max(0, Math.round(v))),
   status: PackageRunStateSchema.optional(),
   pid: z.number().int().nonnegative().optional(),
   restarts: z.number().int().nonnegative().optional(),
@@ -57,14 +60,17 @@ export const AgentSchema = z.object({
   area_id: z.string().default(''),
   address: z.string().default(''),
   hostname: z.string().default(''),
-  status: AgentStatusSchema,
+  /** Absent (a Go record without it) reads as unknown; any other value is refused. */
+  status: AgentStatusSchema.default('unknown'),
   labels: stringMap,
   version: z.string().default(''),
   last_heartbeat: TimestampSchema,
   register_time: TimestampSchema,
   services: nullableList(PackageStatusSchema),
+  /** Go: `omitempty` — a Go controller leaves it out for agents it never health-checked. */
   health_status: z.string().default('unknown'),
-  last_health_check: TimestampSchema,
+  /** Go: `*time.Time` with `omitempty`, so absent for agents never health-checked. */
+  last_health_check: TimestampSchema.optional(),
   zone: z.string().optional(),
   mode: z.string().optional(),
   group: z.string().optional(),

@@ -4,6 +4,12 @@
  */
 import { z } from 'zod';
 import { AgentCodeSchema, ConfigFileNameSchema, PackageNameSchema } from './names.js';
+import {
+  BatchTimeoutSchema,
+  OperationIdSchema,
+  ResultReasonSchema,
+  type ResultReason,
+} from './operations.js';
 
 export const BATCH_ACTIONS = ['start', 'stop', 'restart'] as const;
 export const BatchActionSchema = z.enum(BATCH_ACTIONS);
@@ -22,6 +28,10 @@ export const BatchOperationRequestSchema = z.object({
     .array(PackageNameSchema)
     .nullish()
     .transform((v) => v ?? []),
+  /** Opsplane: the operation id (also the Idempotency-Key header); the same id never acts twice. */
+  operation_id: OperationIdSchema.optional(),
+  /** Opsplane: what is left of the caller's deadline; the controller answers within it. */
+  timeout_ms: BatchTimeoutSchema.optional(),
 });
 export type BatchOperationRequest = z.infer<typeof BatchOperationRequestSchema>;
 export type BatchOperationRequestInput = z.input<typeof BatchOperationRequestSchema>;
@@ -38,9 +48,19 @@ export const BatchConfigRequestSchema = z
   .object({
     agents: z.array(AgentCodeSchema).min(1, { message: 'agents must list at least one agent' }),
     package: PackageNameSchema,
-    configs: z.array(ConfigItemSchema).min(1, { message: 'configs must hold at least one file' }),
+    /**
+     * The files to write. The Go client sends `null` for a nil slice and the Go controller
+     * answered it per agent; so null (or []) is accepted here and the controller answers each
+     * agent with a `no_configs` result, writing nothing.
+     */
+    configs: z
+      .array(ConfigItemSchema)
+      .nullish()
+      .transform((v) => v ?? []),
     /** The package's main config file among `configs` (defaults to the first). */
     config_file: z.string().optional(),
+    operation_id: OperationIdSchema.optional(),
+    timeout_ms: BatchTimeoutSchema.optional(),
   })
   .superRefine((req, ctx) => {
     const names = new Set<string>();
@@ -71,6 +91,18 @@ export const OperationResultSchema = z.object({
   success: z.boolean(),
   error: z.string().optional(),
   message: z.string().optional(),
+  // Opsplane's additions (Go clients ignore them): what happened, typed.
+  reason: ResultReasonSchema.optional(),
+  operation_id: z.string().optional(),
+  /** The package's process before and after the operation, as the agent saw them. */
+  old_pid: z.number().int().optional(),
+  new_pid: z.number().int().optional(),
+  /** How long the agent spent on it. */
+  agent_duration_ms: z.number().nonnegative().optional(),
+  /** The agent answered from its journal: the operation had run before (not again now). */
+  replayed: z.boolean().optional(),
+  /** How many times the platform sent it (more than 1 after a controller failed). */
+  attempts: z.number().int().positive().optional(),
 });
 export type OperationResult = z.infer<typeof OperationResultSchema>;
 
@@ -106,22 +138,20 @@ export function mergeBatchResults(parts: readonly BatchOperationResult[], durati
   );
 }
 
-/** One failed entry per (agent, package) — for agents a whole group could not reach. */
+/**
+ * One failed entry per (agent, package) — for agents a whole group could not reach. `reason`
+ * says whether the operation may have reached them.
+ */
 export function failedResults(
   agents: readonly string[],
   packages: readonly string[],
   error: string,
-  message?: string,
+  reason: ResultReason,
+  extra: Pick<OperationResult, 'message' | 'operation_id'> = {},
 ): OperationResult[] {
   // With no package list the packages are unknown to the caller: one entry with package ''.
   const pkgs = packages.length > 0 ? packages : [''];
   return agents.flatMap((agent_code) =>
-    pkgs.map((pkg) => ({
-      agent_code,
-      package: pkg,
-      success: false,
-      error,
-      ...(message !== undefined ? { message } : {}),
-    })),
+    pkgs.map((pkg) => ({ agent_code, package: pkg, success: false, error, reason, ...extra })),
   );
 }

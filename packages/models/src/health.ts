@@ -11,7 +11,8 @@ export const ServiceHealthSchema = z.object({
   status: HealthStatusSchema,
   message: z.string().default(''),
   check_type: HealthCheckTypeSchema.optional(),
-  checked_at: TimestampSchema,
+  /** Always set by Opsplane agents; absent when a Go agent sent no `last_check`. */
+  checked_at: TimestampSchema.optional(),
   latency_ms: z.number().nonnegative().optional(),
   consecutive_failures: z.number().int().nonnegative().optional(),
 });

@@ -36,19 +36,26 @@ export const SystemMetricsSchema = z.object({
     tx_bytes: z.number().nonnegative(),
     interfaces: z.array(NetworkInterfaceSchema).optional(),
   }),
-  uptime_seconds: z.number().nonnegative(),
+  /** Always set by Opsplane agents; Go agents do not report it. */
+  uptime_seconds: z.number().nonnegative().optional(),
   collected_at: TimestampSchema,
 });
 export type SystemMetrics = z.infer<typeof SystemMetricsSchema>;
 
+/**
+ * One package's process metrics. `is_running`, `restarts` and `uptime_seconds` are always set by
+ * Opsplane agents; a Go controller's answer has only CPU and memory, so they may be absent.
+ */
 export const ServiceMetricSchema = z.object({
   name: z.string(),
-  is_running: z.boolean(),
+  is_running: z.boolean().optional(),
   pid: z.number().int().nonnegative().optional(),
   cpu_percent: z.number().nonnegative(),
   rss_bytes: z.number().nonnegative(),
-  restarts: z.number().int().nonnegative(),
-  uptime_seconds: z.number().nonnegative(),
+  /** Memory of the process as a percentage of the host's (Go agents report it). */
+  memory_percent: z.number().nonnegative().optional(),
+  restarts: z.number().int().nonnegative().optional(),
+  uptime_seconds: z.number().nonnegative().optional(),
 });
 export type ServiceMetric = z.infer<typeof ServiceMetricSchema>;
 

@@ -15,6 +15,7 @@
 import { z } from 'zod';
 import { HealthStatusSchema, PackageStatusSchema } from './agent.js';
 import { BatchActionSchema, ConfigItemSchema } from './batch.js';
+import { OperationIdSchema, OperationStateSchema, ResultReasonSchema } from './operations.js';
 import { AgentHealthSchema, ServiceHealthSchema } from './health.js';
 import { ServiceMetricsSchema, SystemMetricsSchema } from './metrics.js';
 import { CertificateMessageSchema, CsrMessageSchema } from './pki-frames.js';
@@ -62,8 +63,28 @@ export const PackageOpResultSchema = z.object({
   success: z.boolean(),
   error: z.string().optional(),
   message: z.string().optional(),
+  /** done / failed_on_agent / interrupted — the agent's side of the story. */
+  reason: ResultReasonSchema.optional(),
+  old_pid: z.number().int().optional(),
+  new_pid: z.number().int().optional(),
+  duration_ms: z.number().nonnegative().optional(),
+  /** Answered from the journal: this operation id had run before. */
+  replayed: z.boolean().optional(),
 });
 export type PackageOpResult = z.infer<typeof PackageOpResultSchema>;
+
+/** One journal entry of an agent, as the `operations` request returns it. */
+export const JournalEntrySchema = z.object({
+  operation_id: z.string(),
+  package: z.string(),
+  /** start, stop, restart, or configs. */
+  action: z.string(),
+  state: OperationStateSchema,
+  started_at: z.string(),
+  finished_at: z.string().optional(),
+  result: PackageOpResultSchema.optional(),
+});
+export type JournalEntry = z.infer<typeof JournalEntrySchema>;
 
 /** Operations a controller may request; each with its params and result shape. */
 export const AgentRequestSchema = z.discriminatedUnion('op', [
@@ -72,12 +93,21 @@ export const AgentRequestSchema = z.discriminatedUnion('op', [
     action: BatchActionSchema,
     /** Empty = every package of the agent. */
     packages: z.array(z.string()),
+    /** Journaled: the same id never acts twice on this agent. */
+    operation_id: OperationIdSchema.optional(),
   }),
   z.object({
     op: z.literal('configs'),
     package: z.string(),
     configs: z.array(ConfigItemSchema),
     config_file: z.string().optional(),
+    operation_id: OperationIdSchema.optional(),
+  }),
+  /** What the agent's journal says about an operation id (never acts). */
+  z.object({
+    op: z.literal('operations'),
+    operation_id: OperationIdSchema,
+    packages: z.array(z.string()).optional(),
   }),
   z.object({ op: z.literal('packages') }),
   z.object({ op: z.literal('health') }),
@@ -96,6 +126,7 @@ export type AgentOp = AgentRequest['op'];
 export const AgentResultSchemas = {
   action: z.object({ results: z.array(PackageOpResultSchema) }),
   configs: z.object({ results: z.array(PackageOpResultSchema) }),
+  operations: z.object({ entries: z.array(JournalEntrySchema) }),
   packages: z.object({ packages: z.array(PackageStatusSchema) }),
   health: AgentHealthSchema,
   health_package: ServiceHealthSchema,

@@ -148,10 +148,11 @@ test('batch result round-trips and counts agree with entries', () => {
   assert.deepEqual(BatchOperationResultSchema.parse(raw), raw);
   const built = batchResult(raw.results, 42);
   assert.deepEqual(built, raw);
-  const failed = failedResults(['a', 'b'], ['p1', 'p2'], 'controller_unavailable');
+  const failed = failedResults(['a', 'b'], ['p1', 'p2'], 'controller_unavailable', 'not_delivered');
   assert.equal(failed.length, 4);
+  assert.ok(failed.every((r) => r.reason === 'not_delivered' && !r.success));
   assert.deepEqual(
-    failedResults(['a'], [], 'x').map((r) => r.package),
+    failedResults(['a'], [], 'x', 'outcome_unknown').map((r) => r.package),
     [''],
   );
 });

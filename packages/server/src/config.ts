@@ -120,8 +120,40 @@ export const ServerSectionSchema = z
      * with the running job (poll GET /batches/{id}). The batch runs on either way.
      */
     batch_wait: DurationSchema.default(60_000),
-    /** Deadline of one area's part of a batch (all its controllers); what is left fails with 'timeout'. */
-    batch_area_timeout: DurationSchema.default(120_000),
+    /**
+     * One deadline for a whole batch — every area, controller and retry — when the request names
+     * none (`timeout`). An agent without an answer by then is outcome_unknown (or not_delivered
+     * when the operation cannot have reached it).
+     */
+    batch_timeout: DurationSchema.default(120_000),
+    /**
+     * How long a batch looks for the agents of a controller that died or hung mid-request where
+     * they fail over to (agents notice a hung controller after three heartbeats), within the
+     * batch's deadline.
+     */
+    batch_failover_wait: DurationSchema.default(45_000),
+    /**
+     * This replica's name among several servers on one database (logs, batch ownership, the
+     * cluster leader election). Default: <hostname>-<pid>-<random>.
+     */
+    replica_id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { message: 'replica_id must be a plain name' })
+      .optional(),
+    /**
+     * Lease of the cluster leader (etcd election): a leader that dies is replaced within about
+     * this long. The leader evaluates alerts, delivers webhooks, syncs device statuses and
+     * records controller history.
+     */
+    leader_ttl: DurationSchema.pipe(
+      z.number().min(2000, { message: 'leader_ttl must be at least 2s' }),
+    ).default(10_000),
+    /** Lease of a running batch on the replica that runs it; lapsed, another replica takes it over. */
+    batch_lease_ttl: DurationSchema.pipe(
+      z.number().min(2000, { message: 'batch_lease_ttl must be at least 2s' }),
+    ).default(15_000),
+    /** How long a restarted server looks for the agents of a batch it left running. */
+    batch_reconcile_wait: DurationSchema.default(60_000),
     /**
      * HTTPS: the server's certificate and key (paths or inline PEM), re-read when they change.
      * Unset: plain HTTP (behind a TLS-terminating proxy, or tests).

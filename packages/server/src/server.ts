@@ -1,12 +1,17 @@
 /**
  * startServer(): open the database (PGlite or PostgreSQL), migrate, load the master key,
  * bootstrap the first admin, start the platform services (area credentials, discovery — which
- * does not wait for etcd —, the agent view), the deployment queue and the alert engine, build the
- * app and listen. stop() stops the alert engine (pending webhook deliveries get a short grace),
- * the deployments, closes the HTTP server (letting in-flight requests finish), then the platform
- * services, then the database.
+ * does not wait for etcd —, the agent view, batches), the deployment queue and the cluster duties
+ * (leader election; alerts, webhooks, device status, controller history on the leader), build
+ * the app and listen. Several replicas may share one PostgreSQL and etcd.
+ *
+ * stop() stops the cluster duties (resigning, so another replica leads at once), the
+ * deployments (handed back to the queue), closes the HTTP server (letting in-flight requests
+ * finish), then the platform services (running batches stay owned until their lease lapses, or
+ * are reconciled by the next start), then the database.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -31,16 +36,14 @@ import { Store } from './storage/store.js';
 import { createMetrics } from './services/metrics.js';
 import { loadMasterKey, SecretBox } from './security/crypto.js';
 import { AgentBundleStore } from './storage/agent-bundles.js';
-import { AlertEngine, platformAlertSources } from './services/alert-engine.js';
-import { AlertNotifier } from './services/alert-notifier.js';
+import type { AlertEngine } from './services/alert-engine.js';
+import { ClusterDuties } from './services/cluster-duties.js';
 import { DeploymentService } from './services/deployments.js';
-import { DeviceStatusSync } from './services/device-status-sync.js';
 import { PlatformServices } from './services/platform.js';
 import { PkiService } from './services/pki.js';
 import { loadTlsMaterial, TlsReloader } from '@opsplane/pki';
 import type { Server as TlsServer } from 'node:tls';
-
-const SESSION_PURGE_INTERVAL_MS = 10 * 60_000;
+import type { WebhookOutbox } from './services/webhook-outbox.js';
 
 export interface StartOptions {
   logger?: Logger;
@@ -73,9 +76,13 @@ export interface RunningServer {
   readonly platform: PlatformServices;
   /** Agent deployments: rollouts, the durable queue, agent bundles. */
   readonly deployments: DeploymentService;
-  /** Alert evaluation (and its webhook notifier). */
+  /** Alert evaluation and the webhook outbox (running on the elected leader only). */
   readonly alerts: AlertEngine;
-  readonly notifier: AlertNotifier;
+  readonly outbox: WebhookOutbox;
+  /** Leader election and the cluster-wide duties. */
+  readonly duties: ClusterDuties;
+  /** This replica's name (batch ownership, leader election). */
+  readonly replicaId: string;
   stop(): Promise<void>;
 }
 
@@ -126,6 +133,8 @@ export async function openStore(
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger('server');
   const print = opts.printSecret ?? ((t: string) => void process.stdout.write(t));
+  const replicaId =
+    config.server.replica_id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
   const { store, database, generatedKeyPath } = await openStore(config, logger, {
     masterKey: opts.masterKey,
   });
@@ -133,9 +142,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let app: App | undefined;
   let platform: PlatformServices | undefined;
   let deployments: DeploymentService | undefined;
-  let alerts: AlertEngine | undefined;
-  let statusSync: DeviceStatusSync | undefined;
-  let notifier: AlertNotifier | undefined;
+  let duties: ClusterDuties | undefined;
   let pki: PkiService | undefined;
   let reloader: TlsReloader | undefined;
   let context: ServerContext | undefined;
@@ -145,11 +152,15 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger.warn({ username: boot.username }, 'created the first admin user');
       if (boot.generatedPassword) print(firstAdminBanner(boot.username as string, boot.generatedPassword));
     }
-    const interrupted = await store.batches.markInterrupted();
-    if (interrupted > 0)
-      logger.warn({ interrupted }, 'batch jobs cut off by a previous crash marked interrupted');
     const metrics = createMetrics(store);
-    platform = new PlatformServices({ config, store, logger, registry: metrics.registry });
+    platform = new PlatformServices({
+      config,
+      store,
+      logger,
+      registry: metrics.registry,
+      replicaId,
+      exclusiveDatabase: database.embedded,
+    });
     await platform.start();
     const bundles = new AgentBundleStore(
       config.server.deploy.bundles_dir ?? join(config.server.data_dir, 'bundles'),
@@ -173,30 +184,18 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       agentTls: (code, area) => pkiHolder.pki?.issueAgent(code, area) ?? Promise.resolve(undefined),
     });
     await deployments.start({ exclusiveDatabase: database.embedded });
-    const a = config.server.alerts;
-    notifier = new AlertNotifier({
-      webhooks: a.webhooks,
-      timeoutMs: a.timeout,
-      maxAttempts: a.max_attempts,
-      counter: metrics.alertNotifications,
-      logger: logger.child({ component: 'alert-notifier' }),
-      userAgent: `opsplane-server/${SERVER_VERSION}`,
-    });
-    alerts = new AlertEngine({
-      store,
-      sources: platformAlertSources(platform, deployments),
-      notifier,
-      intervalMs: a.interval,
-      pendingForMs: a.pending_for,
-      logger,
-    });
-    alerts.start();
-    statusSync = new DeviceStatusSync({
+    duties = new ClusterDuties({
+      config,
       store,
       platform,
-      logger: logger.child({ component: 'device-status' }),
+      deployments,
+      metrics,
+      etcd: database.embedded ? undefined : platform.etcd,
+      replicaId,
+      userAgent: `opsplane-server/${SERVER_VERSION}`,
+      logger,
     });
-    statusSync.start();
+    duties.start();
     const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
     pki = new PkiService({ config, platform, audit, logger });
     await pki.start();
@@ -206,6 +205,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger,
       metrics,
       checkDatabase: () => database.ping(),
+      rateCounter: store.rateLimits,
       audit,
       accounts: new Accounts({
         store,
@@ -246,9 +246,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   } catch (e) {
     reloader?.stop();
     await pki?.stop().catch(() => undefined);
-    await statusSync?.stop().catch(() => undefined);
-    await alerts?.stop().catch(() => undefined);
-    await notifier?.stop(0).catch(() => undefined);
+    await duties?.stop().catch(() => undefined);
     await deployments?.stop().catch(() => undefined);
     await app?.close().catch(() => undefined);
     await platform?.stop().catch(() => undefined);
@@ -257,9 +255,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   }
   const services = platform;
   const deploys = deployments;
-  const alertEngine = alerts;
-  const deviceStatus = statusSync;
-  const alertNotifier = notifier;
+  const clusterDuties = duties;
   const ctx = context as ServerContext;
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
@@ -267,12 +263,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const url = `${config.server.tls ? 'https' : 'http'}://${host}:${bound.port}`;
   const pkiService = pki as PkiService;
   const tlsReloader = reloader;
-  logger.info({ url }, 'opsplane server listening');
-
-  const purge = setInterval(() => {
-    ctx.accounts.purgeExpiredSessions().catch((err: unknown) => logger.warn({ err }, 'session purge failed'));
-  }, SESSION_PURGE_INTERVAL_MS);
-  purge.unref();
+  logger.info({ url, replica: replicaId }, 'opsplane server listening');
 
   let stopping: Promise<void> | undefined;
   const running: RunningServer = {
@@ -284,27 +275,27 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     config,
     platform: services,
     deployments: deploys,
-    alerts: alertEngine,
-    notifier: alertNotifier,
+    alerts: clusterDuties.alerts,
+    outbox: clusterDuties.outbox,
+    duties: clusterDuties,
+    replicaId,
     stop() {
       stopping ??= (async () => {
-        clearInterval(purge);
-        // Alerts and device status first: what the stop of the rest looks like (agents gone, …)
-        // is neither an alert nor a device going offline.
-        await deviceStatus.stop();
-        await alertEngine.stop().catch((err: unknown) => logger.warn({ err }, 'stopping alerts failed'));
-        await alertNotifier.stop();
+        // Cluster duties first (another replica takes over at once): what the stop of the rest
+        // looks like (agents gone, …) is neither an alert nor a device going offline.
+        await clusterDuties
+          .stop()
+          .catch((err: unknown) => logger.warn({ err }, 'stopping cluster duties failed'));
         // Running deployments go back to the queue (their leases released) for the next start.
         await deploys.stop().catch((err: unknown) => logger.warn({ err }, 'stopping deployments failed'));
-        // Running batches first: a POST /batches waiting for its job answers (with the job
-        // recorded as interrupted) instead of holding the HTTP close up.
+        // Running batches first: a POST /batches waiting for its job answers (202, the job still
+        // running — it is reconciled from the agents' journals) instead of holding the HTTP close up.
         await services.batches
           .stop()
           .catch((err: unknown) => logger.warn({ err }, 'stopping batches failed'));
         tlsReloader?.stop();
         await pkiService.stop();
         await app.close();
-        // Running batches are recorded (as failed) before the database closes.
         await services
           .stop()
           .catch((err: unknown) => logger.warn({ err }, 'stopping platform services failed'));

@@ -72,7 +72,7 @@ describe('alert engine: pending_for, held state, deployment_failed', { timeout: 
         agents: () => view,
         subscribe: () => () => undefined,
       },
-      notifier: { notify: (event, alert) => void sent.push({ event, alert }) },
+      notify: async (_tx, event, alert) => void sent.push({ event, alert }),
       intervalMs: 60_000,
       pendingForMs: PENDING_MS,
       logger: testLogger(),

@@ -397,35 +397,58 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
       const job = await store.batches.create({
         action: 'restart',
         requestedBy: 'alice',
-        request: { agents: ['a'], packages: [] },
+        request: { agents: ['a', 'b'], packages: [] },
+        deadlineAt: new Date(Date.now() + 60_000),
+        targets: [
+          { agentCode: 'a', area: 'a1' },
+          { agentCode: 'b', area: 'a1' },
+        ],
       });
-      await store.batches.addResults(job.id, [
-        { agent_code: 'a', package: 'p1', success: true, area: 'a1' },
-        { agent_code: 'a', package: 'p2', success: false, error: 'agent_unavailable', message: 'offline' },
+      const result = (pkg: string, success: boolean, reason: string) => ({
+        agentCode: 'a',
+        package: pkg,
+        area: 'a1',
+        success,
+        reason,
+        error: success ? null : 'agent_offline: gone',
+        message: null,
+        details: success ? { old_pid: 10, new_pid: 11 } : {},
+      });
+      await store.batches.upsertResults(job.id, [
+        result('p1', true, 'done'),
+        result('p2', false, 'outcome_unknown'),
       ]);
-      await store.batches.finish(job.id, 'done', { total: 2, success: 1, failed: 1, durationMs: 12 });
+      assert.deepEqual(
+        (await store.batches.targetsWithoutResults(job.id)).map((t) => t.agentCode),
+        ['b'],
+        'a target without any result yet',
+      );
+      // A later result for the same pair replaces the earlier one (reconciliation learns the truth).
+      await store.batches.upsertResults(job.id, [result('p2', true, 'done')]);
+      await store.batches.refreshCounts(job.id);
+      assert.equal((await store.batches.job(job.id))?.total, 2, 'counts follow the results while it runs');
+      assert.deepEqual(
+        (await store.batches.running()).map((j) => j.id),
+        [job.id],
+      );
+      await store.batches.finish(job.id, 'done', 12);
+      assert.equal(await store.batches.finish(job.id, 'interrupted', null), undefined, 'finished once');
       const got = await store.batches.get(job.id);
       assert.equal(got?.job.status, 'done');
+      assert.equal(got?.job.success, 2);
       assert.deepEqual(
-        got?.results.map((r) => [r.package, r.success, r.error]),
+        got?.results.map((r) => [r.package, r.success, r.reason, r.details]),
         [
-          ['p1', true, null],
-          ['p2', false, 'agent_unavailable'],
+          ['p1', true, 'done', { old_pid: 10, new_pid: 11 }],
+          ['p2', true, 'done', { old_pid: 10, new_pid: 11 }],
         ],
       );
-
-      // A job left running by a crashed server is marked interrupted at the next start; finished
-      // jobs are left alone.
-      const cut = await store.batches.create({
-        action: 'stop',
-        requestedBy: 'alice',
-        request: { agents: ['a'] },
-      });
-      assert.equal(await store.batches.markInterrupted(), 1);
-      assert.equal((await store.batches.get(cut.id))?.job.status, 'interrupted');
-      assert.ok((await store.batches.get(cut.id))?.job.finishedAt instanceof Date);
-      assert.equal((await store.batches.get(job.id))?.job.status, 'done');
-      assert.equal(await store.batches.markInterrupted(), 0);
+      assert.equal(await store.batches.countTargets(job.id), 2);
+      assert.equal(
+        (await store.batches.results(job.id, got!.results[0]!.id)).length,
+        1,
+        'results after an id',
+      );
     });
   });
 }

@@ -14,3 +14,4 @@ export * from './postgres.js';
 export * from './fleet.js';
 export * from './ssh-hosts.js';
 export * from './server-process.js';
+export * from './go-controller.js';

@@ -20,12 +20,14 @@ export function spawnTracked(
   name: string,
   command: string,
   args: readonly string[],
-  options: Pick<SpawnOptions, 'env' | 'cwd'> = {},
+  options: Pick<SpawnOptions, 'env' | 'cwd' | 'uid' | 'gid'> = {},
 ): TrackedProcess {
   const onLine = verboseOutput(name);
   return spawnProcess(name, command, args, {
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd !== undefined ? { cwd: String(options.cwd) } : {}),
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.gid !== undefined ? { gid: options.gid } : {}),
     ...(onLine ? { onLine } : {}),
   });
 }

@@ -25,6 +25,8 @@ export interface ServerProcessOptions {
    * server against (its URL is then https://).
    */
   ca?: string;
+  /** More environment (e.g. OPSPLANE_MASTER_KEY, shared by replicas on one database). */
+  env?: Readonly<Record<string, string>>;
   /** How long start-up may take. Default 90 s (a first PGlite initdb is slow). */
   startTimeoutMs?: number;
 }
@@ -65,6 +67,7 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
     proc = spawnTracked('server', process.execPath, [defaultCliMain(), 'server', '--config', configPath], {
       env: {
         ...process.env,
+        ...o.env,
         OPSPLANE_ADMIN_PASSWORD: o.adminPassword,
         OPSPLANE_LOG_LEVEL: process.env.OPSPLANE_LOG_LEVEL ?? 'warn',
       },

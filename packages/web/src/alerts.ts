@@ -6,7 +6,7 @@
 import { api } from './api.js';
 import { h } from './dom.js';
 import { setFiringCount } from './layout.js';
-import type { Alert, AlertList } from './types.js';
+import type { Alert } from '@opsplane/api';
 
 /** The page of an alert's subject, when the UI has one. */
 export function subjectHref(a: Pick<Alert, 'subject' | 'labels'>): string | undefined {
@@ -41,7 +41,7 @@ export function alertTitle(a: Alert): HTMLElement {
 /** Refreshes the navigation's count of firing alerts; failures keep the last count, quietly. */
 export async function refreshFiringCount(): Promise<void> {
   try {
-    const r = await api.get<AlertList>('/alerts', { status: 'firing', pageSize: 1 });
+    const r = await api.call('GET /alerts', { query: { status: 'firing', pageSize: 1 } });
     setFiringCount(r.total);
   } catch {
     // A lost session goes to the login page anyway; anything else: try again next time.

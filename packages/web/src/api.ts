@@ -1,9 +1,12 @@
 /**
  * The UI's only way to the server: JSON over same-origin HTTP to /api/v1 with the session
- * cookie. Failures become ApiError with the server's `error.code` / `error.message`; a 401
- * (session gone) also tells the handler main.ts installs, which goes to the login page.
+ * cookie. Endpoints are named by their route key in the contract (@opsplane/api, types only),
+ * `api.call('GET /devices/:id', { params: { id } })`, so a route the server does not have, or a
+ * request or answer of the wrong shape, fails the type check. Failures become ApiError with the
+ * server's `error.code` / `error.message`; a 401 (session gone) also tells the handler main.ts
+ * installs, which goes to the login page.
  */
-import type { ErrorBody } from './types.js';
+import type { ErrorBody, JsonRouteName, RequestArgs, RouteName, RouteResponse } from '@opsplane/api';
 
 export const API_BASE = '/api/v1';
 
@@ -25,32 +28,57 @@ export function onUnauthorized(fn: () => void): void {
   unauthorized = fn;
 }
 
-export type QueryValue = string | number | boolean | undefined | null;
-
 /** `?a=1&b=x` from the defined, non-empty values; '' when there are none. */
-export function queryString(params: Record<string, QueryValue>): string {
+export function queryString(params: object): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params))
+  for (const [k, v] of Object.entries(params) as [string, unknown][])
     if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
   const s = q.toString();
   return s ? `?${s}` : '';
 }
 
-export interface RequestOptions {
+interface AnyRequest {
+  params?: Record<string, string>;
+  query?: object;
+  body?: unknown;
+}
+
+function urlOf(route: string, r: AnyRequest = {}): { method: string; url: string } {
+  const space = route.indexOf(' ');
+  const path = route.slice(space + 1).replace(/:([A-Za-z_]+)/g, (_m, name: string) => {
+    const v = r.params?.[name];
+    if (v === undefined) throw new Error(`route ${route}: missing parameter '${name}'`);
+    return encodeURIComponent(v);
+  });
+  return { method: route.slice(0, space), url: API_BASE + path + queryString(r.query ?? {}) };
+}
+
+/**
+ * Method and URL of a route key with its request filled in: `:name` replaced by the URI-encoded
+ * parameter (the rule of the contract's routePath), the query appended. For what `call` does
+ * not fetch, such as the EventSource of a stream.
+ */
+function url<K extends RouteName>(route: K, ...[request]: RequestArgs<K>): { method: string; url: string } {
+  return urlOf(route, request as AnyRequest | undefined);
+}
+
+export interface CallOptions {
   /** Do not treat a 401 as "session lost" (login, the session probe). */
   expect401?: boolean;
 }
 
-export async function request<T>(
-  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
-  path: string,
-  body?: unknown,
-  opts: RequestOptions = {},
-): Promise<T> {
+/** Calls an endpoint of the contract and answers its (successful) JSON body. */
+async function call<K extends JsonRouteName>(
+  route: K,
+  ...args: [...RequestArgs<K>, CallOptions?]
+): Promise<RouteResponse<K>> {
+  const [request, opts = {}] = args as unknown as [AnyRequest | undefined, CallOptions?];
+  const target = urlOf(route, request);
+  const body = request?.body;
   let res: Response;
   try {
-    res = await fetch(API_BASE + path, {
-      method,
+    res = await fetch(target.url, {
+      method: target.method,
       credentials: 'same-origin',
       headers: {
         accept: 'application/json',
@@ -69,7 +97,7 @@ export async function request<T>(
     data = undefined;
   }
   if (!res.ok) {
-    const err = (data as ErrorBody | undefined)?.error;
+    const err = (data as Partial<ErrorBody> | undefined)?.error;
     if (res.status === 401 && !opts.expect401) unauthorized?.();
     throw new ApiError(
       res.status,
@@ -77,14 +105,11 @@ export async function request<T>(
       err?.message ?? `the server answered ${res.status} ${res.statusText}`.trim(),
     );
   }
-  return data as T;
+  // A 204 has no body; the contract states it as null.
+  return (data ?? null) as RouteResponse<K>;
 }
 
-export const api = {
-  get: <T>(path: string, query: Record<string, QueryValue> = {}, opts?: RequestOptions) =>
-    request<T>('GET', path + queryString(query), undefined, opts),
-  post: <T>(path: string, body?: unknown, opts?: RequestOptions) => request<T>('POST', path, body, opts),
-};
+export const api = { call, url };
 
 /** What to show for any failure: the server's message for API errors. */
 export function errorMessage(e: unknown): string {

@@ -3,18 +3,18 @@
  * when the server answers (202) is polled at GET /batches/{id} until it has its results.
  */
 import { api } from './api.js';
-import type { BatchJob } from './types.js';
+import type { BatchJob } from '@opsplane/api';
 
 export type PackageAction = 'start' | 'stop' | 'restart';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function runPackageAction(action: PackageAction, agent: string, pkg: string): Promise<BatchJob> {
-  let job = await api.post<BatchJob>('/batches', { action, agents: [agent], packages: [pkg] });
+  let job = await api.call('POST /batches', { body: { action, agents: [agent], packages: [pkg] } });
   const deadline = Date.now() + 5 * 60_000;
   while (job.status === 'running' && Date.now() < deadline) {
     await sleep(1000);
-    job = await api.get<BatchJob>(`/batches/${encodeURIComponent(job.id)}`);
+    job = await api.call('GET /batches/:id', { params: { id: job.id } });
   }
   return job;
 }

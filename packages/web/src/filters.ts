@@ -5,7 +5,6 @@
 import { api, errorMessage } from './api.js';
 import { h, option } from './dom.js';
 import type { PageContext } from './router.js';
-import type { Area } from './types.js';
 
 /** A search input that calls `onChange` 250 ms after the user stops typing. */
 export function searchBox(
@@ -45,7 +44,7 @@ export function filterSelect(
 export function areaSelect(id: string, current: string, onChange: (v: string) => void): HTMLSelectElement {
   const sel = filterSelect(id, 'All areas', current ? [current] : [], current, onChange);
   api
-    .get<{ areas: Area[] }>('/areas')
+    .call('GET /areas')
     .then((r) => {
       const names = [...new Set([...r.areas.map((a) => a.name), ...(current ? [current] : [])])].sort();
       const now = sel.value;

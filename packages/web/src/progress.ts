@@ -3,9 +3,10 @@
  * total, the current step, a <progress> bar, and the status badge (running = in progress).
  */
 import { badge, h } from './dom.js';
-import type { Deployment } from './types.js';
+import type { Deployment, DeploymentStatus } from '@opsplane/api';
 
-export const isFinished = (status: string): boolean => ['succeeded', 'failed', 'cancelled'].includes(status);
+export const isFinished = (status: DeploymentStatus): boolean =>
+  status === 'succeeded' || status === 'failed' || status === 'cancelled';
 
 export function stepProgress(d: Pick<Deployment, 'status' | 'steps'>): {
   done: number;

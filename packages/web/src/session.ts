@@ -2,8 +2,10 @@
  * Who is logged in: the answer of GET /auth/me (or of the login), kept for the page's life.
  * The cookie itself is HttpOnly; this only decides what to show (the server enforces roles).
  */
+import type { RouteResponse } from '@opsplane/api';
 import { api, ApiError } from './api.js';
-import type { Me } from './types.js';
+
+type Me = RouteResponse<'GET /auth/me'>;
 
 let current: Me | undefined;
 
@@ -23,7 +25,7 @@ export function canOperate(): boolean {
 /** The session from the server; undefined when there is none (401). Other errors are thrown. */
 export async function loadSession(): Promise<Me | undefined> {
   try {
-    current = await api.get<Me>('/auth/me', {}, { expect401: true });
+    current = await api.call('GET /auth/me', {}, { expect401: true });
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) current = undefined;
     else throw e;
@@ -32,13 +34,13 @@ export async function loadSession(): Promise<Me | undefined> {
 }
 
 export async function login(username: string, password: string): Promise<Me> {
-  current = await api.post<Me>('/auth/login', { username, password }, { expect401: true });
+  current = await api.call('POST /auth/login', { body: { username, password } }, { expect401: true });
   return current;
 }
 
 export async function logout(): Promise<void> {
   try {
-    await api.post('/auth/logout', undefined, { expect401: true });
+    await api.call('POST /auth/logout', {}, { expect401: true });
   } finally {
     current = undefined;
   }

@@ -5,10 +5,10 @@
  */
 import { append, h, type Child } from './dom.js';
 
-export interface Column<T> {
+export interface Column<T, S extends string = string> {
   label: string;
   /** The API's sort field for this column, when it can sort by it. */
-  sort?: string;
+  sort?: S;
   className?: string;
   cell(item: T): Child;
 }

@@ -24,6 +24,8 @@ export interface SpawnSpec {
   cwd: string;
   env: NodeJS.ProcessEnv;
   log: PackageLog;
+  /** The id this spawn was recorded under (state.json) before it happened. */
+  spawnId?: string;
 }
 
 const ADOPTED_POLL_MS = 250;
@@ -50,6 +52,7 @@ export class PackageProcess {
     readonly startedAt: number,
     readonly adopted: boolean,
     private readonly child: ChildProcess | undefined,
+    readonly spawnId?: string,
   ) {
     this.exited = new Promise((r) => {
       this.resolveExit = r;
@@ -89,7 +92,7 @@ export class PackageProcess {
       );
     });
     const startTime = await processStartTime(pid);
-    const proc = new PackageProcess(pid, startTime, Date.now(), false, child);
+    const proc = new PackageProcess(pid, startTime, Date.now(), false, child, spec.spawnId);
     child.once('exit', (code, signal) => proc.markExited(code, signal));
     return proc;
   }
@@ -98,9 +101,14 @@ export class PackageProcess {
    * Adopts a process recorded by an earlier agent run, if `pid` is still that very process
    * (same /proc start time). Returns undefined otherwise.
    */
-  static async adopt(pid: number, startTime: string, startedAt: number): Promise<PackageProcess | undefined> {
+  static async adopt(
+    pid: number,
+    startTime: string,
+    startedAt: number,
+    spawnId?: string,
+  ): Promise<PackageProcess | undefined> {
     if (!(await isSameProcess(pid, startTime))) return undefined;
-    const proc = new PackageProcess(pid, startTime, startedAt, true, undefined);
+    const proc = new PackageProcess(pid, startTime, startedAt, true, undefined, spawnId);
     proc.schedulePoll();
     return proc;
   }

@@ -4,6 +4,7 @@
  * crashes), its health monitor, and the status the controller sees. Operations on one package
  * run strictly one after another through a SerialQueue.
  */
+import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type {
@@ -22,6 +23,7 @@ import type { ProbeContext } from '../health/checks.js';
 import { backoffDelay, formatDuration } from '@opsplane/kit';
 import { SerialQueue } from '../util/serial-queue.js';
 import { errorMessage, withTimeout } from '../util/timers.js';
+import { findGroupLeaderByEnv } from '../proc/procfs.js';
 import { loadManifest, type PackageManifest } from './manifest.js';
 import { PackageLog } from './package-log.js';
 import { PackageProcess, type ExitInfo } from './package-process.js';
@@ -42,8 +44,8 @@ export interface RunnerOptions {
   logMaxBytes: number;
   logKeep: number;
   logger: Logger;
-  /** Called whenever something worth persisting changed. */
-  onPersist: () => void;
+  /** Called whenever something worth persisting changed; resolves once it is on disk. */
+  onPersist: () => Promise<void>;
 }
 
 /** What a config update may do while it holds the package's queue. */
@@ -56,6 +58,9 @@ export interface RunnerControl {
   waitHealthy(budgetMs: number): Promise<Verdict>;
   healthBudgetMs(): number;
 }
+
+/** Environment variable carrying a package process's spawn id (see doSpawn). */
+export const SPAWN_ID_ENV = 'OPSPLANE_SPAWN_ID';
 
 /** The agent's own secrets never reach packages. */
 function packageEnv(m: PackageManifest): NodeJS.ProcessEnv {
@@ -78,7 +83,9 @@ export class PackageRunner {
   private monitor: HealthMonitor | undefined;
   private readonly log: PackageLog;
   private readonly logger: Logger;
-  private readonly onPersist: () => void;
+  private readonly onPersist: () => Promise<void>;
+  /** The spawn id written to state.json before a spawn whose pid is not recorded yet. */
+  private pendingSpawnId: string | undefined;
   private readonly queue = new SerialQueue();
 
   private proc: PackageProcess | undefined;
@@ -197,11 +204,13 @@ export class PackageRunner {
   /** For state.json: desired state plus the identity of the process we leave behind. */
   stateRecord(): PackageStateRecord {
     const p = this.proc?.alive ? this.proc : undefined;
+    const spawnId = this.pendingSpawnId ?? p?.spawnId;
     return {
       desired: this.desired,
       ...(p && p.startTime !== undefined
         ? { pid: p.pid, start_time: p.startTime, started_at: new Date(p.startedAt).toISOString() }
         : {}),
+      ...(spawnId !== undefined ? { spawn_id: spawnId } : {}),
     };
   }
 
@@ -212,7 +221,8 @@ export class PackageRunner {
       if (this.closing) return opFail(this.name, 'agent_unavailable', 'agent is shutting down');
       if (this.proc?.alive) {
         this.setDesired('running');
-        return opOk(this.name, `already running (pid ${this.proc.pid})`);
+        const pid = this.proc.pid;
+        return opOk(this.name, `already running (pid ${pid})`, { old_pid: pid, new_pid: pid });
       }
       const reload = await this.reloadManifest();
       if (reload) return reload;
@@ -238,6 +248,7 @@ export class PackageRunner {
       return opOk(
         this.name,
         `stopped (pid ${pid}, ${info.description}${killed ? ', SIGKILL after stop_grace' : ''})`,
+        { old_pid: pid },
       );
     });
   }
@@ -249,14 +260,16 @@ export class PackageRunner {
       if (reload) return reload;
       this.setDesired('running');
       let prefix = 'started (was not running)';
+      let oldPid: number | undefined;
       if (this.proc?.alive) {
         const { pid } = await this.doStop();
         this.restarts++;
+        oldPid = pid;
         prefix = `restarted (old pid ${pid})`;
       }
       this.consecutiveCrashes = 0;
       this.lastError = undefined;
-      return this.spawnForOp(prefix);
+      return this.spawnForOp(prefix, oldPid);
     });
   }
 
@@ -297,14 +310,9 @@ export class PackageRunner {
   resume(record: PackageStateRecord | undefined): Promise<void> {
     return this.queue.run(async () => {
       if (!this.manifest) return;
-      if (record?.pid !== undefined && record.start_time !== undefined) {
-        const startedAt = record.started_at ? Date.parse(record.started_at) : Date.now();
-        const adopted = await PackageProcess.adopt(
-          record.pid,
-          record.start_time,
-          Number.isFinite(startedAt) ? startedAt : Date.now(),
-        );
-        if (adopted) {
+      const adopted = record ? await this.findLeftBehind(record) : undefined;
+      {
+        if (adopted && record) {
           this.logger.info({ pid: adopted.pid }, 'adopted package process left by the previous agent run');
           this.attach(adopted);
           this.desired = record.desired;
@@ -323,6 +331,32 @@ export class PackageRunner {
       }
       this.onPersist();
     });
+  }
+
+  /**
+   * The process a previous agent run left running for this package: the recorded pid if it is
+   * still that very process (same /proc start time), else the process started with the recorded
+   * spawn id (spawned, then the agent died before it wrote the pid down).
+   */
+  private async findLeftBehind(record: PackageStateRecord): Promise<PackageProcess | undefined> {
+    const startedAt = record.started_at ? Date.parse(record.started_at) : Date.now();
+    if (record.pid !== undefined && record.start_time !== undefined) {
+      const byPid = await PackageProcess.adopt(
+        record.pid,
+        record.start_time,
+        Number.isFinite(startedAt) ? startedAt : Date.now(),
+        record.spawn_id,
+      );
+      if (byPid) return byPid;
+    }
+    if (record.spawn_id === undefined) return undefined;
+    const found = await findGroupLeaderByEnv(SPAWN_ID_ENV, record.spawn_id);
+    if (!found) return undefined;
+    this.logger.warn(
+      { pid: found.pid, spawn_id: record.spawn_id },
+      'found a package process started just before the previous agent run ended; adopting it',
+    );
+    return PackageProcess.adopt(found.pid, found.startTime, Date.now(), record.spawn_id);
   }
 
   /**
@@ -391,13 +425,19 @@ export class PackageRunner {
     if (this.phase === 'backoff') this.phase = 'stopped';
   }
 
-  private async spawnForOp(verb: string): Promise<PackageOpResult> {
+  private async spawnForOp(verb: string, oldPid?: number): Promise<PackageOpResult> {
     try {
       await this.doSpawn();
-      return opOk(this.name, `${verb} (pid ${this.proc?.pid ?? '?'})`);
+      return opOk(this.name, `${verb} (pid ${this.proc?.pid ?? '?'})`, {
+        old_pid: oldPid,
+        new_pid: this.proc?.pid,
+      });
     } catch (e) {
       this.markSpawnFailure(e);
-      return opFail(this.name, 'start_failed', errorMessage(e));
+      return {
+        ...opFail(this.name, 'start_failed', errorMessage(e)),
+        ...(oldPid !== undefined ? { old_pid: oldPid } : {}),
+      };
     }
   }
 
@@ -418,15 +458,27 @@ export class PackageRunner {
     this.phase = 'starting';
     const cwd = await stat(m.workingDir).catch(() => undefined);
     if (!cwd?.isDirectory()) throw new SpawnError(`working_dir ${m.workingDir} does not exist`);
-    const proc = await PackageProcess.spawn({
-      command: m.command,
-      args: m.args,
-      cwd: m.workingDir,
-      env: packageEnv(m),
-      log: this.log,
-    });
+    // The spawn id is on disk before the process exists and travels in its environment, so a
+    // crash between spawn and the pid write below leaves a process the next run finds and adopts.
+    const spawnId = randomUUID();
+    this.pendingSpawnId = spawnId;
+    let proc: PackageProcess;
+    try {
+      await this.onPersist();
+      proc = await PackageProcess.spawn({
+        command: m.command,
+        args: m.args,
+        cwd: m.workingDir,
+        env: { ...packageEnv(m), [SPAWN_ID_ENV]: spawnId },
+        log: this.log,
+        spawnId,
+      });
+    } finally {
+      this.pendingSpawnId = undefined;
+    }
     this.logger.info({ pid: proc.pid }, 'package started');
     this.attach(proc);
+    await this.onPersist();
   }
 
   private attach(proc: PackageProcess): void {

@@ -14,6 +14,11 @@ export const PackageStateRecordSchema = z.object({
   pid: z.number().int().positive().optional(),
   start_time: z.string().optional(),
   started_at: z.string().optional(),
+  /**
+   * Written durably before the process is spawned and passed to it as OPSPLANE_SPAWN_ID: a
+   * package started just before an agent crash is found by it and adopted, never started twice.
+   */
+  spawn_id: z.string().optional(),
 });
 export type PackageStateRecord = z.infer<typeof PackageStateRecordSchema>;
 

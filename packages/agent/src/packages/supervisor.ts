@@ -82,7 +82,7 @@ export class Supervisor {
           logMaxBytes: sup.opts.logMaxBytes,
           logKeep: sup.opts.logKeep,
           logger,
-          onPersist: () => void sup.persist(),
+          onPersist: () => sup.persist(),
         }),
       );
     }

@@ -115,3 +115,22 @@ export function pidAlive(pid: number): boolean {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/**
+ * The process-group leader whose environment holds `name=value`: how a package spawned just
+ * before an agent crash (its pid never recorded) is found again. Processes we may not read are
+ * skipped.
+ */
+export async function findGroupLeaderByEnv(name: string, value: string): Promise<ProcStat | undefined> {
+  const wanted = `${name}=${value}`;
+  for (const st of await allProcesses()) {
+    if (st.pgrp !== st.pid) continue;
+    try {
+      const env = await readFile(`/proc/${st.pid}/environ`, 'latin1');
+      if (env.split('\0').includes(wanted)) return st;
+    } catch {
+      /* gone, or not ours */
+    }
+  }
+  return undefined;
+}

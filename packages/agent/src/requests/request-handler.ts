@@ -3,10 +3,11 @@
  * the ops of AgentRequestSchema, on packages named in local manifests — never a command line.
  * Every result is checked against AgentResultSchemas before it goes on the wire.
  */
-import { AgentResultSchemas, formatIssues, type AgentRequest } from '@opsplane/models';
+import { AgentResultSchemas, formatIssues, type AgentRequest, type PackageOpResult } from '@opsplane/models';
 import type { Logger } from '../log.js';
 import type { RequestOutcome } from '../connection/controller-link.js';
 import type { ServiceMetricsCollector } from '../metrics/service-metrics.js';
+import type { OperationJournal } from '../operations/operation-journal.js';
 import type { SystemMetricsCollector } from '../metrics/system-metrics.js';
 import { applyConfigUpdate } from '../packages/config-writer.js';
 import type { Supervisor } from '../packages/supervisor.js';
@@ -16,6 +17,8 @@ export interface RequestHandlerDeps {
   supervisor: Supervisor;
   system: SystemMetricsCollector;
   services: ServiceMetricsCollector;
+  /** Operations that carry an id are journaled here: the same id never acts twice. */
+  journal: OperationJournal;
   logger: Logger;
   onHandled?: (op: string, ok: boolean) => void;
 }
@@ -33,23 +36,52 @@ export function configBudgetMs(timeoutMs: number | undefined): number | undefine
 export function createRequestHandler(deps: RequestHandlerDeps) {
   const { supervisor: sup } = deps;
 
+  /** Runs one package's operation, journaled under `operationId` when there is one, and timed. */
+  async function once(
+    operationId: string | undefined,
+    pkg: string,
+    action: string,
+    act: () => Promise<PackageOpResult>,
+  ): Promise<PackageOpResult> {
+    const timed = async () => {
+      const t0 = performance.now();
+      const r = await act();
+      return { ...r, duration_ms: Math.round(performance.now() - t0) };
+    };
+    return operationId === undefined ? timed() : deps.journal.run(operationId, pkg, action, timed);
+  }
+
   async function run(req: AgentRequest, timeoutMs: number | undefined): Promise<RequestOutcome> {
     switch (req.op) {
-      case 'action':
-        return { ok: true, result: { results: await sup.action(req.action, req.packages) } };
+      case 'action': {
+        const names = req.packages.length > 0 ? [...new Set(req.packages)] : sup.names();
+        const results = await Promise.all(
+          names.map((name) =>
+            once(req.operation_id, name, req.action, async () => {
+              const [r] = await sup.action(req.action, [name]);
+              return r ?? { package: name, success: false, error: 'internal: no result' };
+            }),
+          ),
+        );
+        return { ok: true, result: { results } };
+      }
       case 'configs': {
         const budgetMs = configBudgetMs(timeoutMs);
-        const r = await applyConfigUpdate(
-          sup,
-          {
-            package: req.package,
-            configs: req.configs,
-            ...(req.config_file !== undefined ? { config_file: req.config_file } : {}),
-          },
-          { logger: deps.logger, ...(budgetMs !== undefined ? { budgetMs } : {}) },
+        const r = await once(req.operation_id, req.package, 'configs', () =>
+          applyConfigUpdate(
+            sup,
+            {
+              package: req.package,
+              configs: req.configs,
+              ...(req.config_file !== undefined ? { config_file: req.config_file } : {}),
+            },
+            { logger: deps.logger, ...(budgetMs !== undefined ? { budgetMs } : {}) },
+          ),
         );
         return { ok: true, result: { results: [r] } };
       }
+      case 'operations':
+        return { ok: true, result: { entries: deps.journal.list(req.operation_id, req.packages) } };
       case 'packages':
         return { ok: true, result: { packages: sup.list() } };
       case 'health':

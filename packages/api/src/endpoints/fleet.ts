@@ -11,8 +11,10 @@ import {
 } from '@opsplane/models';
 import { IdParamsSchema, commonErrors, withErrors } from '../common.js';
 import { endpoint } from '../endpoint.js';
+import { z } from 'zod';
 import {
   AgentCodeParamsSchema,
+  BatchEventsQuerySchema,
   AgentDetailSchema,
   AgentListQuerySchema,
   AgentListResponseSchema,
@@ -153,9 +155,27 @@ export const batchEndpoints = {
     method: 'GET',
     path: '/batches/:id',
     access: 'viewer',
-    summary: 'One batch job with every (agent, package) result',
+    summary: 'One batch job with every (agent, package) result (those known so far while it runs)',
     tags: ['batches'],
     params: IdParamsSchema,
     response: { 200: BatchJobSchema, ...withErrors(404) },
+  }),
+  events: endpoint({
+    method: 'GET',
+    path: '/batches/:id/events',
+    access: 'viewer',
+    summary: 'Follow a batch live (Server-Sent Events): each result as it arrives',
+    description:
+      '`event: job` (the job without results; first, and when its counts change), `event: result` (id = seq; ' +
+      'one (agent, package) result, final), `event: end` (the finished job; then the stream closes). ' +
+      'Resume after a result with `?after=<seq>` or the Last-Event-ID header.',
+    tags: ['batches'],
+    params: IdParamsSchema,
+    querystring: BatchEventsQuerySchema,
+    produces: 'text/event-stream',
+    response: {
+      200: z.string().describe('text/event-stream: `job`, `result` and `end` events (see above)'),
+      ...withErrors(404, 503),
+    },
   }),
 } as const;

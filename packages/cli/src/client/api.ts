@@ -1,9 +1,20 @@
 /**
  * The CLI's client of the platform server API: finds the server and the credentials (flags,
- * then OPSPLANE_SERVER / OPSPLANE_TOKEN, then what `opsplane login` stored), sends JSON (or
- * CSV) requests and turns failures into messages an operator can act on: the server cannot be
+ * then OPSPLANE_SERVER / OPSPLANE_TOKEN, then what `opsplane login` stored), calls endpoints by
+ * their route key in the contract (@opsplane/api) with JSON, CSV or a file as the body, opens
+ * event streams, and turns failures into messages an operator can act on: the server cannot be
  * reached, the login expired ("run opsplane login"), or the server's own error message.
  */
+import {
+  API_PREFIX,
+  routePath,
+  type ErrorBody,
+  type JsonRouteName,
+  type RequestArgs,
+  type RouteConsumes,
+  type RouteName,
+  type RouteResponse,
+} from '@opsplane/api';
 import { CliError } from '../command.js';
 import { readCredentials, type StoredCredentials } from './credentials.js';
 import { cliFetch, useCaFile } from './tls.js';
@@ -29,50 +40,137 @@ export class ApiError extends CliError {
   }
 }
 
-export interface RequestOptions {
-  body?: unknown;
-  /** Sent as-is with this content type (e.g. text/csv); otherwise the body is JSON. */
-  contentType?: string;
-  query?: Record<string, string | number | boolean | undefined>;
+/** The ApiError for an error answer: the server's message, or what to do about a lost login. */
+function apiErrorFor(server: string, status: number, statusText: string, text: string): ApiError {
+  let parsed: Partial<ErrorBody> | undefined;
+  try {
+    parsed = text ? (JSON.parse(text) as Partial<ErrorBody>) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  const e = parsed?.error;
+  if (status === 401)
+    return new ApiError(
+      401,
+      'unauthorized',
+      `not logged in to ${server}, or the login expired${e?.message ? ` (${e.message})` : ''}: run 'opsplane login'`,
+    );
+  return new ApiError(
+    status,
+    e?.code ?? 'error',
+    `${e?.message ?? (text.slice(0, 300) || statusText)} (HTTP ${status})`,
+  );
+}
+
+/** How a call is made, besides what the contract says it carries. */
+export interface CallOptions<K extends RouteName> {
+  /** Send the request's string body as-is in this type, one the endpoint takes besides JSON (text/csv). */
+  contentType?: RouteConsumes<K>;
+  /**
+   * A file as the body, for an endpoint that takes one instead of JSON (an agent bundle); sent
+   * as-is in `contentType`.
+   */
+  upload?: [RouteConsumes<K>] extends [never] ? never : Uint8Array;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Whole-request timeout: 120 s by default for JSON calls, none for `open` (streams). */
   timeoutMs?: number;
 }
 
+/** The request (when the route needs one) and the options of a call of route K. */
+export type CallArgs<K extends RouteName> = [...RequestArgs<K>, CallOptions<K>?];
+
+/** A whole answer: status (e.g. 201 or 202), body and headers. */
+export interface Answer<K extends RouteName> {
+  status: number;
+  body: RouteResponse<K>;
+  headers: Headers;
+}
+
+interface AnyRequest {
+  params?: Record<string, string>;
+  query?: Record<string, unknown>;
+  body?: unknown;
+}
+
+const JSON_TIMEOUT_MS = 120_000;
+
+/**
+ * The platform server's API, addressed by the contract's route keys:
+ * `api.call('GET /devices/:id', { params: { id } })`. A route the server does not have, or a
+ * request or answer of the wrong shape, fails the type check.
+ */
 export class ApiClient {
   constructor(
     readonly server: string,
     private readonly auth: { token?: string | undefined; cookie?: string | undefined },
   ) {}
 
-  /** The headers that authenticate a request (also for streams and uploads, see sse.ts). */
-  authHeaders(): Record<string, string> {
+  /** The headers that authenticate a request. */
+  private authHeaders(): Record<string, string> {
     if (this.auth.token) return { authorization: `Bearer ${this.auth.token}` };
     if (this.auth.cookie) return { cookie: this.auth.cookie };
     return {};
   }
 
-  async request<T>(
-    method: string,
-    path: string,
-    opts: RequestOptions = {},
-  ): Promise<{ status: number; body: T; headers: Headers }> {
-    const url = new URL(`${this.server}/api/v1${path}`);
-    for (const [k, v] of Object.entries(opts.query ?? {}))
-      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: 'application/json', ...this.authHeaders() };
-    let body: string | undefined;
-    if (opts.body !== undefined) {
-      headers['content-type'] = opts.contentType ?? 'application/json';
-      body = opts.contentType && typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+  /** Calls a JSON endpoint and answers its (successful) body; ApiError for 4xx/5xx. */
+  async call<K extends JsonRouteName>(route: K, ...args: CallArgs<K>): Promise<RouteResponse<K>> {
+    return (await this.send(route, ...args)).body;
+  }
+
+  /** Like `call`, with the status and headers of the answer. */
+  async send<K extends JsonRouteName>(route: K, ...args: CallArgs<K>): Promise<Answer<K>> {
+    const res = await this.fetch(route, args, JSON_TIMEOUT_MS);
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      // A 204 has no body; the contract states it as null.
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = text;
     }
+    return { status: res.status, body: parsed as RouteResponse<K>, headers: res.headers };
+  }
+
+  /**
+   * Makes the request and hands back the response unread (an event stream): any route,
+   * no timeout unless given. Errors as for `call`.
+   */
+  async open<K extends RouteName>(route: K, ...args: CallArgs<K>): Promise<Response> {
+    return this.fetch(route, args, undefined);
+  }
+
+  private async fetch(route: RouteName, args: readonly unknown[], timeoutMs: number | undefined) {
+    const [request = {}, opts = {}] = args as [AnyRequest?, CallOptions<RouteName>?];
+    const { method, path } = routePath(route, request.params);
+    const url = new URL(`${this.server}${API_PREFIX}${path}`);
+    for (const [k, v] of Object.entries(request.query ?? {}))
+      if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: 'application/json', ...this.authHeaders() };
+    let body: string | Uint8Array | undefined;
+    const contentType = opts.contentType as string | undefined;
+    if (opts.upload !== undefined) {
+      headers['content-type'] = contentType ?? 'application/octet-stream';
+      body = opts.upload;
+    } else if (request.body !== undefined) {
+      headers['content-type'] = contentType ?? 'application/json';
+      body = contentType && typeof request.body === 'string' ? request.body : JSON.stringify(request.body);
+    }
+    Object.assign(headers, opts.headers);
+    const timeout = opts.timeoutMs ?? timeoutMs;
+    const signals = [opts.signal, timeout ? AbortSignal.timeout(timeout) : undefined].filter(
+      (s): s is AbortSignal => s !== undefined,
+    );
     let res: Response;
     try {
       res = await cliFetch(url, {
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? 120_000),
+        ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
       });
     } catch (e) {
+      if (opts.signal?.aborted) throw e;
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why =
         (e as Error).name === 'TimeoutError'
@@ -82,34 +180,8 @@ export class ApiClient {
         `cannot reach the Opsplane server at ${this.server} (${why}). Is it running? Set the address with --server or OPSPLANE_SERVER.`,
       );
     }
-    const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = text;
-    }
-    if (res.status === 401) {
-      const m = (parsed as { error?: { message?: string } } | undefined)?.error?.message;
-      throw new ApiError(
-        401,
-        'unauthorized',
-        `not logged in to ${this.server}, or the login expired${m ? ` (${m})` : ''}: run 'opsplane login'`,
-      );
-    }
-    if (res.status >= 400) {
-      const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ApiError(
-        res.status,
-        e?.code ?? 'error',
-        `${e?.message ?? text.slice(0, 300) ?? res.statusText} (HTTP ${res.status})`,
-      );
-    }
-    return { status: res.status, body: parsed as T, headers: res.headers };
-  }
-
-  async get<T>(path: string, query?: RequestOptions['query']): Promise<T> {
-    return (await this.request<T>('GET', path, query ? { query } : {})).body;
+    if (res.status >= 400) throw apiErrorFor(this.server, res.status, res.statusText, await res.text());
+    return res;
   }
 }
 

@@ -1,14 +1,12 @@
 /**
  * Server-Sent Events for the CLI: the parser (event/id/data/retry fields, multi-line data,
- * comments and heartbeats, lines split anywhere across chunks, CR/LF/CRLF), a reader over the
- * fetch body stream that reconnects with Last-Event-ID when the stream drops or goes silent, and
- * `rawRequest`: an authenticated request for what ApiClient's JSON `request` cannot carry
- * (event streams, binary bodies), with the same error messages.
+ * comments and heartbeats, lines split anywhere across chunks, CR/LF/CRLF) and a reader over the
+ * fetch body stream (opened with ApiClient.open) that reconnects with Last-Event-ID when the
+ * stream drops or goes silent.
  */
 import { TextDecoder } from 'node:util';
-import { cliFetch } from './tls.js';
 import { CliError } from '../command.js';
-import { ApiError, type ApiClient } from './api.js';
+import { ApiError } from './api.js';
 
 /** One dispatched event. `id` is the last event id so far (ids carry over, per the spec). */
 export interface SseEvent {
@@ -208,78 +206,4 @@ export async function* sseEvents(opts: SseStreamOptions): AsyncGenerator<SseEven
     const base = parser.retry ?? opts.retryMs ?? 1000;
     await sleep(Math.min(base * 2 ** (failures - 1), Math.max(base, 10_000)), opts.signal);
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Raw authenticated requests
-
-/** Streams and uploads authenticate exactly like ApiClient's JSON calls. */
-const authHeaders = (api: ApiClient): Record<string, string> => api.authHeaders();
-
-/** The ApiError for an error response, worded like ApiClient's. */
-export function apiErrorFor(server: string, status: number, statusText: string, text: string): ApiError {
-  let parsed: { error?: { code?: string; message?: string } } | undefined;
-  try {
-    parsed = text ? (JSON.parse(text) as typeof parsed) : undefined;
-  } catch {
-    parsed = undefined;
-  }
-  const e = parsed?.error;
-  if (status === 401)
-    return new ApiError(
-      401,
-      'unauthorized',
-      `not logged in to ${server}, or the login expired${e?.message ? ` (${e.message})` : ''}: run 'opsplane login'`,
-    );
-  return new ApiError(
-    status,
-    e?.code ?? 'error',
-    `${e?.message ?? (text.slice(0, 300) || statusText)} (HTTP ${status})`,
-  );
-}
-
-export interface RawRequestOptions {
-  query?: Record<string, string | number | boolean | undefined>;
-  headers?: Record<string, string>;
-  body?: Uint8Array | string;
-  signal?: AbortSignal;
-  /** Whole-request timeout; none by default (streams are long-lived: use `signal`). */
-  timeoutMs?: number;
-}
-
-/**
- * An authenticated request under /api/v1 whose response is handed back unread (for streams).
- * Throws CliError when the server cannot be reached and ApiError for 4xx/5xx answers.
- */
-export async function rawRequest(
-  api: ApiClient,
-  method: string,
-  path: string,
-  opts: RawRequestOptions = {},
-): Promise<Response> {
-  const url = new URL(`${api.server}/api/v1${path}`);
-  for (const [k, v] of Object.entries(opts.query ?? {}))
-    if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-  const signals = [opts.signal, opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter(
-    (s): s is AbortSignal => s !== undefined,
-  );
-  let res: Response;
-  try {
-    res = await cliFetch(url, {
-      method,
-      headers: { ...authHeaders(api), ...opts.headers },
-      ...(opts.body !== undefined ? { body: opts.body } : {}),
-      ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
-    });
-  } catch (e) {
-    if (opts.signal?.aborted) throw e;
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why =
-      (e as Error).name === 'TimeoutError'
-        ? 'no answer in time'
-        : (cause?.code ?? cause?.message ?? (e as Error).message);
-    throw new CliError(`cannot reach the Opsplane server at ${api.server} (${why})`);
-  }
-  if (res.status >= 400) throw apiErrorFor(api.server, res.status, res.statusText, await res.text());
-  return res;
 }

@@ -2,7 +2,7 @@
  * `opsplane agents list|get` — the aggregated agent view across every area (filter, search,
  * sort, page), and one agent live from its controller joined with its device.
  */
-import type { AgentDetail, AgentListResponse } from '@opsplane/api';
+import type { AgentListResponse } from '@opsplane/api';
 import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
 import { connect } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
@@ -52,17 +52,19 @@ export default defineCommand({
     if (action === 'list') {
       if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'agents');
       const api = await connect(v.server);
-      const r = await api.get<AgentListResponse>('/agents', {
-        area: v.area,
-        status: v.status,
-        health_status: v.health,
-        controller_id: v.controller,
-        version: v.version,
-        q: v.q,
-        sort: v.sort,
-        page: v.page,
-        pageSize: v['page-size'],
-        refresh: v.refresh ? 'true' : undefined,
+      const r = await api.call('GET /agents', {
+        query: {
+          area: v.area,
+          status: v.status,
+          health_status: v.health,
+          controller_id: v.controller,
+          version: v.version,
+          q: v.q,
+          sort: v.sort,
+          page: v.page,
+          pageSize: v['page-size'],
+          refresh: v.refresh ? 'true' : undefined,
+        },
       });
       if (v.json) {
         io.out(json(r));
@@ -108,7 +110,7 @@ export default defineCommand({
       if (!code) throw new UsageError('get needs an agent code: opsplane agents get <code>', 'agents');
       if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'agents');
       const api = await connect(v.server);
-      const a = await api.get<AgentDetail>(`/agents/by-code/${encodeURIComponent(code)}`);
+      const a = await api.call('GET /agents/by-code/:code', { params: { code } });
       if (v.json) {
         io.out(json(a));
         return EXIT.ok;

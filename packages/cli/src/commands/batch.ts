@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { BatchCreateInput, BatchJob, BatchListResponse } from '@opsplane/api';
+import type { BatchCreateInput, BatchJob } from '@opsplane/api';
 import { CliError, EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
 import { connect, listFlag, type ApiClient } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
@@ -45,7 +45,7 @@ function printJob(job: BatchJob, io: CliIO): void {
 async function waitForJob(api: ApiClient, id: string, io: CliIO): Promise<BatchJob> {
   let said = false;
   for (;;) {
-    const job = await api.get<BatchJob>(`/batches/${id}`);
+    const job = await api.call('GET /batches/:id', { params: { id } });
     if (job.status !== 'running') return job;
     if (!said) {
       io.err(
@@ -114,7 +114,7 @@ export default defineCommand({
     if (action === 'list') {
       if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'batch');
       const api = await connect(v.server);
-      const r = await api.get<BatchListResponse>('/batches', { page: v.page });
+      const r = await api.call('GET /batches', { query: { page: v.page } });
       if (v.json) {
         io.out(json(r));
         return EXIT.ok;
@@ -141,7 +141,7 @@ export default defineCommand({
       if (!id) throw new UsageError('get needs a batch id', 'batch');
       if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'batch');
       const api = await connect(v.server);
-      const job = await api.get<BatchJob>(`/batches/${encodeURIComponent(id)}`);
+      const job = await api.call('GET /batches/:id', { params: { id } });
       if (v.json) io.out(json(job));
       else printJob(job, io);
       return job.failed > 0 ? EXIT.failure : EXIT.ok;
@@ -203,11 +203,7 @@ export default defineCommand({
     }
 
     const api = await connect(v.server);
-    const r = await api.request<BatchJob>('POST', '/batches', {
-      body,
-      query: { wait: v.wait },
-      timeoutMs: 15 * 60_000,
-    });
+    const r = await api.send('POST /batches', { body, query: { wait: v.wait } }, { timeoutMs: 15 * 60_000 });
     const job = r.status === 202 ? await waitForJob(api, r.body.id, io) : r.body;
     if (v.json) io.out(json(job));
     else printJob(job, io);

@@ -2,7 +2,6 @@
  * `opsplane controllers list|history` — the controllers registered in etcd now (as the
  * platform server's discovery sees them), and when each came and went.
  */
-import type { ControllerHistoryResponse, ControllerListResponse } from '@opsplane/api';
 import { EXIT, UsageError, defineCommand } from '../command.js';
 import { connect } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
@@ -23,7 +22,7 @@ export default defineCommand({
     if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'controllers');
     const api = await connect(v.server);
     if (action === 'list') {
-      const r = await api.get<ControllerListResponse>('/controllers', { area: v.area });
+      const r = await api.call('GET /controllers', { query: { area: v.area } });
       if (v.json) {
         io.out(json(r));
         return EXIT.ok;
@@ -54,10 +53,7 @@ export default defineCommand({
       return EXIT.ok;
     }
     if (action === 'history') {
-      const r = await api.get<ControllerHistoryResponse>('/controllers/history', {
-        area: v.area,
-        limit: v.limit,
-      });
+      const r = await api.call('GET /controllers/history', { query: { area: v.area, limit: v.limit } });
       if (v.json) {
         io.out(json(r));
         return EXIT.ok;

@@ -5,16 +5,17 @@
  * and its checks (usage errors, exit 2); the watching itself is shared with `opsplane
  * deployments watch` (deployments.ts). Exits 0 when every deployment succeeded, 1 otherwise.
  */
-import type { DeploymentCreateInput, DeploymentType, Rollout } from '@opsplane/api';
+import {
+  AgentVersionSchema,
+  DEPLOYMENT_TYPES,
+  type DeploymentCreateInput,
+  type DeploymentType,
+} from '@opsplane/api';
 import { EXIT, UsageError, defineCommand } from '../command.js';
 import { connect, listFlag } from '../client/api.js';
 import { json } from '../client/format.js';
 import { jsonOption, serverOption } from '../client/common-options.js';
 import { followRollout } from './deployments.js';
-
-const TYPES: readonly DeploymentType[] = ['install', 'upgrade', 'uninstall', 'restart'];
-/** The server's rule for agent versions (schemas/deployments.ts AgentVersionSchema). */
-const VERSION_RE = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
 
 /** The flags `deploymentRequest` reads (a subset of the command's parsed values). */
 export interface DeployFlags {
@@ -41,8 +42,8 @@ function intFlag(value: string | undefined, flag: string, min: number, max: numb
  */
 export function deploymentRequest(positionals: readonly string[], f: DeployFlags): DeploymentCreateInput {
   const [action = 'install', ...extra] = positionals;
-  if (!TYPES.includes(action as DeploymentType))
-    throw new UsageError(`unknown action '${action}' (${TYPES.join(', ')})`, 'deploy');
+  if (!(DEPLOYMENT_TYPES as readonly string[]).includes(action))
+    throw new UsageError(`unknown action '${action}' (${DEPLOYMENT_TYPES.join(', ')})`, 'deploy');
   if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'deploy');
   const type = action as DeploymentType;
 
@@ -62,7 +63,7 @@ export function deploymentRequest(positionals: readonly string[], f: DeployFlags
   if (f.version !== undefined) {
     if (type !== 'install' && type !== 'upgrade')
       throw new UsageError(`--version goes with install or upgrade, not ${type}`, 'deploy');
-    if (!VERSION_RE.test(f.version))
+    if (!AgentVersionSchema.safeParse(f.version).success)
       throw new UsageError(`--version must look like 1.2.3 or 1.2.3-rc.1 (got '${f.version}')`, 'deploy');
   }
   const batchSize = intFlag(f['batch-size'], 'batch-size', 1, 1000);
@@ -132,7 +133,7 @@ export default defineCommand({
   async run(v, io) {
     const body = deploymentRequest(v._, v);
     const api = await connect(v.server);
-    const rollout = (await api.request<Rollout>('POST', '/deployments', { body })).body;
+    const rollout = await api.call('POST /deployments', { body });
     const c = rollout.counts;
     if (v.detach) {
       if (v.json) io.out(json(rollout));

@@ -6,12 +6,12 @@
  * watching shared with `opsplane deploy`: Ctrl-C handling, the end-of-rollout summary, exit codes.
  */
 import { readFile } from 'node:fs/promises';
-import type {
-  AgentBundle,
-  Deployment,
-  DeploymentListResponse,
-  DeploymentLogLine,
-  Rollout,
+import {
+  DEPLOYMENT_STATUSES,
+  DEPLOYMENT_TYPES,
+  type Deployment,
+  type DeploymentStreamEvents,
+  type Rollout,
 } from '@opsplane/api';
 import { CliError, EXIT, UsageError, defineCommand, processIO, type CliIO } from '../command.js';
 import { ApiError, connect, type ApiClient } from '../client/api.js';
@@ -27,17 +27,12 @@ import {
   rolloutHeader,
   type ProgressTarget,
 } from '../client/progress.js';
-import { rawRequest, sseEvents } from '../client/sse.js';
+import { sseEvents } from '../client/sse.js';
 
 /** Exit code after Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
 
 const ACTIONS = ['list', 'show', 'watch', 'cancel', 'retry', 'bundles'] as const;
-const DEPLOYMENT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-const DEPLOYMENT_TYPES = ['install', 'upgrade', 'uninstall', 'restart'];
-
-const path = (kind: 'rollouts' | 'deployments', id: string, rest = '') =>
-  `/${kind}/${encodeURIComponent(id)}${rest}`;
 
 // ---------------------------------------------------------------------------------------------
 // Shared with `opsplane deploy`
@@ -122,7 +117,7 @@ export async function watchRollout(
     if (r.status !== 'running' && (!active || lingering++ >= 30)) return r;
     if (!(await sleep(1000, signal))) return undefined;
     try {
-      const next = await unlessAborted(api.get<Rollout>(path('rollouts', r.id)), signal);
+      const next = await unlessAborted(api.call('GET /rollouts/:id', { params: { id: r.id } }), signal);
       if (next === undefined) return undefined;
       r = next;
       failingSince = undefined;
@@ -136,9 +131,13 @@ export async function watchRollout(
   }
 }
 
-const tryJson = <T>(s: string): T | undefined => {
+/** The data of a deployment stream event, as the contract describes it (undefined if not JSON). */
+const eventData = <E extends keyof DeploymentStreamEvents>(
+  _event: E,
+  data: string,
+): DeploymentStreamEvents[E] | undefined => {
   try {
-    return JSON.parse(s) as T;
+    return JSON.parse(data) as DeploymentStreamEvents[E];
   } catch {
     return undefined;
   }
@@ -162,11 +161,14 @@ export async function watchDeployment(
   const events = sseEvents({
     signal,
     open: (lastEventId, s) =>
-      rawRequest(api, 'GET', path('deployments', d.id, '/events'), {
-        query: { after: lastSeq },
-        headers: { accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
-        signal: s,
-      }),
+      api.open(
+        'GET /deployments/:id/events',
+        { params: { id: d.id }, query: { after: lastSeq } },
+        {
+          headers: { accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+          signal: s,
+        },
+      ),
     onReconnect: (n, why) =>
       display.log(
         `(event stream dropped: ${why}; reconnecting${lastSeq !== undefined ? ` after log line ${lastSeq}` : ''}, attempt ${n})`,
@@ -174,12 +176,12 @@ export async function watchDeployment(
   });
   for await (const ev of events) {
     if (ev.event === 'log') {
-      const l = tryJson<DeploymentLogLine>(ev.data);
+      const l = eventData('log', ev.data);
       if (!l || (lastSeq !== undefined && l.seq <= lastSeq)) continue; // a replayed line
       lastSeq = l.seq;
       display.log(formatLogLine(l, display.color));
     } else if (ev.event === 'deployment' || ev.event === 'end') {
-      const next = tryJson<Deployment>(ev.data);
+      const next = eventData(ev.event, ev.data);
       if (next) d = { ...next, log: undefined };
       show();
       if (ev.event === 'end') return d;
@@ -294,12 +296,12 @@ const notThisKind = (e: unknown) => e instanceof ApiError && (e.status === 404 |
 /** `id` as a rollout, else as a deployment; CliError when it is neither. */
 export async function resolveTarget(api: ApiClient, id: string): Promise<Target> {
   try {
-    return { kind: 'rollout', rollout: await api.get<Rollout>(path('rollouts', id)) };
+    return { kind: 'rollout', rollout: await api.call('GET /rollouts/:id', { params: { id } }) };
   } catch (e) {
     if (!notThisKind(e)) throw e;
   }
   try {
-    return { kind: 'deployment', deployment: await api.get<Deployment>(path('deployments', id)) };
+    return { kind: 'deployment', deployment: await api.call('GET /deployments/:id', { params: { id } }) };
   } catch (e) {
     if (!notThisKind(e)) throw e;
     throw new CliError(`no rollout or deployment with id '${id}' (${(e as Error).message})`);
@@ -369,9 +371,15 @@ const oneId = (rest: string[], action: string): string => {
   return id;
 };
 
-function checkEnum(value: string | undefined, allowed: readonly string[], flag: string): void {
-  if (value !== undefined && !allowed.includes(value))
+/** `value` when it is one of `allowed`; UsageError otherwise. */
+function checkEnum<T extends string>(
+  value: string | undefined,
+  allowed: readonly T[],
+  flag: string,
+): T | undefined {
+  if (value !== undefined && !(allowed as readonly string[]).includes(value))
     throw new UsageError(`--${flag} must be one of ${allowed.join(', ')}`, 'deployments');
+  return value as T | undefined;
 }
 
 async function uploadBundle(api: ApiClient, file: string, asJson: boolean, io: CliIO): Promise<number> {
@@ -383,12 +391,12 @@ async function uploadBundle(api: ApiClient, file: string, asJson: boolean, io: C
   }
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b)
     throw new CliError(`${file} is not a gzip file (an agent bundle is a .tar.gz)`);
-  const res = await rawRequest(api, 'POST', '/agent-bundles', {
-    body: bytes,
-    headers: { 'content-type': 'application/gzip', accept: 'application/json' },
-    timeoutMs: 10 * 60_000,
-  });
-  const b = (await res.json()) as AgentBundle;
+  const res = await api.send(
+    'POST /agent-bundles',
+    {},
+    { upload: bytes, contentType: 'application/gzip', timeoutMs: 10 * 60_000 },
+  );
+  const b = res.body;
   if (asJson) io.out(json(b));
   else
     io.out(
@@ -451,16 +459,18 @@ export default defineCommand({
 
     if (action === 'list') {
       if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'deployments');
-      checkEnum(v.status, DEPLOYMENT_STATUSES, 'status');
-      checkEnum(v.type, DEPLOYMENT_TYPES, 'type');
+      const status = checkEnum(v.status, DEPLOYMENT_STATUSES, 'status');
+      const type = checkEnum(v.type, DEPLOYMENT_TYPES, 'type');
       const api = await connect(v.server);
-      const r = await api.get<DeploymentListResponse>('/deployments', {
-        status: v.status,
-        type: v.type,
-        device: v.device,
-        rollout: v.rollout,
-        page: v.page,
-        pageSize: v['page-size'],
+      const r = await api.call('GET /deployments', {
+        query: {
+          status,
+          type,
+          device: v.device,
+          rollout: v.rollout,
+          page: v.page,
+          pageSize: v['page-size'],
+        },
       });
       if (v.json) {
         io.out(json(r));
@@ -489,7 +499,7 @@ export default defineCommand({
       if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'deployments');
       const api = await connect(v.server);
       if (v.upload !== undefined) return uploadBundle(api, v.upload, v.json === true, io);
-      const r = await api.get<{ items: AgentBundle[] }>('/agent-bundles');
+      const r = await api.call('GET /agent-bundles');
       if (v.json) {
         io.out(json(r));
         return EXIT.ok;
@@ -535,7 +545,7 @@ export default defineCommand({
     if (action === 'cancel') {
       let r: Rollout | undefined;
       try {
-        r = (await api.request<Rollout>('POST', path('rollouts', id, '/cancel'))).body;
+        r = await api.call('POST /rollouts/:id/cancel', { params: { id } });
       } catch (e) {
         if (!notThisKind(e)) throw e;
       }
@@ -550,7 +560,7 @@ export default defineCommand({
       }
       let d: Deployment;
       try {
-        d = (await api.request<Deployment>('POST', path('deployments', id, '/cancel'))).body;
+        d = await api.call('POST /deployments/:id/cancel', { params: { id } });
       } catch (e) {
         if (notThisKind(e))
           throw new CliError(`no rollout or deployment with id '${id}' (${(e as Error).message})`);
@@ -568,8 +578,7 @@ export default defineCommand({
     }
 
     // retry
-    const r = await api.request<Deployment>('POST', path('deployments', id, '/retry'));
-    const d = r.body;
+    const d = await api.call('POST /deployments/:id/retry', { params: { id } });
     if (v.detach) {
       if (v.json) io.out(json(d));
       else {

@@ -4,7 +4,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import type { DeviceListResponse, ImportReport } from '@opsplane/api';
 import { CliError, EXIT, UsageError, defineCommand } from '../command.js';
 import { connect } from '../client/api.js';
 import { json, table } from '../client/format.js';
@@ -51,12 +50,14 @@ export default defineCommand({
     if (action === 'list') {
       if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'devices');
       const api = await connect(v.server);
-      const r = await api.get<DeviceListResponse>('/devices', {
-        q: v.q,
-        function_area: v.area,
-        status: v.status,
-        page: v.page,
-        pageSize: v['page-size'],
+      const r = await api.call('GET /devices', {
+        query: {
+          q: v.q,
+          function_area: v.area,
+          status: v.status,
+          page: v.page,
+          pageSize: v['page-size'],
+        },
       });
       if (v.json) {
         io.out(json(r));
@@ -84,21 +85,20 @@ export default defineCommand({
       } catch (e) {
         throw new CliError(`cannot read ${file}: ${(e as Error).message}`);
       }
-      let body: unknown = text;
+      let body: string | unknown[] | { devices: unknown[] } = text;
       if (format === 'json') {
         try {
-          body = JSON.parse(text);
+          body = JSON.parse(text) as unknown[] | { devices: unknown[] };
         } catch (e) {
           throw new CliError(`${file} is not valid JSON: ${(e as Error).message}`);
         }
       }
       const api = await connect(v.server);
-      const r = await api.request<ImportReport>('POST', '/devices/import', {
-        body,
-        ...(format === 'csv' ? { contentType: 'text/csv' } : {}),
-        query: { dry_run: v['dry-run'] ? 'true' : undefined },
-      });
-      const rep = r.body;
+      const rep = await api.call(
+        'POST /devices/import',
+        { body, query: { dry_run: v['dry-run'] ? 'true' : undefined } },
+        format === 'csv' ? { contentType: 'text/csv' } : {},
+      );
       if (v.json) io.out(json(rep));
       else {
         io.out(

@@ -108,13 +108,7 @@ export default defineCommand({
     let cookie: string;
     let role: string;
     try {
-      const r = await anon.request<{ user: { username: string; role: string }; role: string }>(
-        'POST',
-        '/auth/login',
-        {
-          body: { username, password },
-        },
-      );
+      const r = await anon.send('POST /auth/login', { body: { username, password } });
       const set = r.headers.getSetCookie().find((c) => c.startsWith('opsplane_session='));
       if (!set) throw new CliError('the server answered the login without a session cookie');
       cookie = set.split(';')[0] as string;
@@ -136,25 +130,21 @@ export default defineCommand({
     let path: string;
     let what: string;
     try {
-      const t = await session.request<{ id: string; token: string; expires_at: string | null }>(
-        'POST',
-        '/tokens',
-        {
-          body: { name: `opsplane-cli@${hostname()}`, expires_in: v['token-ttl'] ?? '720h' },
-        },
-      );
+      const t = await session.call('POST /tokens', {
+        body: { name: `opsplane-cli@${hostname()}`, expires_in: v['token-ttl'] ?? '720h' },
+      });
       path = await writeCredentials({
         ...base,
-        token: t.body.token,
-        token_id: t.body.id,
-        expires_at: t.body.expires_at,
+        token: t.token,
+        token_id: t.id,
+        expires_at: t.expires_at,
       });
-      what = `API token${t.body.expires_at ? ` (valid until ${t.body.expires_at})` : ''}`;
+      what = `API token${t.expires_at ? ` (valid until ${t.expires_at})` : ''}`;
       // The token is what we keep; the session is not needed any more.
-      await session.request('POST', '/auth/logout').catch(() => undefined);
+      await session.call('POST /auth/logout').catch(() => undefined);
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 403) throw e;
-      const me = await session.get<{ session_expires_at?: string }>('/auth/me');
+      const me = await session.call('GET /auth/me');
       path = await writeCredentials({
         ...base,
         session: cookie.slice('opsplane_session='.length),

@@ -22,18 +22,29 @@ import { agentRoutes } from '../routes/agents.js';
 import { batchRoutes } from '../routes/batch.js';
 import { opsRoutes } from '../routes/ops.js';
 import { statusRoutes } from '../routes/status.js';
-import { requireBearerToken } from './auth.js';
+import { allowSources, requireBearerToken } from './auth.js';
 import { installErrorHandlers } from './error-handler.js';
+
+export interface BuildAppOptions {
+  /**
+   * The token-less legacy listener (legacy.ts): the guide's routes only (no docs, /metrics or
+   * /healthz), no bearer token, and only for sources in `allow` (empty = any).
+   */
+  legacy?: { allow: readonly string[] };
+  /** HTTPS and wss with these TLS options (controller-tls.ts); plain HTTP without. */
+  https?: Record<string, unknown>;
+}
 
 export async function buildApp(
   ctx: ControllerContext,
   logger: Logger,
-  https?: Record<string, unknown>,
+  opts: BuildAppOptions = {},
 ): Promise<FastifyInstance> {
   const { config } = ctx;
+  const legacy = opts.legacy;
   const app = Fastify({
     // HTTPS and wss when the controller has a certificate (controller-tls.ts).
-    ...(https ? { https } : {}),
+    ...(opts.https ? { https: opts.https } : {}),
     // pino's Logger and Fastify's logger type differ only in typing details.
     loggerInstance: logger as FastifyBaseLogger,
     // Per-request info logs would drown everything else at fleet scale; see the onResponse hook.
@@ -47,6 +58,7 @@ export async function buildApp(
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandlers(app);
+  if (legacy) allowSources(app, legacy.allow);
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
@@ -73,6 +85,24 @@ export async function buildApp(
     });
   }
 
+  if (!legacy) await registerDocsAndOps(app, ctx);
+  await app.register(
+    async (api) => {
+      // The API speaks JSON only: a text/plain body is a 415, not a string the schema then rejects.
+      api.removeContentTypeParser('text/plain');
+      if (config.apiToken && !legacy) requireBearerToken(api, config.apiToken);
+      await api.register(statusRoutes, { ctx });
+      await api.register(agentRoutes, { ctx });
+      await api.register(agentDetailRoutes, { ctx });
+      await api.register(batchRoutes, { ctx });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}
+
+async function registerDocsAndOps(app: FastifyInstance, ctx: ControllerContext): Promise<void> {
+  const { config } = ctx;
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -95,17 +125,4 @@ export async function buildApp(
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   await app.register(opsRoutes, { ctx });
-  await app.register(
-    async (api) => {
-      // The API speaks JSON only: a text/plain body is a 415, not a string the schema then rejects.
-      api.removeContentTypeParser('text/plain');
-      if (config.apiToken) requireBearerToken(api, config.apiToken);
-      await api.register(statusRoutes, { ctx });
-      await api.register(agentRoutes, { ctx });
-      await api.register(agentDetailRoutes, { ctx });
-      await api.register(batchRoutes, { ctx });
-    },
-    { prefix: '/api/v1' },
-  );
-  return app;
 }

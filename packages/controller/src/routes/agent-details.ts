@@ -3,20 +3,28 @@
  * (with the agent request timeout), forwarded to the peer that holds the agent when it is not
  * connected here. Only the package list has a meaningful "last known" answer for an offline
  * agent; health and metrics of an offline agent are a 503.
+ *
+ * The answers are in the Go controller's shapes with Opsplane's fields beside them (models'
+ * controller-answers.ts has the field-by-field mapping); the agent's own answer (the protocol)
+ * stays in Opsplane's shapes and is converted here.
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
 import {
-  AgentHealthSchema,
+  AgentHealthAnswerSchema,
+  AgentPackagesAnswerSchema,
   ErrorBodySchema,
   PackageNameSchema,
-  ServiceHealthSchema,
+  ServiceHealthAnswerSchema,
+  ServiceMetricsAnswerSchema,
   ServiceMetricsQuerySchema,
-  ServiceMetricsSchema,
-  SystemMetricsSchema,
+  SystemMetricsAnswerSchema,
+  toAgentHealthAnswer,
+  toAgentPackagesAnswer,
+  toServiceHealthAnswer,
+  toServiceMetricsAnswer,
+  toSystemMetricsAnswer,
 } from '@opsplane/models';
-// Not in @opsplane/models (yet); the platform's client defines the wire shape, so share it.
-import { AgentPackagesResponseSchema } from '@opsplane/models';
 import type { RouteOptions } from '../context.js';
 import { AgentParamsSchema, onAgent } from './agent-target.js';
 
@@ -41,7 +49,7 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
         tags: ['agents'],
         summary: "The agent's packages (live; last known state when the agent is offline)",
         params: AgentParamsSchema,
-        response: { 200: AgentPackagesResponseSchema, ...errors },
+        response: { 200: AgentPackagesAnswerSchema, ...errors },
       },
     },
     async (req, reply) => {
@@ -54,9 +62,9 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
         async (conn) => {
           const { packages } = await conn.request({ op: 'packages' }, timeout());
           ctx.registry.updatePackages(id, packages);
-          return { agent_id: id, packages };
+          return toAgentPackagesAnswer(id, packages);
         },
-        (rec) => ({ agent_id: id, packages: rec.packages }),
+        (rec) => toAgentPackagesAnswer(id, rec.packages),
       );
       return r.kind === 'value' ? r.value : reply;
     },
@@ -68,16 +76,18 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
       schema: {
         tags: ['agents'],
         summary: 'Health of all packages of the agent',
+        description:
+          "The Go controller's shape (`overall_status` as HEALTH_STATUS_*, the counts, `services` as an array of " +
+          "pb.ServiceHealth) with Opsplane's verdict in `health_status`.",
         params: AgentParamsSchema,
-        response: { 200: AgentHealthSchema, ...errors },
+        response: { 200: AgentHealthAnswerSchema, ...errors },
       },
     },
     async (req, reply) => {
       const id = req.params.agent_id;
-      const r = await onAgent(ctx, req, reply, id, async (conn) => ({
-        ...(await conn.request({ op: 'health' }, timeout())),
-        agent_id: id,
-      }));
+      const r = await onAgent(ctx, req, reply, id, async (conn) =>
+        toAgentHealthAnswer({ ...(await conn.request({ op: 'health' }, timeout())), agent_id: id }),
+      );
       return r.kind === 'value' ? r.value : reply;
     },
   );
@@ -89,13 +99,13 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
         tags: ['agents'],
         summary: 'Health of one package',
         params: PackageParamsSchema,
-        response: { 200: ServiceHealthSchema, ...errors },
+        response: { 200: ServiceHealthAnswerSchema, ...errors },
       },
     },
     async (req, reply) => {
       const { agent_id: id, package: pkg } = req.params;
-      const r = await onAgent(ctx, req, reply, id, (conn) =>
-        conn.request({ op: 'health_package', package: pkg }, timeout()),
+      const r = await onAgent(ctx, req, reply, id, async (conn) =>
+        toServiceHealthAnswer(await conn.request({ op: 'health_package', package: pkg }, timeout())),
       );
       return r.kind === 'value' ? r.value : reply;
     },
@@ -107,16 +117,18 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
       schema: {
         tags: ['agents'],
         summary: 'Host metrics: CPU, load, memory, disks, network, uptime',
+        description:
+          "The Go controller's shape (`cpu.usage`, `memory`/`disk` in MB with `usage` %, `load.1min`…, `timestamp`) " +
+          "with Opsplane's byte-exact fields beside it.",
         params: AgentParamsSchema,
-        response: { 200: SystemMetricsSchema, ...errors },
+        response: { 200: SystemMetricsAnswerSchema, ...errors },
       },
     },
     async (req, reply) => {
       const id = req.params.agent_id;
-      const r = await onAgent(ctx, req, reply, id, async (conn) => ({
-        ...(await conn.request({ op: 'metrics_system' }, timeout())),
-        agent_id: id,
-      }));
+      const r = await onAgent(ctx, req, reply, id, async (conn) =>
+        toSystemMetricsAnswer({ ...(await conn.request({ op: 'metrics_system' }, timeout())), agent_id: id }),
+      );
       return r.kind === 'value' ? r.value : reply;
     },
   );
@@ -127,10 +139,12 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
       schema: {
         tags: ['agents'],
         summary: 'Per-package process metrics',
-        description: 'Optional `package` (one package) and `running_only=true`.',
+        description:
+          'Optional `package` (one package; its `cpu`/`memory` also on top, as Go answers) and `running_only=true`. ' +
+          '`services` is a map by package name: `cpu.usage` %, `memory.usage` MB, with Opsplane’s fields beside.',
         params: AgentParamsSchema,
         querystring: ServiceMetricsQuerySchema,
-        response: { 200: ServiceMetricsSchema, ...errors },
+        response: { 200: ServiceMetricsAnswerSchema, ...errors },
       },
     },
     async (req, reply) => {
@@ -150,7 +164,7 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
         const services = m.services.filter(
           (s) => (!q.package || s.name === q.package) && (!runningOnly || s.is_running),
         );
-        return { ...m, services, agent_id: id };
+        return toServiceMetricsAnswer({ ...m, services, agent_id: id }, q.package);
       });
       return r.kind === 'value' ? r.value : reply;
     },

@@ -1,4 +1,5 @@
 /** GET /api/v1/status — who this controller is and how many agents it holds. */
+import { hostname, platform } from 'node:os';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ControllerStatusResponseSchema, ErrorBodySchema } from '@opsplane/models';
 import type { RouteOptions } from '../context.js';
@@ -11,7 +12,8 @@ export const statusRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { c
         tags: ['controller'],
         summary: 'Controller identity, version and agent counts',
         description:
-          'agent_count counts the agents listed by GET /agents (connected plus recently offline); online_agent_count only the connected ones.',
+          'agent_count counts the agents this controller knows (connected plus recently offline); online_agent_count only the connected ones. ' +
+          "controller_id, function_area, system_info and etcd_status are the Go controller's keys for the same facts.",
         response: { 200: ControllerStatusResponseSchema, 401: ErrorBodySchema },
       },
     },
@@ -24,6 +26,11 @@ export const statusRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { c
       online_agent_count: ctx.registry.connectedCount,
       uptime_seconds: Math.round((Date.now() - ctx.startTimeMs) / 1000),
       address: ctx.advertisedAddress(),
+      // The Go controller's names for the same facts.
+      controller_id: ctx.config.id,
+      function_area: ctx.config.area,
+      system_info: { hostname: hostname(), os: platform() },
+      etcd_status: ctx.isRegistered() ? 'connected' : 'disconnected',
     }),
   );
 };

@@ -17,7 +17,7 @@ import {
   type PackageStatus,
 } from '@opsplane/models';
 import { agentToken } from '@opsplane/models';
-import { simulatedAnswer } from './simulated-answer.js';
+import { SimulatedJournal, simulatedAnswer } from './simulated-answer.js';
 
 export type Welcome = Extract<ControllerMessage, { type: 'welcome' }>;
 
@@ -68,6 +68,8 @@ export class FakeAgent {
   packages: PackageStatus[];
   welcome: Welcome | undefined;
   heartbeatsSent = 0;
+  /** Its operations journal: like a real agent's, an operation id acts once. */
+  readonly journal = new SimulatedJournal();
   private timer: NodeJS.Timeout | undefined;
   private silent = false;
 
@@ -165,7 +167,7 @@ export class FakeAgent {
     this.requests.push(msg.request);
     if (this.silent || this.opts.hang?.includes(msg.request.op)) return;
     if (this.opts.delayMs) await new Promise((r) => setTimeout(r, this.opts.delayMs));
-    const answer = simulatedAnswer(this.opts.code, this.packages, msg.request);
+    const answer = simulatedAnswer(this.opts.code, this.packages, msg.request, this.journal);
     this.send({ type: 'response', id: msg.id, ...answer });
   }
 }

@@ -3,7 +3,50 @@
  * operation succeeds for the packages it has and fails with `package_not_found` otherwise. Shared
  * by the test FakeAgent and the benchmark's agent simulator so both speak the protocol alike.
  */
-import type { AgentRequest, PackageStatus } from '@opsplane/models';
+import type { AgentRequest, JournalEntry, PackageOpResult, PackageStatus } from '@opsplane/models';
+
+/**
+ * A simulated agent's operations journal (in memory): like the real agent's, an operation id
+ * acts once per package and is answered from here after that. `executed` counts real actions.
+ */
+export class SimulatedJournal {
+  readonly entries = new Map<string, JournalEntry>();
+  executed = 0;
+
+  run(
+    operationId: string | undefined,
+    pkg: string,
+    action: string,
+    act: () => PackageOpResult,
+  ): PackageOpResult {
+    if (operationId === undefined) {
+      this.executed++;
+      return act();
+    }
+    const key = `${operationId}\u0000${pkg}`;
+    const known = this.entries.get(key);
+    if (known?.result) return { ...known.result, replayed: true };
+    this.executed++;
+    const result = { ...act(), reason: 'done' as const };
+    const at = now();
+    this.entries.set(key, {
+      operation_id: operationId,
+      package: pkg,
+      action,
+      state: 'done',
+      started_at: at,
+      finished_at: at,
+      result: result.success ? result : { ...result, reason: 'failed_on_agent' },
+    });
+    return this.entries.get(key)!.result!;
+  }
+
+  list(operationId: string, packages?: readonly string[]): JournalEntry[] {
+    return [...this.entries.values()].filter(
+      (e) => e.operation_id === operationId && (!packages || packages.includes(e.package)),
+    );
+  }
+}
 
 export type SimulatedAnswer =
   { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } };
@@ -15,6 +58,7 @@ export function simulatedAnswer(
   agentId: string,
   packages: readonly PackageStatus[],
   req: AgentRequest,
+  journal: SimulatedJournal = new SimulatedJournal(),
 ): SimulatedAnswer {
   const has = (n: string) => packages.some((p) => p.name === n);
   switch (req.op) {
@@ -24,9 +68,11 @@ export function simulatedAnswer(
         ok: true,
         result: {
           results: names.map((n) =>
-            has(n)
-              ? { package: n, success: true, message: `${req.action} ${n} done` }
-              : { package: n, success: false, error: notFound(n) },
+            journal.run(req.operation_id, n, req.action, () =>
+              has(n)
+                ? { package: n, success: true, message: `${req.action} ${n} done` }
+                : { package: n, success: false, error: notFound(n) },
+            ),
           ),
         },
       };
@@ -36,12 +82,16 @@ export function simulatedAnswer(
         ok: true,
         result: {
           results: [
-            has(req.package)
-              ? { package: req.package, success: true, message: `wrote ${req.configs.length} file(s)` }
-              : { package: req.package, success: false, error: notFound(req.package) },
+            journal.run(req.operation_id, req.package, 'configs', () =>
+              has(req.package)
+                ? { package: req.package, success: true, message: `wrote ${req.configs.length} file(s)` }
+                : { package: req.package, success: false, error: notFound(req.package) },
+            ),
           ],
         },
       };
+    case 'operations':
+      return { ok: true, result: { entries: journal.list(req.operation_id, req.packages) } };
     case 'packages':
       return { ok: true, result: { packages } };
     case 'health':

@@ -12,6 +12,10 @@
 //   message: hello             # shown on GET /
 //   healthy: true              # false → /health answers 503 (try pushing it: the agent rolls back)
 //   access_log: access.log     # one line per request; relative to the package dir
+//   stop_delay: 3000           # ms to take over a stop (SIGTERM), like a service draining
+//
+// Every start appends `<time> <pid>` to starts.log in the package dir: how many times it was
+// started is a fact a test (or an operator) can read, whatever anyone reports.
 //
 // No dependencies beyond node.
 import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -78,7 +82,13 @@ const accessLog = config.access_log
     : resolve(packageDir, String(config.access_log))
   : undefined;
 const startedAt = new Date().toISOString();
+const stopDelayMs = Math.max(0, Number(config.stop_delay ?? 0));
 let requests = 0;
+try {
+  appendFileSync(join(packageDir, 'starts.log'), `${startedAt} ${process.pid}\n`);
+} catch {
+  /* best effort */
+}
 
 function logAccess(line) {
   if (!accessLog) return;
@@ -124,11 +134,16 @@ server.listen(port, '127.0.0.1', () => {
   );
 });
 
+let stopping = false;
 const stop = (signal) => {
-  console.log(`web: ${signal}, stopping`);
-  server.close(() => process.exit(0));
-  server.closeAllConnections?.();
-  setTimeout(() => process.exit(0), 2000).unref();
+  if (stopping) return;
+  stopping = true;
+  console.log(`web: ${signal}, stopping${stopDelayMs ? ` in ${stopDelayMs} ms` : ''}`);
+  setTimeout(() => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections?.();
+    setTimeout(() => process.exit(0), 2000).unref();
+  }, stopDelayMs);
 };
 process.on('SIGTERM', () => stop('SIGTERM'));
 process.on('SIGINT', () => stop('SIGINT'));

@@ -25,7 +25,10 @@ export interface AggregatedAgent {
   agent_code: string;
   /** The area of the controller that reported the winning record. */
   area: string;
-  /** The controller that holds the agent (whose record had the newest heartbeat). */
+  /**
+   * The controller that holds the agent: the record's `controller_id` (controllers list their
+   * peers' agents too), else the controller that listed it (a Go controller's record has none).
+   */
   controller_id: string;
   /** Filled by callers that join with the device inventory. */
   device_id?: string;
@@ -83,7 +86,8 @@ export function toAggregatedAgent(
     id: agent.id,
     agent_code: agent.agent_code || agent.id,
     area: controller.area,
-    controller_id: controller.id,
+    // A controller lists its whole area (its peers' agents too), and says which one holds each.
+    controller_id: agent.controller_id || controller.id,
     address: agent.address,
     hostname: agent.hostname,
     status: agent.status,

@@ -1,27 +1,21 @@
 /**
  * batchAcrossAreas: one batch (start/stop/restart/configs) over agents of many areas (guide
- * §3.3, done properly). Agents are grouped by area, each area's group goes to that area's
- * controllers (areas concurrently, bounded by a limiter), and the answer holds EXACTLY one
- * result per (agent, package) asked for — the guide's version dropped whole areas when a
- * controller was missing or failed, and trusted controllers to answer for everyone.
+ * §3.3, done properly). Agents are grouped by area and the areas run concurrently (bounded by a
+ * limiter); the answer holds EXACTLY one result per (agent, package) asked for — the guide's
+ * version dropped whole areas when a controller was missing or failed.
  *
- * Per area: controllers are tried freshest-heartbeat first. If a call fails, the group goes to
- * the next controller. Agents a controller answers for with agent_not_connected, agent_not_found,
- * agent_offline or agent_unavailable (it does not hold them; an agent is connected to just one
- * controller of its area) are tried on the next one too. Whatever is left gets a failed result
- * saying why. Results a controller forgot are filled in as failed; duplicates and results
- * nobody asked for are dropped.
- *
- * POSTs are never retried against the same controller (a lost answer does not mean the action
- * did not run), but a controller whose call failed may have acted before failing; moving on to
- * the next controller is the contract's choice of availability over at-most-once.
+ * The batch has one operation id (the caller's, or a new one) that the agents journal, and one
+ * deadline (`timeoutMs`) across every controller and retry. Within an area (area-batch.ts) each
+ * controller gets the agents it holds, at once; when a controller dies or hangs mid-request its
+ * agents are looked for where they fail over to and asked again by the same id — they never act
+ * twice, and their results are what they did, not a guess. Every result says why it is what it
+ * is (`reason`: done, failed_on_agent, interrupted, not_delivered, outcome_unknown).
  */
 import {
   AgentCodeSchema,
   AreaNameSchema,
   BatchConfigRequestSchema,
   PackageNameSchema,
-  RequestTimeoutError,
   ValidationError,
   failedResults,
   formatIssues,
@@ -31,8 +25,9 @@ import {
   type ConfigItem,
   type OperationResult,
 } from '@opsplane/models';
+import { randomUUID } from 'node:crypto';
 import { ConcurrencyLimiter } from '../concurrency/limiter.js';
-import type { ControllerClient } from '../client/controller-client.js';
+import { runAreaBatch } from './area-batch.js';
 import { createLogger, type Logger } from '@opsplane/kit';
 import type { ControllerClientPool } from '../pool/controller-client-pool.js';
 import { abortReason, resultError, toWireError } from './errors.js';
@@ -60,15 +55,27 @@ export type AreaResolver = (agentCode: string) => string | undefined | Promise<s
 export type AgentGroups = ReadonlyMap<string, readonly string[]> | AreaResolver;
 
 export interface BatchAcrossAreasOptions {
-  /** Bounds how many areas are in flight. Default: a limiter of 10 (max_workers). */
+  /** Bounds how many areas (chunks) are in flight. Default: a limiter of 10 (max_workers). */
   limiter?: ConcurrencyLimiter;
   /** Aborting rejects the whole call with the signal's reason. */
   signal?: AbortSignal;
+  /** The batch's operation id; the same id never acts twice on an agent. Default: a new one. */
+  operationId?: string;
+  /** One deadline for the whole batch, across controllers and retries. Default 120 s. */
+  timeoutMs?: number;
+  /** One controller call never waits longer (below the deadline). Default 30 s. */
+  callTimeoutMs?: number;
+  /** Pause between the rounds that look for agents after a controller failed. Default 500 ms. */
+  pollMs?: number;
   /**
-   * Deadline for one area across all its controller attempts (per chunk, for areas larger than
-   * maxAgentsPerRequest); what is left when it passes fails with 'timeout'.
+   * How long to look for the agents of a controller that failed mid-request where they fail over
+   * to (agents notice a hung controller after 3 heartbeats). Default 45 s; never past the deadline.
    */
-  perAreaTimeoutMs?: number;
+  failoverWaitMs?: number;
+  /** Where the caller believes an agent is held now (`area/id`), so each controller gets its own agents. */
+  holderOf?: (agentCode: string) => string | undefined;
+  /** Results as they become final (progress); called once per agent. */
+  onResults?: (results: OperationResult[]) => void;
   /** Agents per controller request; larger areas are split. Default 1000. */
   maxAgentsPerRequest?: number;
   logger?: Logger;
@@ -76,12 +83,6 @@ export interface BatchAcrossAreasOptions {
 
 /** What the batch needs from the pool. */
 export type BatchPool = Pick<ControllerClientPool, 'onlineControllers'>;
-
-/**
- * Result codes meaning "this controller does not hold the agent" (the controller's own
- * prefixes, plus agent_unavailable): try the area's next controller.
- */
-const NOT_HERE = /^(agent_not_connected|agent_not_found|agent_offline|agent_unavailable)\b/;
 
 const pairKey = (agent: string, pkg: string) => `${agent}\u0000${pkg}`;
 
@@ -117,28 +118,6 @@ function checkOp(op: CrossAreaBatchOp): string[] {
   return pkgs;
 }
 
-/** One controller call for `agents` of the op. */
-function callController(
-  client: ControllerClient,
-  op: CrossAreaBatchOp,
-  agents: string[],
-  packages: string[],
-  signal: AbortSignal,
-): Promise<BatchOperationResult> {
-  if (op.action === 'configs') {
-    return client.batchUpdateConfigs(
-      {
-        agents,
-        package: op.package,
-        configs: [...op.configs],
-        ...(op.config_file !== undefined ? { config_file: op.config_file } : {}),
-      },
-      signal,
-    );
-  }
-  return client.batchAction(op.action, { agents, packages }, signal);
-}
-
 /**
  * Exactly one result per asked (agent, package) from a controller's answer: extras and
  * duplicates dropped, gaps filled as failed. With no package list the packages are the
@@ -166,12 +145,13 @@ export function normalizeResults(
     const list = byAgent.get(agent) ?? [];
     if (packages.length > 0) {
       for (const pkg of packages) {
-        if (!seen.has(pairKey(agent, pkg))) list.push(...failedResults([agent], [pkg], missingError));
+        if (!seen.has(pairKey(agent, pkg)))
+          list.push(...failedResults([agent], [pkg], missingError, 'outcome_unknown'));
       }
       // Keep the caller's package order.
       list.sort((a, b) => packages.indexOf(a.package) - packages.indexOf(b.package));
     } else if (list.length === 0) {
-      list.push(...failedResults([agent], [], missingError));
+      list.push(...failedResults([agent], [], missingError, 'outcome_unknown'));
     }
     byAgent.set(agent, list);
   }
@@ -196,7 +176,7 @@ export async function batchAcrossAreas(
   const order: string[] = [];
   const areaGroups = new Map<string, string[]>();
   const fail = (agent: string, code: string, message: string) =>
-    byAgent.set(agent, failedResults([agent], packages, resultError(code, message)));
+    byAgent.set(agent, failedResults([agent], packages, resultError(code, message), 'not_delivered'));
 
   const place = (agent: string, area: string | undefined) => {
     if (!AgentCodeSchema.safeParse(agent).success) {
@@ -252,20 +232,51 @@ export async function batchAcrossAreas(
     for (let i = 0; i < agents.length; i += chunkSize) tasks.push([area, agents.slice(i, i + chunkSize)]);
   }
 
+  const operationId = options.operationId ?? `batch-${randomUUID()}`;
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  const onResults = options.onResults;
+  if (onResults) {
+    // What failed before any controller was asked (validation, no area) is final already.
+    for (const agent of order) {
+      const rs = byAgent.get(agent);
+      if (rs) onResults(rs.map((r) => ({ ...r, operation_id: operationId })));
+    }
+  }
   await limiter.map(
     tasks,
     async ([area, agents]) => {
       let results: Map<string, OperationResult[]>;
       try {
-        results = await runArea(pool, op, area, agents, packages, options, log);
+        results = await runAreaBatch({
+          area,
+          op,
+          agents,
+          packages,
+          operationId,
+          deadline,
+          callTimeoutMs: options.callTimeoutMs ?? 30_000,
+          pollMs: options.pollMs ?? 500,
+          failoverWaitMs: options.failoverWaitMs ?? 45_000,
+          controllers: () => pool.onlineControllers(area),
+          holderOf: options.holderOf,
+          signal,
+          onFinal: (rs) => onResults?.(rs),
+          logger: log,
+        });
       } catch (err) {
         if (signal?.aborted) throw abortReason(signal);
         // Not expected; but a bug must not cost the caller the results of the other areas.
         log.error({ area, err }, 'batch across areas: area failed unexpectedly');
         const e = toWireError(err);
         results = new Map(
-          agents.map((a) => [a, failedResults([a], packages, resultError(e.code, e.message))]),
+          agents.map((a) => [
+            a,
+            failedResults([a], packages, resultError(e.code, e.message), 'outcome_unknown', {
+              operation_id: operationId,
+            }),
+          ]),
         );
+        for (const rs of results.values()) onResults?.(rs);
       }
       for (const [agent, rs] of results) byAgent.set(agent, rs);
     },
@@ -273,98 +284,14 @@ export async function batchAcrossAreas(
   );
 
   const results = order.flatMap(
-    (agent) => byAgent.get(agent) ?? failedResults([agent], packages, resultError('internal', 'no result')),
+    (agent) =>
+      byAgent.get(agent) ??
+      failedResults([agent], packages, resultError('internal', 'no result'), 'outcome_unknown', {
+        operation_id: operationId,
+      }),
   );
   return mergeBatchResults(
     [{ total: 0, success: 0, failed: 0, results, duration_ms: 0 }],
     performance.now() - started,
   );
-}
-
-async function runArea(
-  pool: BatchPool,
-  op: CrossAreaBatchOp,
-  area: string,
-  agents: string[],
-  packages: string[],
-  options: BatchAcrossAreasOptions,
-  log: Logger,
-): Promise<Map<string, OperationResult[]>> {
-  const { signal } = options;
-  const out = new Map<string, OperationResult[]>();
-  const controllers = pool.onlineControllers(area);
-  if (controllers.length === 0) {
-    const error = resultError('controller_unavailable', `no online controller for area '${area}'`);
-    for (const a of agents) out.set(a, failedResults([a], packages, error));
-    return out;
-  }
-
-  // One signal for the area: the caller's abort or the area's deadline, whichever first.
-  const ac = new AbortController();
-  const onAbort = () => ac.abort(signal?.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const timeoutMs = options.perAreaTimeoutMs;
-  const timer =
-    timeoutMs !== undefined
-      ? setTimeout(
-          () => ac.abort(new RequestTimeoutError(`batch ${op.action} in area '${area}'`, timeoutMs)),
-          timeoutMs,
-        )
-      : undefined;
-
-  try {
-    let remaining = agents;
-    /** Answers of controllers that said "not here", used if no later controller does better. */
-    const fallback = new Map<string, OperationResult[]>();
-    let lastError: unknown;
-    for (const pc of controllers) {
-      if (remaining.length === 0 || ac.signal.aborted) break;
-      try {
-        const res = await callController(pc.client, op, remaining, packages, ac.signal);
-        const normalized = normalizeResults(
-          res.results,
-          remaining,
-          packages,
-          resultError('upstream_error', `no result from controller '${pc.key}'`),
-        );
-        const next: string[] = [];
-        for (const agent of remaining) {
-          const rs = normalized.get(agent) ?? [];
-          if (rs.length > 0 && rs.every((r) => !r.success && NOT_HERE.test(r.error ?? ''))) {
-            fallback.set(agent, rs);
-            next.push(agent);
-          } else {
-            out.set(agent, rs);
-          }
-        }
-        remaining = next;
-      } catch (err) {
-        if (signal?.aborted) throw abortReason(signal);
-        lastError = err;
-        log.warn(
-          {
-            area,
-            controller: pc.key,
-            agents: remaining.length,
-            err: err instanceof Error ? err.message : String(err),
-          },
-          'batch call to controller failed; trying the next controller of the area',
-        );
-      }
-    }
-    if (remaining.length > 0) {
-      const cause = ac.signal.aborted && !signal?.aborted ? ac.signal.reason : lastError;
-      const e =
-        cause !== undefined
-          ? toWireError(cause)
-          : { code: 'agent_unavailable', message: `no controller of area '${area}' holds the agent` };
-      const error = resultError(e.code, e.message);
-      for (const agent of remaining)
-        out.set(agent, fallback.get(agent) ?? failedResults([agent], packages, error));
-    }
-    return out;
-  } finally {
-    if (timer) clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
-  }
 }

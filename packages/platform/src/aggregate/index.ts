@@ -2,3 +2,4 @@
 export type { WireError } from './errors.js';
 export * from './aggregate-agents.js';
 export * from './batch-across-areas.js';
+export * from './query-operations.js';

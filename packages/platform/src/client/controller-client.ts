@@ -12,23 +12,27 @@ import { Pool, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import {
   AGENT_FILTER_KEYS,
-  AgentHealthSchema,
+  AgentHealthReadSchema,
   AgentNotFoundError,
   AgentSchema,
   AgentsResponseSchema,
   BatchConfigRequestSchema,
   BatchOperationRequestSchema,
   BatchOperationResultSchema,
-  ControllerStatusResponseSchema,
+  ControllerStatusReadSchema,
   DEFAULT_PAGE_SIZE,
   MAX_PAGE_SIZE,
   PackageNotFoundError,
-  AgentPackagesResponseSchema,
+  AgentPackagesReadSchema,
+  OperationQueryRequestSchema,
+  OperationQueryResultSchema,
   type AgentPackagesResponse,
+  type OperationQueryRequest,
+  type OperationQueryResult,
   RequestTimeoutError,
-  ServiceHealthSchema,
-  ServiceMetricsSchema,
-  SystemMetricsSchema,
+  ServiceHealthReadSchema,
+  serviceMetricsReadSchema,
+  SystemMetricsReadSchema,
   ValidationError,
   formatIssues,
   unknownAgentQueryParamMessage,
@@ -59,6 +63,8 @@ export interface ControllerClientOptions {
   maxRetryIntervalMs?: number;
   /** Sent as `Authorization: Bearer <token>`. */
   apiToken?: string;
+  /** Extra headers on every request (e.g. a controller asking a peer with `x-opsplane-forwarded`). */
+  headers?: Record<string, string>;
   logger?: Logger;
   /**
    * A dispatcher shared with other clients (e.g. one undici Agent, which pools per origin).
@@ -117,7 +123,25 @@ interface CallSpec<T> {
   /** Set for /agents/{id}… paths, so that 404 becomes AgentNotFoundError. */
   agentId?: string;
   pkg?: string;
+  /** Extra request headers (e.g. x-opsplane-forwarded). */
+  headers?: Record<string, string>;
+  /** Per-call timeout instead of the client's (never longer). */
+  timeoutMs?: number | undefined;
 }
+
+/** Options of a batch write. */
+export interface BatchCallOptions {
+  /**
+   * Ask this controller only about the agents it holds itself (no forwarding to its peers) —
+   * what the platform does when it looks for agents after a controller of the area failed.
+   */
+  heldOnly?: boolean;
+  /** Bounds this call below the client's timeout (what is left of a batch deadline). */
+  timeoutMs?: number | undefined;
+}
+
+/** The header a controller reads as "a peer forwarded this: answer for the agents you hold". */
+export const FORWARDED_HEADER = 'x-opsplane-forwarded';
 
 interface RawResponse {
   status: number;
@@ -125,13 +149,23 @@ interface RawResponse {
   text: string;
 }
 
+function batchCall(opts: BatchCallOptions): Pick<CallSpec<unknown>, 'headers' | 'timeoutMs'> {
+  return {
+    ...(opts.heldOnly ? { headers: { [FORWARDED_HEADER]: '1' } } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: Math.max(1, Math.floor(opts.timeoutMs)) } : {}),
+  };
+}
+
 /**
  * Normalises a controller address to `scheme://host[:port][/prefix]` without trailing slash.
- * Adds `http://` when there is no scheme; accepts a base that already ends in /api/v1.
+ * Adds `http://` when there is no scheme; accepts a base that already ends in /api/v1. An
+ * address without a host (`:8081`, what a Go controller registers by default) means this
+ * machine, as Go's net/http dials it.
  */
 export function normalizeBaseUrl(raw: string, defaultScheme: 'http' | 'https' = 'http'): URL {
-  const trimmed = raw.trim();
+  let trimmed = raw.trim();
   if (trimmed === '') throw new ValidationError('controller address must not be empty');
+  if (/^:\d{1,5}(\/|$)/.test(trimmed)) trimmed = `127.0.0.1${trimmed}`;
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `${defaultScheme}://${trimmed}`;
   let url: URL;
   try {
@@ -241,6 +275,7 @@ export class ControllerClient {
     this.headers = {
       accept: 'application/json',
       'user-agent': 'opsplane-platform',
+      ...(options.headers ?? {}),
       ...(options.apiToken ? { authorization: `Bearer ${options.apiToken}` } : {}),
     };
     this.log = options.logger ?? createLogger('controller-client', { area, baseUrl: this.baseUrl });
@@ -323,45 +358,52 @@ export class ControllerClient {
     });
   }
 
+  // The per-agent reads below accept an Opsplane controller's answer and a Go controller's
+  // (models' controller-answers.ts) and return Opsplane's typed view either way.
+
   async getAgentPackages(agentId: string, signal?: AbortSignal): Promise<AgentPackagesResponse> {
-    return this.call({
+    const r = await this.call({
       method: 'GET',
       path: `/agents/${encodeSegment('agent id', agentId)}/packages`,
-      schema: AgentPackagesResponseSchema,
+      schema: AgentPackagesReadSchema,
       signal,
       agentId,
     });
+    return { ...r, agent_id: r.agent_id || agentId };
   }
 
   async getAgentHealth(agentId: string, signal?: AbortSignal): Promise<AgentHealth> {
-    return this.call({
+    const h = await this.call({
       method: 'GET',
       path: `/agents/${encodeSegment('agent id', agentId)}/health`,
-      schema: AgentHealthSchema,
+      schema: AgentHealthReadSchema,
       signal,
       agentId,
     });
+    return { ...h, agent_id: h.agent_id || agentId };
   }
 
   async getServiceHealth(agentId: string, pkg: string, signal?: AbortSignal): Promise<ServiceHealth> {
-    return this.call({
+    const h = await this.call({
       method: 'GET',
       path: `/agents/${encodeSegment('agent id', agentId)}/health/${encodeSegment('package', pkg)}`,
-      schema: ServiceHealthSchema,
+      schema: ServiceHealthReadSchema,
       signal,
       agentId,
       pkg,
     });
+    return { ...h, name: h.name || pkg };
   }
 
   async getSystemMetrics(agentId: string, signal?: AbortSignal): Promise<SystemMetrics> {
-    return this.call({
+    const m = await this.call({
       method: 'GET',
       path: `/agents/${encodeSegment('agent id', agentId)}/metrics/system`,
-      schema: SystemMetricsSchema,
+      schema: SystemMetricsReadSchema,
       signal,
       agentId,
     });
+    return { ...m, agent_id: m.agent_id || agentId };
   }
 
   async getServiceMetrics(
@@ -372,19 +414,22 @@ export class ControllerClient {
     const query = new URLSearchParams();
     if (opts.package !== undefined && opts.package !== '') query.set('package', opts.package);
     if (opts.runningOnly !== undefined) query.set('running_only', String(opts.runningOnly));
-    return this.call({
+    const m = await this.call({
       method: 'GET',
       path: `/agents/${encodeSegment('agent id', agentId)}/metrics/services`,
       query,
-      schema: ServiceMetricsSchema,
+      schema: serviceMetricsReadSchema(opts.package || undefined),
       signal,
       agentId,
       ...(opts.package ? { pkg: opts.package } : {}),
     });
+    const services = opts.runningOnly ? m.services.filter((s) => s.is_running !== false) : m.services;
+    return { ...m, services, agent_id: m.agent_id || agentId };
   }
 
+  /** GET /status (a Go controller's answer is read too: `controller_id` → id, `function_area` → area). */
   async getStatus(signal?: AbortSignal): Promise<ControllerStatusResponse> {
-    return this.call({ method: 'GET', path: '/status', schema: ControllerStatusResponseSchema, signal });
+    return this.call({ method: 'GET', path: '/status', schema: ControllerStatusReadSchema, signal });
   }
 
   // ---- batch writes (never retried: a lost answer does not mean the action did not run) ----
@@ -406,6 +451,7 @@ export class ControllerClient {
     action: BatchAction,
     req: BatchOperationRequestInput,
     signal?: AbortSignal,
+    opts: BatchCallOptions = {},
   ): Promise<BatchOperationResult> {
     const body = validate(BatchOperationRequestSchema, req, 'batch request');
     return this.call({
@@ -414,12 +460,14 @@ export class ControllerClient {
       body,
       schema: BatchOperationResultSchema,
       signal,
+      ...batchCall(opts),
     });
   }
 
   async batchUpdateConfigs(
     req: BatchConfigRequestInput,
     signal?: AbortSignal,
+    opts: BatchCallOptions = {},
   ): Promise<BatchOperationResult> {
     const body = validate(BatchConfigRequestSchema, req, 'batch config request');
     return this.call({
@@ -428,6 +476,24 @@ export class ControllerClient {
       body,
       schema: BatchOperationResultSchema,
       signal,
+      ...batchCall(opts),
+    });
+  }
+
+  /** POST /agents/operations (Opsplane): what the agents' journals say about an operation id. */
+  async queryOperations(
+    req: OperationQueryRequest,
+    signal?: AbortSignal,
+    opts: BatchCallOptions = {},
+  ): Promise<OperationQueryResult> {
+    const body = validate(OperationQueryRequestSchema, req, 'operations query');
+    return this.call({
+      method: 'POST',
+      path: '/agents/operations',
+      body,
+      schema: OperationQueryResultSchema,
+      signal,
+      ...batchCall(opts),
     });
   }
 
@@ -479,7 +545,7 @@ export class ControllerClient {
         `controller client for ${this.baseUrl} is closed`,
       );
     }
-    const timeoutMs = this.timeoutMs;
+    const timeoutMs = Math.min(this.timeoutMs, spec.timeoutMs ?? Number.POSITIVE_INFINITY);
     const ac = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -488,7 +554,7 @@ export class ControllerClient {
     }, timeoutMs);
     const onAbort = () => ac.abort(spec.signal?.reason);
     spec.signal?.addEventListener('abort', onAbort, { once: true });
-    const headers: Record<string, string> = { ...this.headers };
+    const headers: Record<string, string> = { ...this.headers, ...spec.headers };
     let body: string | undefined;
     if (spec.body !== undefined) {
       body = JSON.stringify(spec.body);

@@ -85,10 +85,25 @@ export class ControllerHttpError extends OpsplaneError {
  * closed mid-request, client already closed). It is a ControllerUnavailableError, so code
  * 'controller_unavailable' / status 503, and `instanceof ControllerUnavailableError` holds.
  */
+/** Low-level codes that mean the request never got to the controller (no connection was made). */
+const NEVER_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
 export class ControllerConnectionError extends ControllerUnavailableError {
   readonly url: string;
   /** The low-level error code, e.g. ECONNREFUSED, UND_ERR_SOCKET. */
   readonly causeCode: string | undefined;
+  /**
+   * True when no connection was made (refused, unresolvable, unreachable): the request cannot
+   * have reached the controller. A reset or a socket closed mid-exchange may have.
+   */
+  readonly neverSent: boolean;
 
   constructor(area: string, url: string, cause: unknown, message?: string) {
     const causeCode = errorCode(cause);
@@ -100,6 +115,7 @@ export class ControllerConnectionError extends ControllerUnavailableError {
     );
     this.url = url;
     this.causeCode = causeCode;
+    this.neverSent = causeCode !== undefined && NEVER_SENT_CODES.has(causeCode);
     if (cause !== undefined) Object.defineProperty(this, 'cause', { value: cause, enumerable: false });
   }
 }

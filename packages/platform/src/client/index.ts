@@ -7,7 +7,9 @@ export {
 } from './errors.js';
 export {
   ControllerClient,
+  FORWARDED_HEADER,
   normalizeBaseUrl,
+  type BatchCallOptions,
   type ControllerClientOptions,
   type ControllerTlsOptions,
   type ServiceMetricsOptions,

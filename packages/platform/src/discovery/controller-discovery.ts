@@ -5,6 +5,15 @@
  * failure, the status timer that flips controllers offline when their heartbeat goes stale,
  * and delivery of update/delete callbacks.
  *
+ * Two kinds of registration are controllers (models' readControllerValue): Opsplane's, whose
+ * status comes from its heartbeat (fresh within staleAfterMs by its clock or ours), and the Go
+ * system's (`function_area`, a 60 s lease re-put every 30 s, perhaps no `last_heartbeat`), whose
+ * status comes from its lease: a key bound to a lease exists only while the lease lives (etcd
+ * deletes it when the lease expires), so such a key is online for as long as it is there — no
+ * heartbeat threshold to flap against Go's timing. A Go value put without a lease falls back to
+ * its heartbeat (goStaleAfterMs, Go's own 90 s) or, with none, counts as online while present.
+ * A Go value without `last_heartbeat` gets the time this process last saw it written.
+ *
  * Invariants (where the Go version was wrong):
  * - the map always reflects one etcd revision: the snapshot is a range at revision R and the
  *   watch starts at R+1, so no event is missed or applied twice;
@@ -20,15 +29,15 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { ClientClosedError, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
 import {
-  ControllerRegistrationSchema,
   ControllerUnavailableError,
   DEFAULT_CONTROLLER_PREFIX,
   OpsplaneError,
   RequestTimeoutError,
-  formatIssues,
   parseControllerKey,
+  readControllerValue,
   timestampMs,
   type Controller,
+  type ControllerFlavor,
   type ControllerRegistration,
   type ControllerStatus,
 } from '@opsplane/models';
@@ -37,6 +46,11 @@ import { createLogger, type Logger } from '@opsplane/kit';
 export interface ControllerDiscoveryOptions {
   /** A controller is online while its heartbeat is at most this old. Default 30 000 ms. */
   staleAfterMs?: number;
+  /**
+   * The same for a Go registration put without a lease (a leased one is online while its key
+   * exists). Default 90 000 ms, the Go discovery's own threshold (Go re-puts every 30 s).
+   */
+  goStaleAfterMs?: number;
   /** How often statuses are re-evaluated. Default staleAfterMs/10, clamped to [100, 5000] ms. */
   statusCheckIntervalMs?: number;
   /** Deadline of each snapshot range request. Default 5000 ms. */
@@ -95,13 +109,27 @@ interface Entry {
   heartbeatMs: number;
   /** performance.now() when this process last saw a put of the key (lower bound after a resync). */
   observedPutAt: number | undefined;
+  flavor: ControllerFlavor;
+  /** The key's lease id as etcd reports it ('0': none). */
+  lease: string;
+  /** Whether the value carries its own last_heartbeat (else discovery fills it in). */
+  ownHeartbeat: boolean;
 }
 
 type Emission = { type: 'update'; controller: Controller } | { type: 'delete'; key: string };
 
 type Parsed =
-  | { ok: true; rel: string; reg: ControllerRegistration }
+  | { ok: true; rel: string; reg: ControllerRegistration; flavor: ControllerFlavor; ownHeartbeat: boolean }
   | { ok: false; rel: string | undefined; reason: string };
+
+/** How a key was seen: its revision, lease, and when this process saw it written. */
+interface Seen {
+  modRevision: bigint;
+  lease: string;
+  observedPutAt: number | undefined;
+  /** Wall clock of that observation, for a Go value without its own heartbeat. */
+  observedWallMs: number;
+}
 
 const mono = () => performance.now();
 
@@ -132,6 +160,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents> {
   readonly prefix: string;
   private readonly staleAfterMs: number;
+  private readonly goStaleAfterMs: number;
   private readonly statusCheckIntervalMs: number;
   private readonly requestTimeoutMs: number;
   private readonly initialBackoffMs: number;
@@ -179,6 +208,7 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
     if (prefix.length === 0) throw new RangeError('discovery prefix must not be empty');
     this.prefix = prefix;
     this.staleAfterMs = options.staleAfterMs ?? 30_000;
+    this.goStaleAfterMs = options.goStaleAfterMs ?? 90_000;
     this.statusCheckIntervalMs =
       options.statusCheckIntervalMs ?? Math.min(5000, Math.max(100, Math.round(this.staleAfterMs / 10)));
     this.requestTimeoutMs = options.requestTimeoutMs ?? 5000;
@@ -410,9 +440,16 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
       if (!parsed.ok) continue; // a key that became invalid is deleted below (not in `seen`)
       seen.add(parsed.rel);
       const prev = this.entries.get(parsed.rel);
-      const observed =
-        prev && prev.modRevision === modRevision ? prev.observedPutAt : (writtenAfter ?? prev?.observedPutAt);
-      this.upsert(parsed.rel, parsed.reg, modRevision, observed, now, m, out);
+      const same = prev !== undefined && prev.modRevision === modRevision;
+      const observed = same ? prev.observedPutAt : (writtenAfter ?? prev?.observedPutAt);
+      const how: Seen = {
+        modRevision,
+        lease: String(kv.lease ?? '0'),
+        observedPutAt: observed,
+        // An unchanged key keeps the heartbeat filled in before (no spurious update).
+        observedWallMs: same && !prev.ownHeartbeat ? timestampMs(prev.controller.last_heartbeat) : now,
+      };
+      this.upsert(parsed.rel, parsed, how, now, m, out);
     }
     for (const rel of [...this.entries.keys()]) {
       if (!seen.has(rel)) {
@@ -496,7 +533,13 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
         const parsed = this.parse(key, ev.kv.value, rev);
         if (parsed.ok) {
           const prev = this.entries.get(parsed.rel);
-          if (!prev || rev > prev.modRevision) this.upsert(parsed.rel, parsed.reg, rev, m, now, m, out);
+          const seen: Seen = {
+            modRevision: rev,
+            lease: String(ev.kv.lease ?? '0'),
+            observedPutAt: m,
+            observedWallMs: now,
+          };
+          if (!prev || rev > prev.modRevision) this.upsert(parsed.rel, parsed, seen, now, m, out);
         } else if (parsed.rel !== undefined && this.entries.delete(parsed.rel)) {
           out.push({ type: 'delete', key: parsed.rel });
         }
@@ -537,14 +580,12 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
       if (json === undefined) {
         reason = 'value is not JSON';
       } else {
-        const r = ControllerRegistrationSchema.safeParse(json);
-        if (!r.success) {
-          reason = `invalid value: ${formatIssues(r.error.issues)}`;
-        } else if (r.data.area !== ref.area || r.data.id !== ref.id) {
-          reason = `value names '${r.data.area}/${r.data.id}' but the key names '${rel}'`;
+        const r = readControllerValue(json, ref);
+        if (!r.ok) {
+          reason = r.reason;
         } else {
           this.badKeys.delete(key);
-          return { ok: true, rel, reg: r.data };
+          return { ok: true, rel, reg: r.registration, flavor: r.flavor, ownHeartbeat: r.hasHeartbeat };
         }
       }
     }
@@ -560,40 +601,55 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
 
   private upsert(
     rel: string,
-    reg: ControllerRegistration,
-    modRevision: bigint,
-    observedPutAt: number | undefined,
+    parsed: Extract<Parsed, { ok: true }>,
+    seen: Seen,
     now: number,
     m: number,
     out: Emission[],
   ): void {
+    const { flavor, ownHeartbeat } = parsed;
+    const reg: ControllerRegistration = ownHeartbeat
+      ? parsed.reg
+      : { ...parsed.reg, last_heartbeat: new Date(seen.observedWallMs).toISOString() };
     const heartbeatMs = timestampMs(reg.last_heartbeat);
-    const status = this.statusFor(heartbeatMs, observedPutAt, now, m);
-    const canonical = stableStringify(reg);
+    const base = { flavor, lease: seen.lease, ownHeartbeat, heartbeatMs, observedPutAt: seen.observedPutAt };
+    const status = this.statusFor(base, now, m);
+    const canonical = stableStringify({ reg, flavor });
     const prev = this.entries.get(rel);
     if (prev && prev.canonical === canonical && prev.controller.status === status) {
       // Same value (e.g. a put of identical bytes): remember the write, no callback.
-      prev.modRevision = modRevision;
-      prev.observedPutAt = observedPutAt;
+      prev.modRevision = seen.modRevision;
+      prev.observedPutAt = seen.observedPutAt;
+      prev.lease = seen.lease;
       return;
     }
-    const controller: Controller = { ...reg, status };
-    this.entries.set(rel, { controller, canonical, modRevision, heartbeatMs, observedPutAt });
+    // flavor only for Go registrations: an Opsplane controller looks as it always did.
+    const controller: Controller = flavor === 'go' ? { ...reg, status, flavor } : { ...reg, status };
+    this.entries.set(rel, { controller, canonical, modRevision: seen.modRevision, ...base });
     out.push({ type: 'update', controller });
   }
 
   /**
-   * Online iff the heartbeat is fresh by the controller's clock, or this process saw the key
-   * written recently by its own clock (tolerates clock skew between controller and platform).
+   * Opsplane registrations: online iff the heartbeat is fresh by the controller's clock, or this
+   * process saw the key written recently by its own clock (tolerates clock skew between
+   * controller and platform). Go registrations: online while a leased key exists; else by their
+   * heartbeat with Go's threshold, or, with neither lease nor heartbeat, while present.
    */
   private statusFor(
-    heartbeatMs: number,
-    observedPutAt: number | undefined,
+    e: Pick<Entry, 'flavor' | 'lease' | 'ownHeartbeat' | 'heartbeatMs' | 'observedPutAt'>,
     now: number,
     m: number,
   ): ControllerStatus {
-    if (heartbeatMs > 0 && now - heartbeatMs <= this.staleAfterMs) return 'online';
-    if (observedPutAt !== undefined && m - observedPutAt <= this.staleAfterMs) return 'online';
+    if (e.flavor === 'go') {
+      if (e.lease !== '0' && e.lease !== '') return 'online';
+      if (!e.ownHeartbeat) return 'online';
+      return now - e.heartbeatMs <= this.goStaleAfterMs ||
+        (e.observedPutAt !== undefined && m - e.observedPutAt <= this.goStaleAfterMs)
+        ? 'online'
+        : 'offline';
+    }
+    if (e.heartbeatMs > 0 && now - e.heartbeatMs <= this.staleAfterMs) return 'online';
+    if (e.observedPutAt !== undefined && m - e.observedPutAt <= this.staleAfterMs) return 'online';
     return 'offline';
   }
 
@@ -602,7 +658,7 @@ export class ControllerDiscovery extends EventEmitter<ControllerDiscoveryEvents>
     const now = Date.now();
     const m = mono();
     for (const e of this.entries.values()) {
-      const status = this.statusFor(e.heartbeatMs, e.observedPutAt, now, m);
+      const status = this.statusFor(e, now, m);
       if (status !== e.controller.status) {
         e.controller = { ...e.controller, status };
         out.push({ type: 'update', controller: e.controller });

@@ -18,6 +18,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { API_PREFIX } from '@opsplane/api';
 import { installAuth, SESSION_COOKIE } from './auth.js';
+import { databaseRateLimitStore } from './rate-limit-store.js';
 import type { ServerContext } from './context.js';
 import { installErrorHandling } from './errors.js';
 import { agentRoutes } from './routes/agents.js';
@@ -61,7 +62,12 @@ export async function buildApp(ctx: ServerContext, https?: { cert: string; key: 
 
   // Non-encapsulated plugins first: their hooks must run before the auth hook sees a request.
   await app.register(fastifyCookie);
-  await app.register(fastifyRateLimit, { global: false });
+  // Counted in the database: every replica sees the same attempts.
+  await app.register(fastifyRateLimit, {
+    global: false,
+    store: databaseRateLimitStore(ctx.rateCounter),
+    skipOnError: true,
+  });
   installAuth(app, ctx);
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

@@ -17,6 +17,7 @@ import type { DeploymentRequests } from '../services/deployment-requests.js';
 import type { DeviceService } from '../services/devices.js';
 import type { ServerMetrics } from '../services/metrics.js';
 import type { PkiService } from '../services/pki.js';
+import type { RateCounter } from './rate-limit-store.js';
 
 export interface ServerContext {
   config: ServerConfig;
@@ -24,6 +25,8 @@ export interface ServerContext {
   metrics: ServerMetrics;
   /** Resolves when the database answers; rejects otherwise. */
   checkDatabase(): Promise<void>;
+  /** Fixed-window counters shared by every replica (the login rate limit). */
+  rateCounter: RateCounter;
   audit: AuditTrail;
   accounts: Accounts;
   tokens: ApiTokens;

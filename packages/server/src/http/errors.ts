@@ -6,6 +6,11 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { type ErrorBody, OpsplaneError } from '@opsplane/models';
+import {
+  DATABASE_RETRY_AFTER_S,
+  DatabaseUnavailableError,
+  isDatabaseUnavailable,
+} from '../storage/database.js';
 
 const CODE_BY_STATUS: Record<number, string> = {
   400: 'bad_request',
@@ -40,7 +45,14 @@ function unknownParamMessage(param: string, known: readonly string[]): string {
   );
 }
 
-export function toHttpError(err: unknown, req: FastifyRequest): { status: number; body: ErrorBody } {
+export function toHttpError(
+  err: unknown,
+  req: FastifyRequest,
+): { status: number; body: ErrorBody; retryAfterS?: number } {
+  if (isDatabaseUnavailable(err)) {
+    const e = err instanceof DatabaseUnavailableError ? err : new DatabaseUnavailableError(err);
+    return { status: 503, body: e.toBody(), retryAfterS: DATABASE_RETRY_AFTER_S };
+  }
   if (hasZodFastifySchemaValidationErrors(err)) {
     const where = (err as { validationContext?: string }).validationContext ?? 'request';
     const first = err.validation[0];
@@ -89,9 +101,12 @@ export function toHttpError(err: unknown, req: FastifyRequest): { status: number
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err, req, reply) => {
-    const { status, body } = toHttpError(err, req);
-    if (status >= 500) req.log.error({ err }, 'request failed');
+    const { status, body, retryAfterS } = toHttpError(err, req);
+    if (status === 503)
+      req.log.warn({ code: body.error.code, err: (err as Error).message }, body.error.message);
+    else if (status >= 500) req.log.error({ err }, 'request failed');
     else req.log.debug({ code: body.error.code, status }, body.error.message);
+    if (retryAfterS !== undefined) reply.header('retry-after', String(retryAfterS));
     // Send the body as-is: the route's response schema is for its success shape.
     return reply.status(status).type('application/json; charset=utf-8').serializer(JSON.stringify).send(body);
   });

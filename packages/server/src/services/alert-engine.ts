@@ -58,7 +58,13 @@ export interface AlertSources {
 export interface AlertEngineOptions {
   store: Store;
   sources: AlertSources;
-  notifier?: { notify(event: AlertStatus, alert: Alert): void };
+  /**
+   * Runs an alert change in a transaction — fenced by the cluster leadership in the server, so a
+   * replica that lost the election cannot fire or resolve (default: a plain transaction).
+   */
+  write?: <T>(fn: (tx: Store) => Promise<T>) => Promise<T>;
+  /** Queues the notification of a change, in the change's transaction (the webhook outbox). */
+  notify?: (tx: Store, event: AlertStatus, alert: Alert) => Promise<void>;
   intervalMs: number;
   pendingForMs: number;
   logger: Logger;
@@ -141,7 +147,10 @@ export class AlertEngine {
     return this.#evaluations;
   }
 
+  /** Starts evaluating (again, after a stop: a new leader starts from what the database says). */
   start(): void {
+    this.#stopped = false;
+    this.#pending.clear();
     this.#unsubscribe = this.#o.sources.subscribe((reason) => this.trigger(reason));
     this.#timer = setInterval(() => this.trigger('timer'), this.#o.intervalMs);
     this.#timer.unref();
@@ -275,21 +284,31 @@ export class AlertEngine {
     }
   }
 
+  #write<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return this.#o.write ? this.#o.write(fn) : this.#o.store.transaction(fn);
+  }
+
   async #fire(a: NewAlert): Promise<void> {
-    const row = await this.#o.store.alerts.fire(a);
+    const row = await this.#write(async (tx) => {
+      const r = await tx.alerts.fire(a);
+      if (r) await this.#o.notify?.(tx, 'firing', toAlert(r));
+      return r;
+    });
     if (!row) return; // fires already (another server was first)
     this.#log.warn({ alert: row.id, kind: row.kind, subject: row.subject }, `alert firing: ${row.title}`);
-    this.#o.notifier?.notify('firing', toAlert(row));
   }
 
   async #resolve(a: AlertRow, why: string): Promise<void> {
-    const row = await this.#o.store.alerts.resolve(a.id);
+    const row = await this.#write(async (tx) => {
+      const r = await tx.alerts.resolve(a.id);
+      if (r) await this.#o.notify?.(tx, 'resolved', toAlert(r));
+      return r;
+    });
     if (!row) return;
     this.#log.info(
       { alert: row.id, kind: row.kind, subject: row.subject, why },
       `alert resolved: ${row.title}`,
     );
-    this.#o.notifier?.notify('resolved', toAlert(row));
   }
 
   /** Evaluates again when the earliest pending condition is due. */

@@ -1,37 +1,37 @@
 /**
- * BatchRunner: start/stop/restart/configs across areas (guide §3.3) as recorded batch jobs.
+ * BatchRunner: start/stop/restart/configs across areas (guide §3.3) as recorded batch jobs whose
+ * results are true under faults.
  *
  * 1. The agents: the codes given, or the aggregated view's agents matching a filter.
  * 2. Their areas: the device inventory (function_area by agent code); agents without a device
  *    fall back to the area the aggregated view saw them in; the rest fail with agent_not_found.
- * 3. batchAcrossAreas groups them by area and runs the areas concurrently (max_workers), each
- *    through the area's controllers (freshest first, failing over), with a per-area deadline.
- *    The answer has exactly one result per (agent, package) — an area without an online
- *    controller, a dead controller or a timeout give failed results that say why.
- * 4. The job row is written before anything is sent; every result (with its area) and the
- *    counts when it is done. A job the server could not finish (it was stopped) ends 'failed'
- *    with a failed result for every (agent, package) saying so.
+ * 3. The job row and its targets are written before anything is sent; the job's id is the
+ *    operation id the agents journal, so no agent ever acts twice on it — not on a retry after a
+ *    controller died, not when a restarted server asks again.
+ * 4. batchAcrossAreas runs the areas concurrently under ONE deadline (the request's `timeout`,
+ *    else server.batch_timeout), each controller with the agents it holds (the view knows which),
+ *    looking for agents where they failed over to when a controller dies or hangs.
+ * 5. Results are written and announced as they become final (progress, live streams); the
+ *    job's counts follow. A job the server could not finish (it was stopped) is reconciled by
+ *    the next start (batch-reconciler.ts).
  *
- * Config file contents are never stored: the recorded request keeps each file's name, size
- * and SHA-256.
+ * Config file contents are never stored: the recorded request keeps each file's name, size and
+ * SHA-256.
  */
 import { createHash } from 'node:crypto';
-import {
-  failedResults,
-  OpsplaneError,
-  ValidationError,
-  type BatchOperationResult,
-  type OperationResult,
-} from '@opsplane/models';
+import { EventEmitter } from 'node:events';
+import { failedResults, OpsplaneError, ValidationError, type OperationResult } from '@opsplane/models';
 import {
   batchAcrossAreas,
   ConcurrencyLimiter,
   type ControllerClientPool,
   type CrossAreaBatchOp,
-  type Logger,
 } from '@opsplane/platform';
+import { SerialTask, type Logger } from '@opsplane/kit';
 import type { BatchCreate } from '@opsplane/api';
-import type { BatchJobRow } from '../storage/schema.js';
+import type { BatchResultInput } from '../storage/batches-repo.js';
+import { retryWhileUnavailable } from '../storage/database.js';
+import type { BatchJobRow, BatchResultRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import type { FleetView } from './fleet-view.js';
 
@@ -40,8 +40,23 @@ export interface BatchRunnerOptions {
   pools: ControllerClientPool;
   view: FleetView;
   maxWorkers: number;
-  perAreaTimeoutMs: number;
+  /** The batch deadline when the request names none. */
+  defaultTimeoutMs: number;
+  /** One controller call (controller.api_timeout). */
+  callTimeoutMs: number;
+  /** How long to look for the agents of a failed controller where they fail over to. */
+  failoverWaitMs: number;
+  /** Owner of the jobs this replica runs, and the lease it keeps renewing on them. */
+  replicaId: string;
+  leaseMs: number;
   logger: Logger;
+}
+
+export interface BatchEvents {
+  /** Results of a job that became final (already stored). */
+  results: [jobId: string, rows: BatchResultRow[]];
+  /** A job finished (stored). */
+  finished: [jobId: string];
 }
 
 export interface StartedBatch {
@@ -68,14 +83,58 @@ export function recordedRequest(req: BatchCreate, resolved: number): Record<stri
   return out;
 }
 
-export class BatchRunner {
+/** A batch result as storage keeps it. */
+export function resultInput(r: OperationResult, area: string | undefined): BatchResultInput {
+  return {
+    agentCode: r.agent_code,
+    package: r.package,
+    area: area ?? null,
+    success: r.success,
+    reason: r.reason ?? (r.success ? 'done' : 'failed_on_agent'),
+    error: r.error ?? null,
+    message: r.message ?? null,
+    details: {
+      ...(r.old_pid !== undefined ? { old_pid: r.old_pid } : {}),
+      ...(r.new_pid !== undefined ? { new_pid: r.new_pid } : {}),
+      ...(r.agent_duration_ms !== undefined ? { agent_duration_ms: r.agent_duration_ms } : {}),
+      ...(r.replayed ? { replayed: true } : {}),
+      ...(r.attempts !== undefined ? { attempts: r.attempts } : {}),
+    },
+  };
+}
+
+export class BatchRunner extends EventEmitter<BatchEvents> {
   private readonly inflight = new Set<Promise<void>>();
   private readonly abort = new AbortController();
   private stopped = false;
+  private readonly leaseTimer: NodeJS.Timeout;
 
-  constructor(private readonly opts: BatchRunnerOptions) {}
+  constructor(private readonly opts: BatchRunnerOptions) {
+    super();
+    this.setMaxListeners(0);
+    // Our running jobs (run or being reconciled here) stay ours while this keeps succeeding.
+    this.leaseTimer = setInterval(
+      () => {
+        opts.store.batches
+          .renewLeases(opts.replicaId, opts.leaseMs)
+          .catch((err: unknown) =>
+            opts.logger.warn({ err: (err as Error).message }, 'cannot renew batch leases'),
+          );
+      },
+      Math.max(500, Math.floor(opts.leaseMs / 3)),
+    );
+    this.leaseTimer.unref();
+  }
 
-  /** Resolves the agents, records the job and starts it; the caller may await `done`. */
+  get replicaId(): string {
+    return this.opts.replicaId;
+  }
+
+  get stopping(): boolean {
+    return this.stopped;
+  }
+
+  /** Resolves the agents, records the job with its targets and starts it; the caller may await `done`. */
   async start(req: BatchCreate, requestedBy: string): Promise<StartedBatch> {
     if (this.stopped)
       throw new OpsplaneError('unavailable', 'the server is stopping; no new batches', { status: 503 });
@@ -100,24 +159,36 @@ export class BatchRunner {
       if (area) areaOf.set(code, area);
     }
 
-    const job = await store.batches.create({
-      action: req.action,
-      requestedBy,
-      request: recordedRequest(req, agents.length),
-    });
-    const done = this.run(job, req, agents, areaOf);
+    const timeoutMs = req.timeout ?? this.opts.defaultTimeoutMs;
+    const job = await store.transaction((tx) =>
+      tx.batches.create({
+        action: req.action,
+        requestedBy,
+        request: recordedRequest(req, agents.length),
+        deadlineAt: new Date(Date.now() + timeoutMs),
+        targets: agents.map((a) => ({ agentCode: a, area: areaOf.get(a) ?? null })),
+        owner: this.opts.replicaId,
+        leaseMs: this.opts.leaseMs,
+      }),
+    );
+    const done = this.run(job, req, agents, areaOf, timeoutMs);
     this.inflight.add(done);
     void done.finally(() => this.inflight.delete(done));
     return { job, agents: agents.length, done };
   }
 
-  /** Aborts running batches and waits until their jobs are recorded as failed. Idempotent. */
+  /**
+   * Stops running batches and waits until what they learned is recorded; their jobs stay
+   * `running` for the next start to reconcile (the outcome on the agents is not known here).
+   * Idempotent.
+   */
   async stop(): Promise<void> {
     if (!this.stopped) {
       this.stopped = true;
       this.abort.abort(new Error('the server stopped before the batch finished'));
     }
     await Promise.allSettled([...this.inflight]);
+    clearInterval(this.leaseTimer);
   }
 
   private op(req: BatchCreate, agents: string[]): CrossAreaBatchOp {
@@ -138,57 +209,101 @@ export class BatchRunner {
     req: BatchCreate,
     agents: string[],
     areaOf: Map<string, string>,
+    timeoutMs: number,
   ): Promise<void> {
-    const { store, pools, logger } = this.opts;
+    const { store, pools, view, logger } = this.opts;
+    const log = logger.child({ batch: job.id });
     const started = performance.now();
-    let result: BatchOperationResult;
-    let status: 'done' | 'failed' = 'done';
-    try {
-      result = await batchAcrossAreas(pools, this.op(req, agents), (code) => areaOf.get(code), {
-        limiter: new ConcurrencyLimiter(this.opts.maxWorkers),
-        perAreaTimeoutMs: this.opts.perAreaTimeoutMs,
+    // Results are written in arrival order, one write at a time; counts follow at most every 500 ms.
+    let queue: Promise<void> = Promise.resolve();
+    const counts = new SerialTask(() => store.batches.refreshCounts(job.id));
+    let lastCounts = 0;
+    // The database may be away for a while: results wait for it rather than being lost.
+    const durable = <T>(fn: () => Promise<T>) =>
+      retryWhileUnavailable(fn, {
         signal: this.abort.signal,
-        logger: logger.child({ batch: job.id }),
+        onRetry: (err) =>
+          log.warn(
+            { err: (err as Error).message },
+            'database unavailable; will record batch results when it is back',
+          ),
+      });
+    const record = (results: OperationResult[]) => {
+      queue = queue
+        .then(async () => {
+          const rows = await durable(() =>
+            store.batches.upsertResults(
+              job.id,
+              results.map((r) => resultInput(r, areaOf.get(r.agent_code))),
+            ),
+          );
+          this.emit('results', job.id, rows);
+          if (Date.now() - lastCounts > 500) {
+            lastCounts = Date.now();
+            await counts.run().catch(() => undefined); // progress only: the end sets them anyway
+          }
+        })
+        .catch((err: unknown) => log.error({ err }, 'could not record batch results'));
+    };
+    let status: 'done' | 'failed' | undefined = 'done';
+    try {
+      await batchAcrossAreas(pools, this.op(req, agents), (code) => areaOf.get(code), {
+        limiter: new ConcurrencyLimiter(this.opts.maxWorkers),
+        operationId: job.id,
+        timeoutMs,
+        callTimeoutMs: this.opts.callTimeoutMs,
+        failoverWaitMs: this.opts.failoverWaitMs,
+        holderOf: (code) => {
+          const v = view.get(code);
+          return v && v.status === 'online' ? `${v.area}/${v.controller_id}` : undefined;
+        },
+        onResults: record,
+        signal: this.abort.signal,
+        logger: log,
       });
     } catch (err) {
-      status = 'failed';
-      const why = err instanceof Error ? err.message : String(err);
-      logger.error({ batch: job.id, err }, 'batch failed');
+      if (this.abort.signal.aborted) {
+        // The server is stopping: what is recorded stays; the next start asks the agents for the rest.
+        status = undefined;
+        log.warn('batch cut off by the server stopping; the next start reconciles it');
+      } else {
+        status = 'failed';
+        log.error({ err }, 'batch failed');
+      }
+    }
+    await queue;
+    if (status === undefined) return;
+    if (status === 'failed') {
+      // Not expected (a bug): the agents that got no result may or may not have been reached.
+      const missing = await store.batches.targetsWithoutResults(job.id).catch(() => []);
       const packages = req.action === 'configs' ? [req.package as string] : (req.packages ?? []);
-      const results = failedResults(
-        agents,
-        [...new Set(packages)],
-        `aborted: ${why}; the outcome on the agent is unknown`,
-      );
-      result = { total: results.length, success: 0, failed: results.length, results, duration_ms: 0 };
+      await store.batches
+        .upsertResults(
+          job.id,
+          missing.flatMap((t) =>
+            failedResults([t.agentCode], packages, 'internal: the batch failed', 'outcome_unknown').map((r) =>
+              resultInput(r, t.area ?? undefined),
+            ),
+          ),
+        )
+        .catch((err: unknown) => log.error({ err }, 'could not record the results of a failed batch'));
     }
     const durationMs = Math.round(performance.now() - started);
     try {
-      await store.transaction(async (tx) => {
-        await tx.batches.addResults(
-          job.id,
-          result.results.map((r: OperationResult) => ({ ...r, area: areaOf.get(r.agent_code) })),
-        );
-        await tx.batches.finish(job.id, status, {
-          total: result.total,
-          success: result.success,
-          failed: result.failed,
-          durationMs,
-        });
-      });
-      logger.info(
+      const done = await durable(() => store.batches.finish(job.id, status, durationMs, this.opts.replicaId));
+      this.emit('finished', job.id);
+      log.info(
         {
-          batch: job.id,
           action: req.action,
-          total: result.total,
-          success: result.success,
-          failed: result.failed,
+          total: done?.total,
+          success: done?.success,
+          failed: done?.failed,
           duration_ms: durationMs,
         },
         'batch finished',
       );
     } catch (err) {
-      logger.error({ batch: job.id, err }, 'could not record the results of a batch');
+      log.error({ err }, 'could not record the end of a batch');
     }
   }
 }

@@ -1,3 +1,11 @@
+/** One event of a batch's live stream (Server-Sent Events on the wire). */
+export interface BatchEvent {
+  event: 'job' | 'result' | 'end';
+  data: unknown;
+  /** The result's seq, for resuming. */
+  id?: number;
+}
+
 /**
  * Cross-area batch jobs as the API serves them. create() starts a job (batch-runner.ts), audits
  * the request (also when it is refused), and waits up to `wait` for it: finished → the job with
@@ -15,16 +23,34 @@ import {
   type BatchListResponse,
   type BatchResult,
 } from '@opsplane/api';
+import type { ResultReason } from '@opsplane/models';
 import type { BatchJobRow, BatchResultRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import type { Actor, AuditTrail } from './audit-trail.js';
 import type { BatchRunner } from './batch-runner.js';
 
-export function toBatchJob(j: BatchJobRow, results?: BatchResultRow[]): BatchJob {
+export function toBatchResult(r: BatchResultRow): BatchResult {
+  return {
+    agent_code: r.agentCode,
+    package: r.package,
+    area: r.area,
+    success: r.success,
+    // Results recorded before operation ids existed have no reason: say what success says.
+    reason: (r.reason as ResultReason | null) ?? (r.success ? 'done' : 'failed_on_agent'),
+    ...(r.error !== null ? { error: r.error } : {}),
+    ...(r.message !== null ? { message: r.message } : {}),
+    ...r.details,
+  };
+}
+
+export function toBatchJob(j: BatchJobRow, targets: number, results?: BatchResultRow[]): BatchJob {
   return {
     id: j.id,
     action: j.action,
     status: j.status as BatchJob['status'],
+    operation_id: j.id,
+    targets,
+    deadline_at: isoOrNull(j.deadlineAt),
     requested_by: j.requestedBy,
     request: j.request,
     total: j.total,
@@ -33,18 +59,7 @@ export function toBatchJob(j: BatchJobRow, results?: BatchResultRow[]): BatchJob
     created_at: iso(j.createdAt),
     finished_at: isoOrNull(j.finishedAt),
     duration_ms: j.durationMs,
-    ...(results
-      ? {
-          results: results.map((r): BatchResult => ({
-            agent_code: r.agentCode,
-            package: r.package,
-            area: r.area,
-            success: r.success,
-            ...(r.error !== null ? { error: r.error } : {}),
-            ...(r.message !== null ? { message: r.message } : {}),
-          })),
-        }
-      : {}),
+    ...(results ? { results: results.map(toBatchResult) } : {}),
   };
 }
 
@@ -102,8 +117,8 @@ export class BatchService {
     const current = await this.store.batches.get(job.id);
     if (!current) throw new NotFoundError(`batch ${job.id} vanished`);
     return finished && current.job.status !== 'running'
-      ? { finished: true, job: toBatchJob(current.job, current.results) }
-      : { finished: false, job: toBatchJob(current.job) };
+      ? { finished: true, job: toBatchJob(current.job, agents, current.results) }
+      : { finished: false, job: toBatchJob(current.job, agents) };
   }
 
   async list(q: BatchListQuery): Promise<BatchListResponse> {
@@ -114,12 +129,75 @@ export class BatchService {
       status: q.status,
       requestedBy: q.requested_by,
     });
-    return { batches: jobs.map((j) => toBatchJob(j)), total, page: q.page, pageSize: q.pageSize };
+    const batches = await Promise.all(
+      jobs.map(async (j) => toBatchJob(j, await this.store.batches.countTargets(j.id))),
+    );
+    return { batches, total, page: q.page, pageSize: q.pageSize };
   }
 
   async get(id: string): Promise<BatchJob> {
     const found = await this.store.batches.get(id);
     if (!found) throw new NotFoundError(`batch ${id} not found`);
-    return toBatchJob(found.job, found.results);
+    return toBatchJob(found.job, await this.store.batches.countTargets(id), found.results);
+  }
+
+  /**
+   * The live events of a batch after result `after`: `job` (counts changed), `result` (each,
+   * final), `end` (the finished job). The database is the source of truth (another server may
+   * run the batch); the runner's events only make this look sooner.
+   */
+  async *follow(id: string, after: number, signal: AbortSignal): AsyncGenerator<BatchEvent | 'idle'> {
+    const { store, runner } = this;
+    const first = await store.batches.job(id);
+    if (!first) throw new NotFoundError(`batch ${id} not found`);
+    if (runner.stopping) {
+      throw new OpsplaneError('shutting_down', 'the server is stopping; reconnect in a moment', {
+        status: 503,
+      });
+    }
+    const targets = await store.batches.countTargets(id);
+    let wake: (() => void) | undefined;
+    const onAny = (job: string) => {
+      if (job === id) wake?.();
+    };
+    const onStop = () => wake?.();
+    runner.on('results', onAny);
+    runner.on('finished', onAny);
+    signal.addEventListener('abort', onStop, { once: true });
+    let lastShape = '';
+    try {
+      while (!signal.aborted && !runner.stopping) {
+        const job = await store.batches.job(id);
+        if (!job) return;
+        for (const r of await store.batches.results(id, after, 1000)) {
+          yield { event: 'result', data: toBatchResult(r), id: r.id };
+          after = r.id;
+        }
+        const shape = JSON.stringify([job.status, job.total, job.success, job.failed]);
+        if (shape !== lastShape) {
+          lastShape = shape;
+          yield { event: 'job', data: toBatchJob(job, targets) };
+        }
+        if (job.status !== 'running') {
+          for (const r of await store.batches.results(id, after))
+            yield { event: 'result', data: toBatchResult(r), id: r.id };
+          yield { event: 'end', data: toBatchJob(job, targets) };
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 1000);
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        wake = undefined;
+        yield 'idle';
+      }
+    } finally {
+      runner.off('results', onAny);
+      runner.off('finished', onAny);
+      signal.removeEventListener('abort', onStop);
+    }
   }
 }

@@ -24,13 +24,17 @@ interface Known {
 
 export type ControllerChange = 'came' | 'went' | 'changed' | 'heartbeat';
 
+/** How a leader writes (fenced); undefined on a replica that does not lead (it writes nothing). */
+export type HistoryWriter = <T>(fn: (tx: Store) => Promise<T>) => Promise<T>;
+
 export class ControllerTracker {
   private readonly known = new Map<string, Known>();
+  private readonly controllers = new Map<string, Controller>();
   private queue: Promise<void> = Promise.resolve();
   private stopped = false;
+  private writer: HistoryWriter | undefined;
 
   constructor(
-    private readonly store: Store,
     private readonly logger: Logger,
     /** Told about every change (after the in-memory state is updated). */
     private readonly onChange: (change: ControllerChange, key: string) => void = () => undefined,
@@ -57,27 +61,29 @@ export class ControllerTracker {
     const write = change === 'came' || change === 'changed' || now - next.seenWrittenAt >= LAST_SEEN_EVERY_MS;
     if (write) next.seenWrittenAt = now;
     this.known.set(key, next);
+    this.controllers.set(key, c);
     if (change === 'came') this.logger.info({ controller: key, address: c.address }, 'controller came');
-    if (write) this.enqueue(() => this.store.controllersHistory.seen(c));
+    if (write) this.enqueue((tx) => tx.controllersHistory.seen(c));
     this.onChange(change, key);
   }
 
   /** For discovery.onControllerDelete. */
   delete(key: string): void {
     this.known.delete(key);
+    this.controllers.delete(key);
     const i = key.indexOf('/');
     const area = key.slice(0, i);
     const id = key.slice(i + 1);
     this.logger.info({ controller: key }, 'controller went');
-    this.enqueue(async () => void (await this.store.controllersHistory.gone(area, id)));
+    this.enqueue(async (tx) => void (await tx.controllersHistory.gone(area, id)));
     this.onChange('went', key);
   }
 
   /** After discovery's first sync: close rows of controllers that went while nobody watched. */
   reconcile(present: readonly Controller[]): void {
     const keys = new Set(present.map((c) => `${c.area}/${c.id}`));
-    this.enqueue(async () => {
-      const closed = await this.store.controllersHistory.closeAllExcept(keys);
+    this.enqueue(async (tx) => {
+      const closed = await tx.controllersHistory.closeAllExcept(keys);
       if (closed.length)
         this.logger.info({ controllers: closed }, 'closed history of controllers that went away');
     });
@@ -93,10 +99,28 @@ export class ControllerTracker {
     await this.queue;
   }
 
-  private enqueue(write: () => Promise<void>): void {
-    if (this.stopped) return;
+  /**
+   * This replica leads: history is written from now on (fenced by `writer`), starting with what
+   * discovery knows now — rows of controllers that went while no leader watched are closed.
+   */
+  lead(writer: HistoryWriter, synced: boolean): void {
+    this.writer = writer;
+    const present = [...this.controllers.values()];
+    for (const c of present) this.enqueue((tx) => tx.controllersHistory.seen(c));
+    if (synced) this.reconcile(present);
+  }
+
+  /** Another replica leads: write nothing. */
+  follow(): void {
+    this.writer = undefined;
+  }
+
+  private enqueue(write: (tx: Store) => Promise<unknown>): void {
+    const writer = this.writer;
+    if (this.stopped || !writer) return;
     this.queue = this.queue
-      .then(write)
+      .then(() => writer((tx) => write(tx)))
+      .then(() => undefined)
       .catch((err: unknown) => this.logger.warn({ err }, 'could not record controller history'));
   }
 }

@@ -46,6 +46,7 @@ export class ControllerService {
           id: c.id,
           address: c.address,
           status: c.status,
+          flavor: c.flavor ?? 'opsplane',
           version: c.version,
           agent_count: c.agent_count,
           last_heartbeat: c.last_heartbeat,

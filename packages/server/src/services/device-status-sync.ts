@@ -18,10 +18,21 @@ export class DeviceStatusSync {
   readonly #pass = new SerialTask<number>(() => this.run());
   #stopped = false;
 
-  constructor(private readonly o: { store: Store; platform: PlatformServices; logger: Logger }) {}
+  constructor(
+    private readonly o: {
+      store: Store;
+      platform: PlatformServices;
+      logger: Logger;
+      /** Runs each status change in a transaction (fenced by the cluster leadership in the server). */
+      write?: <T>(fn: (tx: Store) => Promise<T>) => Promise<T>;
+    },
+  ) {}
 
+  /** Starts following the agent view (again, after a stop). */
   start(): void {
+    this.#stopped = false;
     this.#off = this.o.platform.view.onRefresh(() => this.kick());
+    this.kick();
   }
 
   async stop(): Promise<void> {
@@ -52,7 +63,8 @@ export class DeviceStatusSync {
       else if (a.status === 'offline' && d.status === 'online') want = 'offline';
       const version = a.status === 'online' && a.version ? a.version : d.agentVersion;
       if (!want || (want === d.status && version === d.agentVersion)) continue;
-      if (await this.o.store.devices.setStatusIf(d.id, d.status as DeviceStatus, want, version)) {
+      const write = this.o.write ?? ((fn) => fn(this.o.store));
+      if (await write((tx) => tx.devices.setStatusIf(d.id, d.status as DeviceStatus, want, version))) {
         changed++;
         this.o.logger.info(
           { device: d.name, from: d.status, to: want, agent_version: version },

@@ -77,7 +77,7 @@ export function toAgentView(agg: AggregatedAgent, device: AgentDeviceRef | undef
     service_count: agg.service_count,
     last_heartbeat: agg.last_heartbeat,
     register_time: a.register_time,
-    last_health_check: a.last_health_check,
+    ...(a.last_health_check !== undefined ? { last_health_check: a.last_health_check } : {}),
     version: agg.version,
     labels: a.labels,
     services: a.services,

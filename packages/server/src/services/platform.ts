@@ -37,6 +37,7 @@ import type { ServerConfig } from '../config.js';
 import type { Store } from '../storage/store.js';
 import type { DeviceRow } from '../storage/schema.js';
 import { AreaCredentials } from './area-credentials.js';
+import { BatchReconciler } from './batch-reconciler.js';
 import { BatchRunner } from './batch-runner.js';
 import { ControllerTracker } from './controller-tracker.js';
 import type { DiscoveryState } from '@opsplane/api';
@@ -50,6 +51,10 @@ export interface PlatformServicesOptions {
   registry?: Registry;
   /** Tests: an etcd client to use instead of creating one (then not closed by stop()). */
   etcd?: Etcd3;
+  /** This replica's name: owner of the batches it runs. */
+  replicaId?: string;
+  /** An embedded database: no other replica exists, so every batch left running is ours to reconcile. */
+  exclusiveDatabase?: boolean;
 }
 
 /** Where an agent lives: its area (from its device, or the view) and the device, if any. */
@@ -96,7 +101,10 @@ export class PlatformServices {
   readonly tracker: ControllerTracker;
   readonly view: FleetView;
   readonly batches: BatchRunner;
-  private readonly etcd: Etcd3;
+  /** Learns the true results of batches a stopped server left running (from the agents' journals). */
+  readonly reconciler: BatchReconciler;
+  /** The etcd client (discovery; the cluster leadership campaigns on it too). */
+  readonly etcd: Etcd3;
   private readonly ownsEtcd: boolean;
   private readonly log: Logger;
   private synced = false;
@@ -136,21 +144,32 @@ export class PlatformServices {
       maxWorkers: config.concurrency.max_workers,
       logger: this.log.child({ component: 'agent-view' }),
     });
-    this.tracker = new ControllerTracker(
-      store,
-      this.log.child({ component: 'controller-history' }),
-      (change) => {
-        // Heartbeat rewrites change nothing the view shows; the rest may.
-        if (change !== 'heartbeat' && this.synced) this.view.trigger(`controller ${change}`);
-      },
-    );
+    this.tracker = new ControllerTracker(this.log.child({ component: 'controller-history' }), (change) => {
+      // Heartbeat rewrites change nothing the view shows; the rest may.
+      if (change !== 'heartbeat' && this.synced) this.view.trigger(`controller ${change}`);
+    });
     this.batches = new BatchRunner({
       store,
       pools: this.pools,
       view: this.view,
       maxWorkers: config.concurrency.max_workers,
-      perAreaTimeoutMs: config.server.batch_area_timeout,
+      defaultTimeoutMs: config.server.batch_timeout,
+      callTimeoutMs: config.controller.api_timeout,
+      failoverWaitMs: config.server.batch_failover_wait,
+      replicaId: opts.replicaId ?? 'server',
+      leaseMs: config.server.batch_lease_ttl,
       logger: this.log.child({ component: 'batch' }),
+    });
+    this.reconciler = new BatchReconciler({
+      store,
+      pools: this.pools,
+      runner: this.batches,
+      synced: () => this.synced,
+      waitMs: config.server.batch_reconcile_wait,
+      replicaId: opts.replicaId ?? 'server',
+      leaseMs: config.server.batch_lease_ttl,
+      exclusiveDatabase: opts.exclusiveDatabase ?? false,
+      logger: this.log.child({ component: 'batch-reconciler' }),
     });
     this.discovery.onControllerUpdate((c) => this.tracker.update(c));
     this.discovery.onControllerDelete((key) => this.tracker.delete(key));
@@ -174,6 +193,7 @@ export class PlatformServices {
       if (!this.stopping) this.log.error({ err }, 'controller discovery stopped');
     });
     this.view.start();
+    this.reconciler.start();
     this.log.info(
       { etcd: this.opts.config.etcd.endpoints, prefix: this.opts.config.etcd.watch_prefix },
       'watching etcd for controllers',
@@ -182,6 +202,7 @@ export class PlatformServices {
 
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      await this.reconciler.stop();
       await this.batches.stop();
       await this.view.stop();
       await this.discovery.stop();

@@ -13,6 +13,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { OpsplaneError } from '@opsplane/models';
+import { backoffDelay, sleep } from '@opsplane/kit';
 
 export type Database = PgDatabase<PgQueryResultHKT>;
 
@@ -44,6 +45,77 @@ export class DatabaseError extends OpsplaneError {
   }
 }
 
+/**
+ * The database cannot be reached right now (restarting, network gone, out of connections, disk
+ * full): the request did not happen — a 503 the client may retry, never a 500.
+ */
+export class DatabaseUnavailableError extends OpsplaneError {
+  constructor(cause?: unknown) {
+    super(
+      'database_unavailable',
+      'the database is not reachable right now; nothing was changed — retry shortly',
+      {
+        status: 503,
+        cause,
+      },
+    );
+  }
+}
+
+/** Seconds a client is asked to wait (Retry-After) while the database is away. */
+export const DATABASE_RETRY_AFTER_S = 2;
+
+const UNAVAILABLE_ERRNO = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOSPC',
+]);
+// SQLSTATE: class 08 (connection exception), 53 (insufficient resources: disk full, out of
+// memory, too many connections), 57P01-57P03 (admin/crash shutdown, cannot connect now).
+const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0[123])$/;
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end|the database system is (starting up|shutting down|in recovery mode)|terminating connection due to administrator command|no space left on device/i;
+
+/** True for errors that mean "the database is not reachable now", as opposed to a bad query. */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && depth < 6; depth++) {
+    if (cur instanceof DatabaseUnavailableError) return true;
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNAVAILABLE_ERRNO.has(code) || UNAVAILABLE_SQLSTATE.test(code)))
+      return true;
+    const message = (cur as { message?: unknown }).message;
+    if (typeof message === 'string' && UNAVAILABLE_MESSAGE.test(message)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * Runs `fn` again while the database is away (with backoff, up to `maxWaitMs` or the signal),
+ * for background writes that must not be lost to an outage (batch results, a job's end).
+ */
+export async function retryWhileUnavailable<T>(
+  fn: () => Promise<T>,
+  opts: { signal?: AbortSignal; maxWaitMs?: number; onRetry?: (err: unknown) => void } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.maxWaitMs ?? 10 * 60_000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isDatabaseUnavailable(e) || Date.now() > deadline || opts.signal?.aborted) throw e;
+      opts.onRetry?.(e);
+      await sleep(backoffDelay(attempt, 200, 5000), opts.signal);
+    }
+  }
+}
+
 /** The URL with any password replaced, for logs. */
 export function redactUrl(url: string): string {
   try {
@@ -71,10 +143,18 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.poolSize ?? 10,
-    connectionTimeoutMillis: 5000,
+    // During an outage requests fail fast (503) instead of queueing for the pool.
+    connectionTimeoutMillis: 3000,
+    // Connections broken by a restart are dropped rather than handed out again.
+    idleTimeoutMillis: 10_000,
   });
-  // An idle client losing its connection must not crash the process; the pool replaces it.
+  // A client losing its connection — idle in the pool, or checked out (a transaction, an
+  // import) between two queries — must not crash the process: the error reaches the query that
+  // uses it, and the pool replaces the client.
   pool.on('error', (e) => opts.logger?.warn({ err: e }, 'postgres pool client error'));
+  pool.on('connect', (client) => {
+    client.on('error', (e) => opts.logger?.warn({ err: e }, 'postgres client error'));
+  });
   const db = drizzleNodePg({ client: pool }) as unknown as Database;
   try {
     await db.execute(sql`SELECT 1`);
@@ -100,29 +180,43 @@ async function openPostgres(url: string, opts: OpenDatabaseOptions): Promise<Dat
 }
 
 /**
- * PGlite is single-process: a lock file (with our pid) stops a second server from opening the
- * same directory and corrupting it. A lock left by a dead process is taken over.
+ * PGlite is single-process: a lock file stops a second server from opening the same directory
+ * and corrupting it. The file names the holder by pid and, on Linux, the process's start time
+ * (/proc/<pid>/stat), so a lock left by a crashed server is taken over even when its pid has
+ * since been reused by an unrelated process.
  */
 async function lockDir(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, 'opsplane.lock');
+  const me = `${process.pid} ${(await startTimeOf(process.pid)) ?? ''}`.trim();
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(String(process.pid));
+      await fh.writeFile(me);
       await fh.close();
       return () => rm(path, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new DatabaseError(`database directory ${dir} is in use by process ${pid}`);
-      }
+      const [pidText, started] = (await readFile(path, 'utf8').catch(() => '')).trim().split(/\s+/);
+      const pid = Number(pidText);
       if (pid === process.pid)
         throw new DatabaseError(`database directory ${dir} is already open in this process`);
+      if (pid > 0 && isAlive(pid) && (!started || started === (await startTimeOf(pid)))) {
+        throw new DatabaseError(
+          `the embedded database in ${dir} is in use by another Opsplane server (pid ${pid}); ` +
+            `stop that one first — to run several servers, point them all at PostgreSQL (server.database_url)`,
+        );
+      }
       await rm(path, { force: true });
     }
   }
   throw new DatabaseError(`cannot lock database directory ${dir}`);
+}
+
+/** The start time of a process (clock ticks since boot), where /proc has it. */
+async function startTimeOf(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  // Fields after the command name (which may hold spaces) — the start time is field 22.
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 function isAlive(pid: number): boolean {

@@ -258,6 +258,68 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX deployments_failed_idx ON deployments (finished_at) WHERE status = 'failed'`,
     ],
   },
+  {
+    version: 5,
+    name: 'batch_operations',
+    statements: [
+      // The agents a batch addresses, written with the job: what a restarted server asks the
+      // agents about (by the job's operation id) when the job was cut off.
+      `CREATE TABLE batch_targets (
+        job_id uuid NOT NULL REFERENCES batch_jobs(id) ON DELETE CASCADE,
+        agent_code text NOT NULL,
+        area text,
+        PRIMARY KEY (job_id, agent_code)
+      )`,
+      `ALTER TABLE batch_jobs ADD COLUMN deadline_at timestamptz`,
+      `ALTER TABLE batch_results ADD COLUMN reason text`,
+      // old/new pid, the agent's duration, replayed, attempts.
+      `ALTER TABLE batch_results ADD COLUMN details jsonb NOT NULL DEFAULT '{}'::jsonb`,
+      // Results arrive as they become final (and again from reconciliation): one per pair.
+      `CREATE UNIQUE INDEX batch_results_one_per_pair ON batch_results (job_id, agent_code, package)`,
+    ],
+  },
+  {
+    version: 6,
+    name: 'replicas',
+    statements: [
+      // A running batch is owned by one server replica while its lease is renewed; a lapsed
+      // lease lets another replica take the job over (and ask its agents what they did).
+      `ALTER TABLE batch_jobs ADD COLUMN owner text`,
+      `ALTER TABLE batch_jobs ADD COLUMN lease_expires_at timestamptz`,
+      `CREATE INDEX batch_jobs_running_idx ON batch_jobs (lease_expires_at) WHERE status = 'running'`,
+      // Fencing of cluster-wide duties (alert evaluation, device status, controller history):
+      // the elected leader's term; a write of an older term is refused.
+      `CREATE TABLE leadership (
+        duty text PRIMARY KEY,
+        term bigint NOT NULL,
+        holder text NOT NULL,
+        since timestamptz NOT NULL DEFAULT now()
+      )`,
+      // Webhook notifications, delivered at least once: written with the alert change, sent by
+      // the leader, retried with backoff; the key is the receivers' idempotency key.
+      `CREATE TABLE outbox (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key text NOT NULL,
+        target integer NOT NULL,
+        event text NOT NULL,
+        payload jsonb NOT NULL,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        last_error text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        delivered_at timestamptz,
+        UNIQUE (key, target)
+      )`,
+      `CREATE INDEX outbox_due_idx ON outbox (next_attempt_at) WHERE status = 'pending'`,
+      // Fixed-window counters shared by every replica (the login rate limit).
+      `CREATE TABLE rate_limits (
+        key text PRIMARY KEY,
+        count integer NOT NULL,
+        reset_at timestamptz NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export function migrationChecksum(m: Migration): string {

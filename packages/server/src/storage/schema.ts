@@ -138,7 +138,32 @@ export const batchJobs = pgTable('batch_jobs', {
   createdAt: ts('created_at').notNull().defaultNow(),
   finishedAt: ts('finished_at'),
   durationMs: integer('duration_ms'),
+  deadlineAt: ts('deadline_at'),
+  /** The replica running it while `leaseExpiresAt` is ahead. */
+  owner: text('owner'),
+  leaseExpiresAt: ts('lease_expires_at'),
 });
+
+/** Details of a result beyond success and error: what the agent reported. */
+export interface BatchResultDetails {
+  old_pid?: number;
+  new_pid?: number;
+  agent_duration_ms?: number;
+  replayed?: boolean;
+  attempts?: number;
+}
+
+export const batchTargets = pgTable(
+  'batch_targets',
+  {
+    jobId: uuid('job_id')
+      .notNull()
+      .references(() => batchJobs.id, { onDelete: 'cascade' }),
+    agentCode: text('agent_code').notNull(),
+    area: text('area'),
+  },
+  (t) => [primaryKey({ columns: [t.jobId, t.agentCode] })],
+);
 
 export const batchResults = pgTable('batch_results', {
   id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
@@ -151,6 +176,38 @@ export const batchResults = pgTable('batch_results', {
   success: boolean('success').notNull(),
   error: text('error'),
   message: text('message'),
+  reason: text('reason'),
+  details: jsonb('details').$type<BatchResultDetails>().notNull().default({}),
+});
+
+/** The term of the elected leader of each cluster-wide duty (fencing). */
+export const leadership = pgTable('leadership', {
+  duty: text('duty').primaryKey(),
+  term: bigint('term', { mode: 'number' }).notNull(),
+  holder: text('holder').notNull(),
+  since: ts('since').notNull().defaultNow(),
+});
+
+/** Webhook notifications to deliver (at least once). */
+export const outbox = pgTable('outbox', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  key: text('key').notNull(),
+  target: integer('target').notNull(),
+  event: text('event').notNull(),
+  payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+  status: text('status').notNull().default('pending'),
+  attempts: integer('attempts').notNull().default(0),
+  nextAttemptAt: ts('next_attempt_at').notNull().defaultNow(),
+  lastError: text('last_error'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  deliveredAt: ts('delivered_at'),
+});
+
+/** Fixed-window counters shared by every replica. */
+export const rateLimits = pgTable('rate_limits', {
+  key: text('key').primaryKey(),
+  count: integer('count').notNull(),
+  resetAt: ts('reset_at').notNull(),
 });
 
 /** Plain, non-secret settings (JSON values). */
@@ -278,6 +335,10 @@ export const ALL_TABLES = {
   controllers_history: controllersHistory,
   batch_jobs: batchJobs,
   batch_results: batchResults,
+  batch_targets: batchTargets,
+  leadership,
+  outbox,
+  rate_limits: rateLimits,
   settings,
   secrets,
   rollouts,
@@ -296,6 +357,8 @@ export type AuditRow = typeof auditLog.$inferSelect;
 export type ControllerHistoryRow = typeof controllersHistory.$inferSelect;
 export type BatchJobRow = typeof batchJobs.$inferSelect;
 export type BatchResultRow = typeof batchResults.$inferSelect;
+export type BatchTargetRow = typeof batchTargets.$inferSelect;
+export type OutboxRow = typeof outbox.$inferSelect;
 export type RolloutRow = typeof rollouts.$inferSelect;
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type DeploymentLogRow = typeof deploymentLogs.$inferSelect;

@@ -12,6 +12,9 @@ import type { Database } from './database.js';
 import { DeploymentsRepo } from './deployments-repo.js';
 import { DevicesRepo } from './devices-repo.js';
 import { HostKeysRepo } from './host-keys-repo.js';
+import { LeadershipRepo } from './leadership-repo.js';
+import { OutboxRepo } from './outbox-repo.js';
+import { RateLimitsRepo } from './rate-limits-repo.js';
 import { SecretsRepo, SettingsRepo } from './secrets-repo.js';
 import { SessionsRepo } from './sessions-repo.js';
 import { TokensRepo } from './tokens-repo.js';
@@ -30,6 +33,9 @@ export class Store {
   readonly deployments: DeploymentsRepo;
   readonly hostKeys: HostKeysRepo;
   readonly alerts: AlertsRepo;
+  readonly leadership: LeadershipRepo;
+  readonly outbox: OutboxRepo;
+  readonly rateLimits: RateLimitsRepo;
 
   constructor(
     readonly db: Database,
@@ -47,6 +53,9 @@ export class Store {
     this.deployments = new DeploymentsRepo(db);
     this.hostKeys = new HostKeysRepo(db);
     this.alerts = new AlertsRepo(db);
+    this.leadership = new LeadershipRepo(db);
+    this.outbox = new OutboxRepo(db);
+    this.rateLimits = new RateLimitsRepo(db);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -2,9 +2,13 @@
  * The read-only sections of the agent page: its details (joined with its device), the health
  * of its packages, and the host's system metrics — each a function of the API's answer.
  */
+import type { AgentDetail, RouteResponse } from '@opsplane/api';
 import { ago, badge, defList, fmtBytes, fmtDuration, h } from '../dom.js';
 import { renderHead, syncRows, type Column } from '../table.js';
-import type { AgentDetail, AgentHealth, ServiceHealth, SystemMetrics } from '../types.js';
+
+type AgentHealth = RouteResponse<'GET /agents/:code/health'>;
+type ServiceHealth = AgentHealth['services'][string];
+type SystemMetrics = RouteResponse<'GET /agents/:code/metrics/system'>;
 
 export function details(a: AgentDetail): HTMLElement {
   const labels = Object.entries(a.labels);

@@ -4,6 +4,7 @@
  * per-package health and the host's system metrics (agent-sections.ts). Each section loads and
  * fails on its own.
  */
+import type { RouteResponse } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { describeJob, runPackageAction, type PackageAction } from '../batch.js';
 import { badge, errorBox, fmtDuration, h, notice, put } from '../dom.js';
@@ -11,8 +12,9 @@ import { pageHeader } from '../layout.js';
 import type { PageContext } from '../router.js';
 import { canOperate } from '../session.js';
 import { messageRow, renderHead, syncRows, type Column } from '../table.js';
-import type { AgentDetail, AgentHealth, AgentPackages, PackageStatus, SystemMetrics } from '../types.js';
 import { details, healthTable, metrics } from './agent-sections.js';
+
+type PackageStatus = RouteResponse<'GET /agents/:code/packages'>['packages'][number];
 
 function section(id: string, title: string): { el: HTMLElement; body: HTMLElement } {
   const body = h('div', { class: 'section-body' }, h('p', { class: 'muted' }, 'Loading…'));
@@ -126,16 +128,15 @@ export function agentPage(ctx: PageContext): void {
       put(body, errorBox(errorMessage(e)));
     }
   };
-  const enc = encodeURIComponent(code);
   const poller = ctx.poll(async () => {
     await Promise.all([
       guard(info.body, async () => {
-        const a = await api.get<AgentDetail>(`/agents/by-code/${enc}`);
+        const a = await api.call('GET /agents/by-code/:code', { params: { code } });
         put(title, a.agent_code, ' ', badge(a.status));
         return details(a);
       }),
       api
-        .get<AgentPackages>(`/agents/${enc}/packages`)
+        .call('GET /agents/:code/packages', { params: { code } })
         .then((r) => {
           packages = [...r.packages].sort((x, y) => x.name.localeCompare(y.name));
           put(pkgError);
@@ -145,8 +146,12 @@ export function agentPage(ctx: PageContext): void {
           put(pkgError, errorBox(errorMessage(e)));
           if (!packages) messageRow(pkgBody, columns.length, 'Packages could not be loaded.');
         }),
-      guard(health.body, async () => healthTable(await api.get<AgentHealth>(`/agents/${enc}/health`))),
-      guard(system.body, async () => metrics(await api.get<SystemMetrics>(`/agents/${enc}/metrics/system`))),
+      guard(health.body, async () =>
+        healthTable(await api.call('GET /agents/:code/health', { params: { code } })),
+      ),
+      guard(system.body, async () =>
+        metrics(await api.call('GET /agents/:code/metrics/system', { params: { code } })),
+      ),
     ]);
   });
 }

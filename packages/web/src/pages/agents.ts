@@ -3,7 +3,9 @@
  * search box (q), sorting by column headers (sort=[-]field) and paging. The state lives in the
  * hash query, so a reload or a shared link shows the same list. Rows open #/agents/<code>.
  */
+import type { AgentView } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
+import { AGENT_STATUSES, HEALTH_STATUSES } from '../choices.js';
 import { ago, badge, errorBox, field, h, notice, put } from '../dom.js';
 import { areaSelect, filterSelect, searchBox } from '../filters.js';
 import { pageHeader } from '../layout.js';
@@ -18,10 +20,6 @@ import {
   type Column,
   type Sort,
 } from '../table.js';
-import type { AgentList, AgentView } from '../types.js';
-
-const STATUSES = ['online', 'offline', 'unknown'];
-const HEALTHS = ['healthy', 'degraded', 'unhealthy', 'unknown'];
 
 const agentHref = (code: string) => `#/agents/${encodeURIComponent(code)}`;
 
@@ -105,8 +103,8 @@ export function agentsPage(ctx: PageContext): void {
       { class: 'toolbar' },
       field('Search', searchBox(ctx, 'agent-search', 'Code, hostname, address, device', s.q, set('q'))),
       field('Area', areaSelect('agent-area', s.area, set('area'))),
-      field('Status', filterSelect('agent-status', 'Any status', STATUSES, s.status, set('status'))),
-      field('Health', filterSelect('agent-health', 'Any health', HEALTHS, s.health, set('health'))),
+      field('Status', filterSelect('agent-status', 'Any status', AGENT_STATUSES, s.status, set('status'))),
+      field('Health', filterSelect('agent-health', 'Any health', HEALTH_STATUSES, s.health, set('health'))),
     ),
     status,
     h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'agents-table' }, thead, tbody)),
@@ -115,14 +113,16 @@ export function agentsPage(ctx: PageContext): void {
 
   const poller = ctx.poll(async () => {
     try {
-      const r = await api.get<AgentList>('/agents', {
-        area: s.area,
-        status: s.status,
-        health_status: s.health,
-        q: s.q,
-        page: s.page,
-        pageSize: s.pageSize,
-        sort: sortParam(s.sort),
+      const r = await api.call('GET /agents', {
+        query: {
+          area: s.area,
+          status: s.status,
+          health_status: s.health,
+          q: s.q,
+          page: s.page,
+          pageSize: s.pageSize,
+          sort: sortParam(s.sort),
+        },
       });
       put(
         status,

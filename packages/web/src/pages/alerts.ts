@@ -5,33 +5,34 @@
  * acknowledge a firing alert nobody acknowledged yet (POST /alerts/{id}/ack); an
  * acknowledgement records who is on it, it neither silences nor resolves the alert.
  */
+import type { Alert, AlertKind } from '@opsplane/api';
 import { alertTitle } from '../alerts.js';
 import { api, errorMessage } from '../api.js';
+import { ALERT_KINDS, ALERT_STATUSES, isOneOf } from '../choices.js';
 import { ago, badge, errorBox, field, h, notice, put } from '../dom.js';
 import { areaSelect, filterSelect } from '../filters.js';
 import { pageHeader, setFiringCount } from '../layout.js';
 import type { PageContext } from '../router.js';
 import { canOperate } from '../session.js';
 import { messageRow, renderHead, renderPager, syncRows, type Column } from '../table.js';
-import { ALERT_KINDS, type Alert, type AlertList } from '../types.js';
 
-type StatusFilter = 'firing' | 'resolved' | 'all';
-const STATUS_FILTERS: readonly StatusFilter[] = ['firing', 'resolved', 'all'];
+type StatusFilter = Alert['status'] | 'all';
 const DEFAULT_PAGE_SIZE = 50;
 
 interface State {
   status: StatusFilter;
-  kind: string;
+  kind: AlertKind | '';
   area: string;
   page: number;
   pageSize: number;
 }
 
 function readState(q: URLSearchParams): State {
-  const status = q.get('status') as StatusFilter | null;
+  const status = q.get('status');
+  const kind = q.get('kind');
   return {
-    status: status && STATUS_FILTERS.includes(status) ? status : 'firing',
-    kind: q.get('kind') ?? '',
+    status: status === 'all' || isOneOf(ALERT_STATUSES, status) ? status : 'firing',
+    kind: isOneOf(ALERT_KINDS, kind) ? kind : '',
     area: q.get('area') ?? '',
     page: Math.max(1, Number(q.get('page')) || 1),
     pageSize: Number(q.get('pageSize')) || DEFAULT_PAGE_SIZE,
@@ -95,7 +96,7 @@ export function alertsPage(ctx: PageContext): void {
     render();
     put(results, notice(`Acknowledging “${a.title}”…`, 'info'));
     api
-      .post<Alert>(`/alerts/${encodeURIComponent(a.id)}/ack`)
+      .call('POST /alerts/:id/ack', { params: { id: a.id } })
       .then((r) => put(results, notice(`${r.title}: acknowledged by ${r.acknowledged_by ?? 'nobody'}`, 'ok')))
       .catch((e: unknown) => put(results, errorBox(errorMessage(e))))
       .finally(() => {
@@ -157,18 +158,22 @@ export function alertsPage(ctx: PageContext): void {
     ctx.setQuery(writeState(s));
     void poller.refresh();
   };
-  const set = (k: 'kind' | 'area') => (v: string) => {
-    s[k] = v;
+  const setKind = (v: string) => {
+    s.kind = isOneOf(ALERT_KINDS, v) ? v : '';
+    changed();
+  };
+  const setArea = (v: string) => {
+    s.area = v;
     changed();
   };
   // 'Any status' is '' in the select and status=all in the address (no status means firing).
   const statusSelect = filterSelect(
     'alert-status',
     'Any status',
-    ['firing', 'resolved'],
+    ALERT_STATUSES,
     s.status === 'all' ? '' : s.status,
     (v) => {
-      s.status = v === 'firing' || v === 'resolved' ? v : 'all';
+      s.status = isOneOf(ALERT_STATUSES, v) ? v : 'all';
       changed();
     },
   );
@@ -179,8 +184,8 @@ export function alertsPage(ctx: PageContext): void {
       'div',
       { class: 'toolbar' },
       field('Status', statusSelect),
-      field('Kind', filterSelect('alert-kind', 'Any kind', ALERT_KINDS, s.kind, set('kind'))),
-      field('Area', areaSelect('alert-area', s.area, set('area'))),
+      field('Kind', filterSelect('alert-kind', 'Any kind', ALERT_KINDS, s.kind, setKind)),
+      field('Area', areaSelect('alert-area', s.area, setArea)),
     ),
     status,
     results,
@@ -190,12 +195,14 @@ export function alertsPage(ctx: PageContext): void {
 
   const poller = ctx.poll(async () => {
     try {
-      const r = await api.get<AlertList>('/alerts', {
-        status: s.status === 'all' ? undefined : s.status,
-        kind: s.kind,
-        area: s.area,
-        page: s.page,
-        pageSize: s.pageSize,
+      const r = await api.call('GET /alerts', {
+        query: {
+          status: s.status === 'all' ? undefined : s.status,
+          kind: s.kind || undefined,
+          area: s.area,
+          page: s.page,
+          pageSize: s.pageSize,
+        },
       });
       if (!ctx.active) return;
       put(status);

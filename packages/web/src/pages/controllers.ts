@@ -3,21 +3,35 @@
  * status, version, agents, last heartbeat, what the last view refresh got from it), and a
  * warning while discovery is not synced or not watching.
  */
+import type { LiveController } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { ago, badge, errorBox, h, notice, put } from '../dom.js';
 import { pageHeader } from '../layout.js';
 import type { PageContext } from '../router.js';
 import { renderHead, syncRows, type Column } from '../table.js';
-import type { ControllerList, LiveController } from '../types.js';
 
 const COLUMNS: Column<LiveController>[] = [
-  { label: 'Controller', cell: (c) => h('strong', null, c.id) },
+  {
+    label: 'Controller',
+    cell: (c) => [
+      h('strong', null, c.id),
+      c.flavor === 'go'
+        ? [' ', h('span', { class: 'tag', title: "a Go controller's registration" }, 'Go')]
+        : '',
+    ],
+  },
   { label: 'Address', cell: (c) => h('code', null, c.address) },
   { label: 'Status', cell: (c) => badge(c.status) },
   { label: 'Version', cell: (c) => c.version || '—' },
   {
     label: 'Agents',
-    cell: (c) => h('a', { href: `#/agents?area=${encodeURIComponent(c.area)}` }, String(c.agent_count)),
+    // A Go controller does not register how many agents it holds.
+    cell: (c) =>
+      h(
+        'a',
+        { href: `#/agents?area=${encodeURIComponent(c.area)}` },
+        c.flavor === 'go' ? '—' : String(c.agent_count),
+      ),
   },
   { label: 'Listed', cell: (c) => (c.listed_agents === null ? '—' : c.listed_agents) },
   { label: 'Last heartbeat', cell: (c) => ago(c.last_heartbeat) },
@@ -58,7 +72,7 @@ export function controllersPage(ctx: PageContext): void {
 
   ctx.poll(async () => {
     try {
-      const r = await api.get<ControllerList>('/controllers');
+      const r = await api.call('GET /controllers');
       const d = r.discovery;
       put(
         status,

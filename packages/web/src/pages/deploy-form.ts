@@ -4,11 +4,9 @@
  * sends POST /deployments for the selected devices and opens the rollout page.
  */
 import { api, errorMessage } from '../api.js';
+import { DEPLOYMENT_TYPES, isOneOf } from '../choices.js';
 import { errorBox, field, h, option, put } from '../dom.js';
 import { navigate } from '../router.js';
-import type { AgentBundle, Rollout } from '../types.js';
-
-const TYPES = ['install', 'upgrade', 'restart', 'uninstall'] as const;
 
 export interface DeployForm {
   readonly el: HTMLElement;
@@ -23,7 +21,7 @@ export function deployForm(selected: () => readonly string[]): DeployForm {
   const type = h(
     'select',
     { id: 'deploy-type' },
-    TYPES.map((t) => option(t, t, t === 'install')),
+    DEPLOYMENT_TYPES.map((t) => option(t, t, t === 'install')),
   );
   const version = h('select', { id: 'deploy-version' }, option('', 'newest bundle', true));
   const batch = h('input', {
@@ -43,7 +41,7 @@ export function deployForm(selected: () => readonly string[]): DeployForm {
   type.addEventListener('change', update);
 
   api
-    .get<{ items: AgentBundle[] }>('/agent-bundles')
+    .call('GET /agent-bundles')
     .then((r) =>
       version.append(
         ...r.items.map((b) => option(b.version, `${b.version}${b.default ? ' (newest)' : ''}`, false)),
@@ -53,15 +51,19 @@ export function deployForm(selected: () => readonly string[]): DeployForm {
 
   const submit = (ev: SubmitEvent) => {
     ev.preventDefault();
+    const kind = type.value;
+    if (!isOneOf(DEPLOYMENT_TYPES, kind)) return; // the select offers nothing else
     button.disabled = true;
     put(error);
     const size = Number(batch.value);
     api
-      .post<Rollout>('/deployments', {
-        type: type.value,
-        devices: selected(),
-        ...(version.value && !version.disabled ? { version: version.value } : {}),
-        ...(size > 0 ? { batch_size: size } : {}),
+      .call('POST /deployments', {
+        body: {
+          type: kind,
+          devices: [...selected()],
+          ...(version.value && !version.disabled ? { version: version.value } : {}),
+          ...(size > 0 ? { batch_size: size } : {}),
+        },
       })
       .then((r) => navigate(`#/rollouts/${encodeURIComponent(r.id)}`))
       .catch((e: unknown) => {

@@ -4,6 +4,7 @@
  * Events: `deployment` on every change, `log` per line, `end` when finished — then the stream
  * is closed). Operators can cancel it while it runs and retry it when it failed.
  */
+import type { Deployment, DeploymentLogLine, DeploymentStep, DeploymentStreamEvents } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { ago, defList, errorBox, fmtTime, h, notice, put } from '../dom.js';
 import { pageHeader } from '../layout.js';
@@ -11,7 +12,6 @@ import { navigate, type PageContext } from '../router.js';
 import { deployBadge, isFinished, progressBar, stepLabel, stepProgress } from '../progress.js';
 import { canOperate } from '../session.js';
 import { renderHead, syncRows, type Column } from '../table.js';
-import type { Deployment, DeploymentLogLine, DeploymentStep } from '../types.js';
 
 function duration(s: DeploymentStep): string {
   if (!s.started_at) return '—';
@@ -40,7 +40,6 @@ function logLine(l: DeploymentLogLine): HTMLElement {
 
 export function deploymentPage(ctx: PageContext): void {
   const id = ctx.params[0] ?? '';
-  const enc = encodeURIComponent(id);
   const title = h('span', null, 'Deployment');
   const message = h('div');
   const summary = h('div', { class: 'panel' }, h('p', { class: 'muted' }, 'Loading…'));
@@ -118,26 +117,30 @@ export function deploymentPage(ctx: PageContext): void {
   };
 
   const follow = () => {
-    stream = new EventSource(`/api/v1/deployments/${enc}/events?after=${lastSeq}`);
+    const events = api.url('GET /deployments/:id/events', { params: { id }, query: { after: lastSeq } });
+    stream = new EventSource(events.url);
     put(live, 'live');
-    const parse = <T>(ev: Event): T | undefined => {
+    const parse = <E extends keyof DeploymentStreamEvents>(
+      _event: E,
+      ev: Event,
+    ): DeploymentStreamEvents[E] | undefined => {
       try {
-        return JSON.parse((ev as MessageEvent<string>).data) as T;
+        return JSON.parse((ev as MessageEvent<string>).data) as DeploymentStreamEvents[E];
       } catch {
         return undefined;
       }
     };
     stream.addEventListener('deployment', (ev) => {
-      const d = parse<Deployment>(ev);
+      const d = parse('deployment', ev);
       if (d) show(d);
       put(live, 'live');
     });
     stream.addEventListener('log', (ev) => {
-      const l = parse<DeploymentLogLine>(ev);
+      const l = parse('log', ev);
       if (l) addLines([l]);
     });
     stream.addEventListener('end', (ev) => {
-      const d = parse<Deployment>(ev);
+      const d = parse('end', ev);
       if (d) show(d);
       stream?.close();
       stream = undefined;
@@ -155,7 +158,7 @@ export function deploymentPage(ctx: PageContext): void {
 
   const load = async () => {
     try {
-      const d = await api.get<Deployment>(`/deployments/${enc}`);
+      const d = await api.call('GET /deployments/:id', { params: { id } });
       if (!ctx.active) return;
       show(d);
       addLines(d.log ?? []);
@@ -170,7 +173,7 @@ export function deploymentPage(ctx: PageContext): void {
   cancel.addEventListener('click', () => {
     cancel.disabled = true;
     api
-      .post<Deployment>(`/deployments/${enc}/cancel`)
+      .call('POST /deployments/:id/cancel', { params: { id } })
       .then((d) => {
         show(d);
         put(message, notice('Cancel requested: a running deployment stops between two steps.', 'info'));
@@ -183,7 +186,7 @@ export function deploymentPage(ctx: PageContext): void {
   retry.addEventListener('click', () => {
     retry.disabled = true;
     api
-      .post<Deployment>(`/deployments/${enc}/retry`)
+      .call('POST /deployments/:id/retry', { params: { id } })
       .then((d) => navigate(`#/deployments/${encodeURIComponent(d.id)}`))
       .catch((e: unknown) => {
         put(message, errorBox(errorMessage(e)));

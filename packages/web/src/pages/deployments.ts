@@ -3,13 +3,15 @@
  * paging), grouped by the rollout that created them; each group links to #/rollouts/<id> and
  * each row to #/deployments/<id>.
  */
+import type { Deployment, DeploymentStatus, DeploymentType } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
-import { ago, errorBox, field, h, option, put } from '../dom.js';
+import { DEPLOYMENT_STATUSES, DEPLOYMENT_TYPES, isOneOf } from '../choices.js';
+import { ago, errorBox, field, h, put } from '../dom.js';
+import { filterSelect } from '../filters.js';
 import { pageHeader } from '../layout.js';
 import { navigate, type PageContext } from '../router.js';
 import { deployBadge, progressBar, stepLabel, stepProgress } from '../progress.js';
 import { renderHead, renderPager, type Column } from '../table.js';
-import type { Deployment, DeploymentList } from '../types.js';
 
 const COLUMNS: Column<Deployment>[] = [
   {
@@ -91,9 +93,11 @@ function groupBody(g: Deployment[]): HTMLTableSectionElement {
 }
 
 export function deploymentsPage(ctx: PageContext): void {
-  const s = {
-    status: ctx.query.get('status') ?? '',
-    type: ctx.query.get('type') ?? '',
+  const status0 = ctx.query.get('status');
+  const type0 = ctx.query.get('type');
+  const s: { status: DeploymentStatus | ''; type: DeploymentType | ''; page: number; pageSize: number } = {
+    status: isOneOf(DEPLOYMENT_STATUSES, status0) ? status0 : '',
+    type: isOneOf(DEPLOYMENT_TYPES, type0) ? type0 : '',
     page: Math.max(1, Number(ctx.query.get('page')) || 1),
     pageSize: Number(ctx.query.get('pageSize')) || 50,
   };
@@ -115,22 +119,6 @@ export function deploymentsPage(ctx: PageContext): void {
     ctx.setQuery(q);
     void poller.refresh();
   };
-  const select = (id: string, all: string, values: string[], key: 'status' | 'type') =>
-    h(
-      'select',
-      {
-        id,
-        on: {
-          change: (ev) => {
-            s[key] = (ev.target as HTMLSelectElement).value;
-            s.page = 1;
-            changed();
-          },
-        },
-      },
-      option('', all, !s[key]),
-      values.map((v) => option(v, v, v === s[key])),
-    );
   ctx.root.append(
     pageHeader('Deployments'),
     h(
@@ -138,16 +126,19 @@ export function deploymentsPage(ctx: PageContext): void {
       { class: 'toolbar' },
       field(
         'Status',
-        select(
-          'deployment-status',
-          'Any status',
-          ['queued', 'running', 'succeeded', 'failed', 'cancelled'],
-          'status',
-        ),
+        filterSelect('deployment-status', 'Any status', DEPLOYMENT_STATUSES, s.status, (v) => {
+          s.status = isOneOf(DEPLOYMENT_STATUSES, v) ? v : '';
+          s.page = 1;
+          changed();
+        }),
       ),
       field(
         'Type',
-        select('deployment-type', 'Any type', ['install', 'upgrade', 'restart', 'uninstall'], 'type'),
+        filterSelect('deployment-type', 'Any type', DEPLOYMENT_TYPES, s.type, (v) => {
+          s.type = isOneOf(DEPLOYMENT_TYPES, v) ? v : '';
+          s.page = 1;
+          changed();
+        }),
       ),
     ),
     status,
@@ -157,7 +148,9 @@ export function deploymentsPage(ctx: PageContext): void {
 
   const poller = ctx.poll(async () => {
     try {
-      const r = await api.get<DeploymentList>('/deployments', s);
+      const r = await api.call('GET /deployments', {
+        query: { ...s, status: s.status || undefined, type: s.type || undefined },
+      });
       put(status);
       const bodies = groups(r.items).map(groupBody);
       table.replaceChildren(

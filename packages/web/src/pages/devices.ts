@@ -3,7 +3,9 @@
  * paging; the state in the hash query). Operators tick devices (kept across refreshes and
  * pages) and deploy the agent to them with the panel of deploy-form.ts.
  */
+import type { Device, DeviceSortField } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
+import { DEVICE_OSES, DEVICE_STATUSES, isOneOf } from '../choices.js';
 import { append, badge, errorBox, field, h, put } from '../dom.js';
 import { areaSelect, filterSelect, searchBox } from '../filters.js';
 import { pageHeader } from '../layout.js';
@@ -18,10 +20,7 @@ import {
   type Column,
   type Sort,
 } from '../table.js';
-import type { Device, DeviceList } from '../types.js';
 import { deployForm } from './deploy-form.js';
-
-const STATUSES = ['new', 'deploying', 'online', 'offline', 'failed', 'uninstalled'];
 
 const selectBox = (d: Device) =>
   h('input', {
@@ -31,7 +30,7 @@ const selectBox = (d: Device) =>
     data: { id: d.id },
   });
 
-const COLUMNS: Column<Device>[] = [
+const COLUMNS: Column<Device, DeviceSortField>[] = [
   { label: 'Name', sort: 'name', cell: (d) => h('strong', null, d.name) },
   { label: 'IP', sort: 'ip', cell: (d) => h('code', null, d.ip) },
   { label: 'Area', sort: 'function_area', cell: (d) => d.function_area },
@@ -45,6 +44,7 @@ const COLUMNS: Column<Device>[] = [
       d.agent_code ? h('a', { href: `#/agents/${encodeURIComponent(d.agent_code)}` }, d.agent_code) : '—',
   },
 ];
+const SORTABLE = COLUMNS.flatMap((c) => (c.sort ? [c.sort] : []));
 
 export function devicesPage(ctx: PageContext): void {
   const q = ctx.query;
@@ -134,8 +134,8 @@ export function devicesPage(ctx: PageContext): void {
       { class: 'toolbar' },
       field('Search', searchBox(ctx, 'device-search', 'Name, IP, area, agent…', s.q, set('q'))),
       field('Area', areaSelect('device-area', s.area, set('area'))),
-      field('Status', filterSelect('device-status', 'Any status', STATUSES, s.status, set('status'))),
-      field('OS', filterSelect('device-os', 'Any OS', ['linux', 'windows'], s.os, set('os'))),
+      field('Status', filterSelect('device-status', 'Any status', DEVICE_STATUSES, s.status, set('status'))),
+      field('OS', filterSelect('device-os', 'Any OS', DEVICE_OSES, s.os, set('os'))),
     ),
     deploy?.el,
     status,
@@ -145,15 +145,17 @@ export function devicesPage(ctx: PageContext): void {
 
   const poller = ctx.poll(async () => {
     try {
-      const r = await api.get<DeviceList>('/devices', {
-        q: s.q,
-        function_area: s.area,
-        status: s.status,
-        os: s.os,
-        page: s.page,
-        pageSize: s.pageSize,
-        sort: s.sort.field,
-        order: s.sort.desc ? 'desc' : 'asc',
+      const r = await api.call('GET /devices', {
+        query: {
+          q: s.q,
+          function_area: s.area,
+          status: s.status,
+          os: isOneOf(DEVICE_OSES, s.os) ? s.os : undefined,
+          page: s.page,
+          pageSize: s.pageSize,
+          sort: isOneOf(SORTABLE, s.sort.field) ? s.sort.field : undefined,
+          order: s.sort.desc ? 'desc' : 'asc',
+        },
       });
       shown = r.devices;
       put(status);

@@ -6,21 +6,10 @@
  */
 import { alertTitle } from '../alerts.js';
 import { api, errorMessage } from '../api.js';
+import { AGENT_STATUSES, ALERT_KINDS, ALERT_SEVERITIES, DEVICE_STATUSES } from '../choices.js';
 import { ago, badge, errorBox, h, notice, put, type Child } from '../dom.js';
 import { pageHeader, setFiringCount } from '../layout.js';
 import { link, type PageContext } from '../router.js';
-import {
-  ALERT_KINDS,
-  type AgentList,
-  type AlertList,
-  type ControllerList,
-  type DeploymentList,
-  type DeviceList,
-} from '../types.js';
-
-const AGENT_STATUSES = ['online', 'offline', 'unknown'] as const;
-const DEVICE_STATUSES = ['new', 'deploying', 'online', 'offline', 'failed', 'uninstalled'] as const;
-const SEVERITIES = ['critical', 'warning'] as const;
 
 function card(id: string, title: string, href: string): { el: HTMLElement; body: HTMLElement } {
   const body = h('div', { class: 'card-body' }, h('p', { class: 'muted' }, 'Loading…'));
@@ -65,13 +54,13 @@ async function loadInto(body: HTMLElement, load: () => Promise<Child>): Promise<
  */
 async function alertsCard(): Promise<Child> {
   const [newest, byKind] = await Promise.all([
-    api.get<AlertList>('/alerts', { status: 'firing', pageSize: 5 }),
+    api.call('GET /alerts', { query: { status: 'firing', pageSize: 5 } }),
     Promise.all(
-      ALERT_KINDS.map((kind) => api.get<AlertList>('/alerts', { status: 'firing', kind, pageSize: 1 })),
+      ALERT_KINDS.map((kind) => api.call('GET /alerts', { query: { status: 'firing', kind, pageSize: 1 } })),
     ),
   ]);
   setFiringCount(newest.total);
-  const severity = new Map<string, number>(SEVERITIES.map((s) => [s, 0]));
+  const severity = new Map<string, number>(ALERT_SEVERITIES.map((s) => [s, 0]));
   for (const r of byKind) {
     const sev = r.items[0]?.severity;
     if (sev) severity.set(sev, (severity.get(sev) ?? 0) + r.total);
@@ -102,7 +91,7 @@ async function alertsCard(): Promise<Child> {
 }
 
 async function controllersCard(): Promise<Child> {
-  const r = await api.get<ControllerList>('/controllers');
+  const r = await api.call('GET /controllers');
   const areas = new Map<string, { online: number; total: number }>();
   for (const c of r.controllers) {
     const a = areas.get(c.area) ?? { online: 0, total: 0 };
@@ -140,10 +129,10 @@ async function controllersCard(): Promise<Child> {
 }
 
 async function agentsCard(): Promise<Child> {
-  const all = await api.get<AgentList>('/agents', { pageSize: 1 });
+  const all = await api.call('GET /agents', { query: { pageSize: 1 } });
   const counts = await Promise.all(
     AGENT_STATUSES.map((status) =>
-      api.get<AgentList>('/agents', { status, pageSize: 1 }).then((r) => r.total),
+      api.call('GET /agents', { query: { status, pageSize: 1 } }).then((r) => r.total),
     ),
   );
   return [
@@ -166,7 +155,7 @@ async function agentsCard(): Promise<Child> {
 async function devicesCard(): Promise<Child> {
   const counts = await Promise.all(
     DEVICE_STATUSES.map((status) =>
-      api.get<DeviceList>('/devices', { status, pageSize: 1 }).then((r) => r.total),
+      api.call('GET /devices', { query: { status, pageSize: 1 } }).then((r) => r.total),
     ),
   );
   const total = counts.reduce((a, b) => a + b, 0);
@@ -183,9 +172,9 @@ async function devicesCard(): Promise<Child> {
 
 async function deploymentsCard(): Promise<Child> {
   const [queued, running, failed] = await Promise.all([
-    api.get<DeploymentList>('/deployments', { status: 'queued', pageSize: 1 }),
-    api.get<DeploymentList>('/deployments', { status: 'running', pageSize: 1 }),
-    api.get<DeploymentList>('/deployments', { status: 'failed', pageSize: 5 }),
+    api.call('GET /deployments', { query: { status: 'queued', pageSize: 1 } }),
+    api.call('GET /deployments', { query: { status: 'running', pageSize: 1 } }),
+    api.call('GET /deployments', { query: { status: 'failed', pageSize: 5 } }),
   ]);
   return [
     stats([

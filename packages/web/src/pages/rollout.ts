@@ -3,6 +3,7 @@
  * device (steps done/total, current step, status, error), polled every 2 s until the rollout
  * is finished. Operators can cancel a running rollout.
  */
+import type { Deployment } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { ago, defList, errorBox, h, put } from '../dom.js';
 import { pageHeader } from '../layout.js';
@@ -10,7 +11,6 @@ import { navigate, type PageContext } from '../router.js';
 import { deployBadge, progressBar, stepLabel, stepProgress } from '../progress.js';
 import { canOperate } from '../session.js';
 import { messageRow, renderHead, syncRows, type Column } from '../table.js';
-import type { Deployment, Rollout } from '../types.js';
 
 const deploymentHref = (d: Deployment) => `#/deployments/${encodeURIComponent(d.id)}`;
 
@@ -58,7 +58,7 @@ export function rolloutPage(ctx: PageContext): void {
   cancel.addEventListener('click', () => {
     cancel.disabled = true;
     api
-      .post<Rollout>(`/rollouts/${encodeURIComponent(id)}/cancel`)
+      .call('POST /rollouts/:id/cancel', { params: { id } })
       .then(() => poller.refresh())
       .catch((e: unknown) => put(message, errorBox(errorMessage(e))))
       .finally(() => {
@@ -68,7 +68,7 @@ export function rolloutPage(ctx: PageContext): void {
 
   const poller = ctx.poll(async () => {
     try {
-      const r = await api.get<Rollout>(`/rollouts/${encodeURIComponent(id)}`);
+      const r = await api.call('GET /rollouts/:id', { params: { id } });
       const c = r.counts;
       const finished = c.succeeded + c.failed + c.cancelled;
       put(title, `Rollout ${r.id.slice(0, 8)} `, deployBadge(r.status));

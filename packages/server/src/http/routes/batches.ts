@@ -8,6 +8,7 @@ import { API_PREFIX, ENDPOINTS } from '@opsplane/api';
 import { actorOf } from '../auth.js';
 import type { RouteOptions } from '../context.js';
 import { endpointRoute } from '../route.js';
+import { resumeAfter, streamEvents } from '../sse.js';
 
 const E = ENDPOINTS.batches;
 
@@ -27,4 +28,11 @@ export const batchRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
   });
   app.route({ ...endpointRoute(E.list), handler: async (req) => batches.list(req.query) });
   app.route({ ...endpointRoute(E.get), handler: async (req) => batches.get(req.params.id) });
+  app.route({
+    ...endpointRoute(E.events),
+    handler: async (req, reply) =>
+      streamEvents(req, reply, (signal) =>
+        batches.follow(req.params.id, resumeAfter(req, req.query.after), signal),
+      ),
+  });
 };

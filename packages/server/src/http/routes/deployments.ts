@@ -7,6 +7,7 @@ import { ENDPOINTS } from '@opsplane/api';
 import { actorOf } from '../auth.js';
 import type { RouteOptions } from '../context.js';
 import { endpointRoute } from '../route.js';
+import { resumeAfter, streamEvents } from '../sse.js';
 
 const D = ENDPOINTS.deployments;
 const R = ENDPOINTS.rollouts;
@@ -24,39 +25,10 @@ export const deploymentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app,
 
   app.route({
     ...endpointRoute(D.events),
-    handler: async (req, reply) => {
-      const lastEventId = Number(req.headers['last-event-id']);
-      const after = req.query.after ?? (Number.isInteger(lastEventId) ? lastEventId : 0);
-      const closed = new AbortController();
-      req.raw.on('close', () => closed.abort());
-      const events = requests.follow(req.params.id, after, closed.signal);
-      // The first step checks the deployment exists (404) before the 200 is sent.
-      const first = await events.next();
-      reply.hijack();
-      const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      try {
-        for (let r = first; !r.done; r = await events.next()) {
-          const e = r.value;
-          if (e === 'idle') {
-            if (!closed.signal.aborted) res.write(': keep-alive\n\n');
-            continue;
-          }
-          res.write(
-            `${e.id !== undefined ? `id: ${e.id}\n` : ''}event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`,
-          );
-        }
-      } catch (err) {
-        req.log.warn({ err, deployment: req.params.id }, 'deployment event stream failed');
-      } finally {
-        res.end();
-      }
-    },
+    handler: async (req, reply) =>
+      streamEvents(req, reply, (signal) =>
+        requests.follow(req.params.id, resumeAfter(req, req.query.after), signal),
+      ),
   });
 
   app.route({
