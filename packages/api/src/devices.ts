@@ -235,6 +235,19 @@ export const ImportReportSchema = z.object({
     }),
   ),
   dry_run: z.boolean(),
+  secrets_dropped: z
+    .array(
+      z.object({
+        name: z.string(),
+        fields: z.array(z.string()).describe('password, private_key, passphrase'),
+        because: z.array(z.string()).describe('the fields that re-pointed the device: ip, login.port, …'),
+      }),
+    )
+    .optional()
+    .describe(
+      'updated devices whose stored login secrets were dropped because their row changed where they ' +
+        'would be sent (address, port, user, login method, jump host, WinRM transport) without giving new ones',
+    ),
 });
 export type ImportReport = z.infer<typeof ImportReportSchema>;
 export type ImportRejection = ImportReport['rejected'][number];

@@ -65,7 +65,7 @@ function apiClient(base: string, cookie: string): Api {
       headers: {
         cookie,
         // A browser's same-origin request (cookie-authenticated changes need it).
-        origin: base,
+        origin: new URL(base).origin,
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),

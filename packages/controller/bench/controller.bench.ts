@@ -358,6 +358,8 @@ async function startControllerProcess(label: string, heartbeat: string, mode: Mo
       // Per-agent info logs (connected/disconnected) are not what is measured here.
       '--log-level',
       'warn',
+      // The benchmark calls the API without credentials.
+      '--insecure-no-token',
     ],
     { env: { ...process.env, OPSPLANE_AGENT_SECRET: SECRET } },
   );

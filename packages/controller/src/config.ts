@@ -147,8 +147,14 @@ export const ControllerFileConfigSchema = z
       })
       .strict()
       .optional(),
-    /** When set, every /api/v1 route except the agent socket needs `Authorization: Bearer` (env OPSPLANE_CONTROLLER_TOKEN). */
+    /** Every /api/v1 route except the agent socket needs `Authorization: Bearer` (env OPSPLANE_CONTROLLER_TOKEN). */
     api_token: z.string().min(1).optional(),
+    /**
+     * Start without api_token: anyone who reaches the controller may list, restart and
+     * reconfigure the area's agents. Required to run without a token; logged loudly
+     * (`--insecure-no-token`).
+     */
+    insecure_no_token: z.boolean().default(false),
     lease_ttl: Duration.prefault('10s'),
     /** How often the etcd value (last_heartbeat, agent_count) is rewritten. */
     refresh_interval: Duration.prefault('5s'),
@@ -247,6 +253,8 @@ export interface ControllerConfig {
   /** Paths (or PEM) of this controller's TLS material; undefined = plain HTTP. */
   tls: { cert: string; key: string; ca: string; reloadIntervalMs: number; renew: boolean } | undefined;
   apiToken: string | undefined;
+  /** No api_token, on purpose (insecure_no_token): the API is open to whoever reaches it. */
+  insecureNoToken: boolean;
   leaseTtlSeconds: number;
   refreshIntervalMs: number;
   agents: {
@@ -333,6 +341,13 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
     );
   }
   const c = parsed.data;
+  if (c.api_token === undefined && !c.insecure_no_token) {
+    throw new ConfigError(
+      'api_token is required (set OPSPLANE_CONTROLLER_TOKEN or api_token in the config file): without it ' +
+        'anyone who can reach this controller can restart and reconfigure every agent of the area. To run ' +
+        'it open anyway, set insecure_no_token: true or pass --insecure-no-token',
+    );
+  }
   const heartbeatIntervalMs = c.agents.heartbeat_interval;
   const offlineAfterMs = c.agents.offline_after ?? 3 * heartbeatIntervalMs;
   if (heartbeatIntervalMs < 100) throw new ConfigError('agents.heartbeat_interval must be at least 100ms');
@@ -404,6 +419,7 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
         }
       : undefined,
     apiToken: c.api_token,
+    insecureNoToken: c.api_token === undefined,
     leaseTtlSeconds,
     refreshIntervalMs: c.refresh_interval,
     agents: {

@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
-import { createLogger, type Logger } from '@opsplane/kit';
+import { Gauge } from 'prom-client';
+import { createLogger, withSafeSerializers, type Logger } from '@opsplane/kit';
 import { ControllerDiscovery, ControllerRegistration, createEtcdClient } from '@opsplane/platform';
 import { AgentRegistry } from './agent-registry.js';
 import { AgentSocketServer } from './agent-socket.js';
@@ -50,7 +51,11 @@ export interface StartControllerOptions {
   logger?: Logger;
   /** Collect Node process metrics (default true; tests running several controllers may turn it off). */
   processMetrics?: boolean;
+  /** How often an open controller (insecure_no_token) repeats its warning. Default 5 minutes. */
+  insecureWarnIntervalMs?: number;
 }
+
+const INSECURE_WARN_INTERVAL_MS = 5 * 60_000;
 
 function readVersion(): string {
   try {
@@ -89,7 +94,10 @@ export async function startController(
   config: ControllerConfig,
   opts: StartControllerOptions = {},
 ): Promise<RunningController> {
-  const log = (opts.logger ?? createLogger('controller')).child({ controller: config.id, area: config.area });
+  const log = withSafeSerializers(opts.logger ?? createLogger('controller')).child({
+    controller: config.id,
+    area: config.area,
+  });
   // `module`, not `component`: the base logger usually carries component=controller already.
   const sub = (module: string) => log.child({ module });
   const version = readVersion();
@@ -171,6 +179,20 @@ export async function startController(
     isRegistered: () => etcdState.registration?.registered ?? false,
   };
 
+  // An open API (no token, on purpose) says so: at start, every few minutes, and as a metric.
+  new Gauge({
+    name: 'opsplane_controller_insecure_no_token',
+    help: '1 when the controller API runs without api_token (insecure_no_token): anyone who reaches it may operate the agents',
+    registers: [metrics.registry],
+  }).set(config.insecureNoToken ? 1 : 0);
+  let insecureTimer: NodeJS.Timeout | undefined;
+  const warnInsecure = (url: string) =>
+    log.warn(
+      { insecure_no_token: true, url },
+      `INSECURE: the controller API at ${url} has no api_token (insecure_no_token) — anyone who can reach it ` +
+        `can list, restart and reconfigure every agent of area ${config.area}. Set OPSPLANE_CONTROLLER_TOKEN.`,
+    );
+
   const app = await buildApp(ctx, sub('http'), tls ? { https: tls.serverOptions() } : {});
   const relay =
     tls && (config.agents.renewal || config.tls?.renew)
@@ -233,6 +255,14 @@ export async function startController(
     if (relay) tls.startRenewal(relay, config.id);
   }
   log.info({ url, address, version }, `controller ${config.id} (area ${config.area}) listening on ${url}`);
+  if (config.insecureNoToken) {
+    warnInsecure(url);
+    insecureTimer = setInterval(
+      () => warnInsecure(url),
+      opts.insecureWarnIntervalMs ?? INSECURE_WARN_INTERVAL_MS,
+    );
+    insecureTimer.unref();
+  }
 
   const registration = new ControllerRegistration(etcd, {
     prefix: config.etcd.prefix,
@@ -278,6 +308,7 @@ export async function startController(
   const reg = registration;
   const stop = async () => {
     log.info('shutting down');
+    clearInterval(insecureTimer);
     // Deregister first: closing ~20k agent sockets keeps the event loop busy for seconds, long
     // enough for the etcd client to give up and leave the key to expire by TTL instead.
     await bounded('deregistration', reg.stop(), 5000, log);

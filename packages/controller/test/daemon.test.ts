@@ -54,6 +54,8 @@ async function startDaemon(id: string, { waitForKey = true } = {}): Promise<Daem
       `127.0.0.1:${port}`,
       '--etcd',
       etcd.endpoints.join(','),
+      // These tests call /api/v1 without credentials (the token itself: insecure.test.ts).
+      '--insecure-no-token',
     ],
     { env: { ...process.env, OPSPLANE_AGENT_SECRET: SECRET, OPSPLANE_LOG_LEVEL: 'info' } },
   );

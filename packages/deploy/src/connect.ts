@@ -28,6 +28,7 @@ function sshTarget(t: LoginTarget): SshTarget {
     port: t.port,
     username: t.username,
     connectTimeoutMs: t.connectTimeoutMs,
+    ...(t.hostKeyId !== undefined ? { hostKeyId: t.hostKeyId } : {}),
     ...(s.password !== undefined ? { password: s.password } : {}),
     ...(s.privateKey !== undefined ? { privateKey: s.privateKey } : {}),
     ...(s.passphrase !== undefined ? { passphrase: s.passphrase } : {}),

@@ -37,6 +37,12 @@ export interface LoginTarget {
   secrets: TargetSecrets;
   /** TCP connect + handshake + authentication (WinRM: twice this per HTTP exchange). */
   connectTimeoutMs: number;
+  /**
+   * Under which key its SSH host key is pinned in the HostKeyStore — e.g. the device's id, so
+   * that trust belongs to the device and not to whatever answers at an address. Default
+   * `host:port`.
+   */
+  hostKeyId?: string;
 }
 
 export interface InstallOptions {

@@ -75,7 +75,8 @@ export interface FleetOptions<E extends FleetEtcd = FleetEtcd> {
   secrets?: Readonly<Record<string, string>>;
   /**
    * Controller API token — one for every area, or one per area. When set, controllers require
-   * `Authorization: Bearer <token>` on /api/v1 (and use it between peers).
+   * `Authorization: Bearer <token>` on /api/v1 (and use it between peers). An area without one
+   * gets controllers started with `insecure_no_token: true` (open API; they warn about it).
    */
   apiToken?: string | Readonly<Record<string, string>>;
   /** etcd key prefix of the registrations. Default `controllers/`. */

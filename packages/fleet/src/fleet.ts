@@ -503,7 +503,11 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
         etcdEndpoints: this.etcd.endpoints,
         prefix: this.prefix,
         timing: this.timing,
-        extra: mergeConfig(await this.controllerSecurity(c), this.opts.controllerConfig),
+        // An area without a token runs open controllers, which must be said explicitly (and they warn).
+        extra: mergeConfig(await this.controllerSecurity(c), {
+          ...(this.apiToken(c.area) === undefined ? { insecure_no_token: true } : {}),
+          ...this.opts.controllerConfig,
+        }),
       });
       await writeFile(c.configPath, toYaml(doc, this.opts.configHeader?.controller?.(c)));
       c.process = this.spawnDaemon(c.id, ['controller', '--config', c.configPath], {

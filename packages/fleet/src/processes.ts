@@ -27,15 +27,15 @@ export interface ExitInfo {
 export interface SpawnProcessOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Run as this user/group (a root parent starting e.g. PostgreSQL, which refuses root). */
+  uid?: number;
+  gid?: number;
   /** Receives every line the child writes to stdout or stderr (without the newline). */
   onLine?: (line: string) => void;
   /** How much output output() keeps. Default 200 kB. */
   keepBytes?: number;
   /** Sent to the child's group if this process exits while the child runs. Default SIGKILL. */
   exitSignal?: 'SIGKILL' | 'SIGTERM';
-  /** Run as this user and group (e.g. a database server that refuses root). */
-  uid?: number;
-  gid?: number;
 }
 
 export interface ManagedProcess {

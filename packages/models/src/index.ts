@@ -14,3 +14,4 @@ export * from './protocol.js';
 export * from './pki-frames.js';
 export * from './bundle.js';
 export * from './agent-token.js';
+export * from './text.js';

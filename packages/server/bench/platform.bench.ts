@@ -7,9 +7,12 @@
  * Measures the cold refresh (discovery's first sync → every page of every controller listed,
  * validated, merged, joined with devices, indexed), a few warm refreshes, then the latency of
  * a filtered, sorted page served warm through HTTP with an API token (≥200 sequential requests,
- * plus other query shapes and a concurrent run). Prints ONE JSON object on stdout.
+ * plus other query shapes and a concurrent run). Then the same page through BENCH_REPLICAS (3)
+ * server processes on PostgreSQL, round robin, and the leader takeover after a kill -9
+ * (bench/replicas.ts). Prints ONE JSON object on stdout.
  *
- *   npm run bench:platform       (BENCH_CONTROLLERS, BENCH_AGENTS_PER_CONTROLLER, BENCH_REQUESTS)
+ *   npm run bench:platform       (BENCH_CONTROLLERS, BENCH_AGENTS_PER_CONTROLLER, BENCH_REQUESTS,
+ *                                 BENCH_REPLICAS, BENCH_LEADER_TTL_S)
  */
 import { cp, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -26,11 +29,15 @@ import {
 } from '@opsplane/test-support';
 import { loadServerConfig, startServer, type RunningServer } from '../src/index.js';
 import { pgliteTemplate, tokenFor } from '../test/helpers.js';
+import { benchReplicas } from './replicas.js';
 
 const CONTROLLERS = Number(process.env.BENCH_CONTROLLERS ?? 10);
 const PER = Number(process.env.BENCH_AGENTS_PER_CONTROLLER ?? 10_000);
 const REQUESTS = Math.max(200, Number(process.env.BENCH_REQUESTS ?? 500));
 const TOTAL = CONTROLLERS * PER;
+/** Server replicas of the second part (0: skip it). */
+const REPLICAS = Number(process.env.BENCH_REPLICAS ?? 3);
+const LEADER_TTL_S = Number(process.env.BENCH_LEADER_TTL_S ?? 10);
 
 const err = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -158,6 +165,22 @@ async function main(): Promise<void> {
       }),
     );
     const mem = process.memoryUsage();
+    // The single server is done: its memory and CPU go to the replicas.
+    await server.stop();
+    server = undefined;
+    const replicas =
+      REPLICAS > 0
+        ? await benchReplicas({
+            etcdEndpoints: etcd.endpoints,
+            replicas: REPLICAS,
+            totalAgents: TOTAL,
+            requests: REQUESTS,
+            path,
+            leaderTtlS: LEADER_TTL_S,
+            stats,
+            log: err,
+          })
+        : undefined;
     const result = {
       benchmark: 'platform aggregated agents',
       controllers: CONTROLLERS,
@@ -170,6 +193,7 @@ async function main(): Promise<void> {
       other_queries: [search, deep, big],
       rss_mb: Math.round(mem.rss / 1048576),
       heap_used_mb: Math.round(mem.heapUsed / 1048576),
+      ...(replicas ? { replicas } : {}),
       node: process.version,
     };
     process.stdout.write(JSON.stringify(result) + '\n');

@@ -26,6 +26,23 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
+/**
+ * `scheme://host[:port]` in the form browsers send in `Origin` (lower case, no default port, no
+ * path), or undefined when `v` is not an http(s) origin.
+ */
+export function normalizeOrigin(v: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(v.trim());
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username || u.password)
+    return undefined;
+  return u.origin;
+}
+
 /** One webhook the alert notifier POSTs to (see README "Alerts"). */
 export const AlertWebhookSchema = z
   .object({
@@ -96,6 +113,24 @@ export const ServerSectionSchema = z
     metrics_token: z.string().min(16).optional(),
     /** Honour X-Forwarded-For/-Proto (set when behind a TLS-terminating proxy). */
     trust_proxy: z.boolean().default(false),
+    /**
+     * Origins (scheme://host[:port]) besides the server's own — the origin a request was addressed
+     * to — from which browsers may send state-changing requests with the session cookie (e.g. the
+     * public URL when a proxy forwards requests under another host name without X-Forwarded-Host).
+     */
+    allowed_origins: z
+      .array(
+        z.string().transform((v, ctx) => {
+          const o = normalizeOrigin(v);
+          if (o === undefined) {
+            ctx.addIssue({ code: 'custom', message: `'${v}' is not an origin (scheme://host[:port])` });
+            return z.NEVER;
+          }
+          return o;
+        }),
+      )
+      .max(64)
+      .default([]),
     /** `auto`: Secure cookies when the request arrived over https (directly or via a trusted proxy). */
     cookie_secure: z.union([z.literal('auto'), z.boolean()]).default('auto'),
     /** Largest request body in general, and for device imports. */

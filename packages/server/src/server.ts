@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { createLogger } from '@opsplane/kit';
+import { createLogger, withSafeSerializers } from '@opsplane/kit';
 import type { ServerContext } from './http/context.js';
 import { Accounts } from './services/accounts.js';
 import { AgentService } from './services/agents.js';
@@ -131,7 +131,8 @@ export async function openStore(
 }
 
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
-  const logger = opts.logger ?? createLogger('server');
+  // No SQL parameters, query strings or secret-looking values in any log line, whoever made the logger.
+  const logger = withSafeSerializers(opts.logger ?? createLogger('server'));
   const print = opts.printSecret ?? ((t: string) => void process.stdout.write(t));
   const replicaId =
     config.server.replica_id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
@@ -181,6 +182,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger,
       bundles,
       metrics,
+      replicaId,
       agentTls: (code, area) => pkiHolder.pki?.issueAgent(code, area) ?? Promise.resolve(undefined),
     });
     await deployments.start({ exclusiveDatabase: database.embedded });

@@ -49,6 +49,11 @@ describe('auth', { timeout: 90_000 }, () => {
           });
           const want = expected(rc.access, rc.ok, caller);
           checked++;
+          // A password change revokes the caller's tokens and ends its other sessions: new ones.
+          if (user && res.status === 204 && rc.route === '/api/v1/users/me/password') {
+            user.token = { token: (await tokenFor(t.server, user.id, user.role)).token as string };
+            if (via === 'token') user.session = await sessionFor(t.server, user.id);
+          }
           if (res.status !== want)
             failures.push(
               `${rc.method} ${path} as ${caller}: want ${want}, got ${res.status} ${res.text.slice(0, 200)}`,
@@ -310,6 +315,11 @@ describe('auth', { timeout: 90_000 }, () => {
       401,
       'other sessions ended',
     );
+    assert.equal(
+      (await t.call('GET', '/api/v1/auth/me', { auth: v.token })).status,
+      401,
+      'API tokens revoked',
+    );
     const login = await t.call('POST', '/api/v1/auth/login', {
       body: { username: v.username, password: 'another-password' },
     });
@@ -318,6 +328,73 @@ describe('auth', { timeout: 90_000 }, () => {
       auth: v.session,
       body: { current_password: 'another-password', new_password: v.password },
     });
+    v.token = { token: (await tokenFor(t.server, v.id, 'viewer')).token as string };
+  });
+
+  it('a password reset or disabling a user ends its sessions and revokes its API tokens for good', async () => {
+    const admin = t.users.admin.token;
+    for (const change of [{ password: 'a-reset-password-1' }, { disabled: true }]) {
+      const u = await t.call<{ id: string }>('POST', '/api/v1/users', {
+        auth: admin,
+        body: { username: `gone-${Object.keys(change)[0]}`, password: 'first-password-1', role: 'operator' },
+      });
+      assert.equal(u.status, 201);
+      const session = await sessionFor(t.server, u.json.id);
+      const token = await tokenFor(t.server, u.json.id, 'operator');
+      const made = await t.call<{ token: string }>('POST', '/api/v1/tokens', {
+        auth: token,
+        body: { name: 'x' },
+      });
+      assert.equal(made.status, 201);
+      for (const a of [session, token, { token: made.json.token }])
+        assert.equal((await t.call('GET', '/api/v1/auth/me', { auth: a })).status, 200);
+      const r = await t.call('PATCH', `/api/v1/users/${u.json.id}`, { auth: admin, body: change });
+      assert.equal(r.status, 200, r.text);
+      for (const a of [session, token, { token: made.json.token }])
+        assert.equal(
+          (await t.call('GET', '/api/v1/auth/me', { auth: a })).status,
+          401,
+          JSON.stringify(change),
+        );
+      const listed = await t.call<{ tokens: { revoked_at: string | null }[] }>(
+        'GET',
+        '/api/v1/tokens?all=true',
+        {
+          auth: admin,
+        },
+      );
+      assert.ok(listed.json.tokens.length > 0);
+      const audit = await t.call<{ entries: { details: Record<string, unknown> }[] }>(
+        'GET',
+        `/api/v1/audit?action=user.update&target_id=${u.json.id}`,
+        { auth: admin },
+      );
+      assert.deepEqual(
+        [audit.json.entries[0]?.details.sessions_ended, audit.json.entries[0]?.details.api_access_revoked],
+        [1, 2],
+      );
+      if ('disabled' in change) {
+        // Enabling the user again brings none of its tokens back.
+        await t.call('PATCH', `/api/v1/users/${u.json.id}`, { auth: admin, body: { disabled: false } });
+        assert.equal((await t.call('GET', '/api/v1/auth/me', { auth: token })).status, 401);
+      }
+    }
+  });
+
+  it('changing your own password with a token revokes that token too', async () => {
+    const u = await t.call<{ id: string }>('POST', '/api/v1/users', {
+      auth: t.users.admin.token,
+      body: { username: 'self-changer', password: 'first-password-1', role: 'viewer' },
+    });
+    const token = await tokenFor(t.server, u.json.id, 'viewer');
+    const session = await sessionFor(t.server, u.json.id);
+    const r = await t.call('PUT', '/api/v1/users/me/password', {
+      auth: token,
+      body: { current_password: 'first-password-1', new_password: 'second-password-2' },
+    });
+    assert.equal(r.status, 204);
+    assert.equal((await t.call('GET', '/api/v1/auth/me', { auth: token })).status, 401);
+    assert.equal((await t.call('GET', '/api/v1/auth/me', { auth: session })).status, 401);
   });
 
   it('denied changes are audited', async () => {

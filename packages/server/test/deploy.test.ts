@@ -188,9 +188,9 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000, skip
       });
     }
     for (const s of specs) await addDevice(s);
-    // The platform saw host6 before, with another key: what a man in the middle would look like.
+    // The platform saw this device before, with another key: what a man in the middle would look like.
     await t.server.store.hostKeys.record(
-      `${h6.address}:${h6.port}`,
+      `device:${ids.get('key-changed')}`,
       'SHA256:bm90LXRoZS1yZWFsLWtleS1maW5nZXJwcmludA',
     );
   });
@@ -284,7 +284,7 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000, skip
     );
     assert.equal(r.deployments[0]!.status, 'succeeded', r.deployments[0]!.error ?? '');
     assert.equal(
-      await t.server.store.hostKeys.get(`${hosts.hosts[6]!.address}:22`),
+      await t.server.store.hostKeys.get(`device:${ids.get('key-changed')}`),
       hosts.hosts[6]!.hostKeyFingerprint,
     );
   });

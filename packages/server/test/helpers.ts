@@ -174,7 +174,11 @@ export async function http<T = unknown>(
     headers?: Record<string, string>;
   } = {},
 ): Promise<HttpResult<T>> {
-  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  // A session cookie goes with the server's own Origin, as a browser's same-origin request would.
+  const headers: Record<string, string> = {
+    ...(opts.auth?.cookie ? { origin: new URL(base).origin } : {}),
+    ...(opts.headers ?? {}),
+  };
   if (opts.auth?.cookie) headers.cookie = opts.auth.cookie;
   if (opts.auth?.token) headers.authorization = `Bearer ${opts.auth.token}`;
   let body: string | Uint8Array | undefined;

@@ -271,7 +271,7 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
         dev(100 + i, i % 5 === 0 ? { os: 'windows', login: { username: 'Administrator' } } : {}),
       );
       const res = await store.transaction((tx) => tx.devices.upsertMany(rows.map(deviceInput)));
-      assert.deepEqual(res, { created: 30, updated: 0 });
+      assert.deepEqual(res, { created: 30, updated: 0, secretsDropped: [] });
       const base = { page: 1, pageSize: 50, sort: 'name' as const, order: 'asc' as const };
       const all = await devices.list(base);
       assert.equal(all.total, 30);
@@ -290,13 +290,27 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
       await store.devices.setStatus(all.devices[0]!.id, 'online');
       assert.equal((await devices.list({ ...base, status: ['online', 'failed'] })).total, 1);
       assert.deepEqual(await store.devices.countByStatus(), { new: 29, online: 1 });
-      // Re-import keeps ids, codes and status; updates fields.
+      // Re-import keeps ids, codes and status; updates fields. An empty secret keeps the stored
+      // one while the target stays; a row that re-points the device drops it (issue 15, F2).
+      const same = await store.transaction((tx) =>
+        tx.devices.upsertMany(
+          rows.map((r) =>
+            deviceInput({ ...r, agent_version: '9.9.9', login: { ...r.login, password: undefined } }),
+          ),
+        ),
+      );
+      assert.deepEqual(same, { created: 0, updated: 30, secretsDropped: [] });
+      assert.equal((await store.devices.loginSecrets(all.devices[1]!.id)).password, 'secret-101');
       const again = await store.transaction((tx) =>
         tx.devices.upsertMany(
           rows.map((r) => deviceInput({ ...r, ip: '10.9.9.9', login: { ...r.login, password: undefined } })),
         ),
       );
-      assert.deepEqual(again, { created: 0, updated: 30 });
+      assert.equal(again.updated, 30);
+      assert.deepEqual(
+        again.secretsDropped.find((d) => d.name === 'node-101'),
+        { name: 'node-101', fields: ['password'], because: ['ip'] },
+      );
       const after = await devices.list(base);
       assert.deepEqual(
         after.devices.map((x) => [x.id, x.agent_code]),
@@ -306,8 +320,8 @@ function storageSuite(driver: (typeof DRIVERS)[number]) {
       assert.ok(after.devices.every((x) => x.ip === '10.9.9.9'));
       assert.equal(
         (await store.devices.loginSecrets(after.devices[1]!.id)).password,
-        'secret-101',
-        'empty secret keeps the stored one',
+        undefined,
+        'a re-pointed device keeps no secret it was not given again',
       );
     });
 

@@ -61,7 +61,10 @@ export interface FleetOptions {
     | ((agent: { area: string; code: string; index: number }) => readonly FleetPackageSpec[]);
   /** Agent secret per area (at least 16 characters). Default: random per area. */
   secrets?: Readonly<Record<string, string>>;
-  /** When set, controllers require `Authorization: Bearer <apiToken>` on /api/v1 (and use it between peers). */
+  /**
+   * When set, controllers require `Authorization: Bearer <apiToken>` on /api/v1 (and use it between
+   * peers); without, they run open (`insecure_no_token: true`).
+   */
   apiToken?: string;
   /** Use this etcd instead of starting one (it is then not stopped by stop()). */
   etcd?: EtcdHandle;

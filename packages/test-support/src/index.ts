@@ -15,3 +15,5 @@ export * from './fleet.js';
 export * from './ssh-hosts.js';
 export * from './server-process.js';
 export * from './go-controller.js';
+export * from './fuzz.js';
+export * from './ssh-capture.js';

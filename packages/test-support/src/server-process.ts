@@ -85,7 +85,12 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Serve
   const call = async <T>(cookie: string, method: string, path: string, body?: unknown) => {
     const r = await fetch(`${url}/api/v1${path}`, {
       method,
-      headers: { cookie, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      // The server's own Origin with the cookie, as the web UI's requests carry it (CSRF check).
+      headers: {
+        cookie,
+        origin: url,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await r.text();

@@ -95,7 +95,11 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
   ): Promise<{ status: number; json: T }> => {
     const r = await fetch(base + path, {
       method,
-      headers: { cookie, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        cookie,
+        origin: base,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
     });
     const text = await r.text();

@@ -73,7 +73,7 @@ export const userEndpoints = {
     path: '/users/me/password',
     access: 'viewer',
     action: 'user.password',
-    summary: 'Change your own password (ends your other sessions)',
+    summary: 'Change your own password (ends your other sessions and revokes your API tokens)',
     tags: ['users'],
     body: PasswordChangeSchema,
     response: { 204: z.null(), ...withErrors(404, 409) },
@@ -93,7 +93,9 @@ export const userEndpoints = {
     access: 'admin',
     action: 'user.update',
     summary: 'Change role, disable/enable, or set a new password',
-    description: 'The last enabled admin cannot be demoted or disabled (409).',
+    description:
+      "The last enabled admin cannot be demoted or disabled (409). Disabling a user or setting a password ends the user's " +
+      'sessions and revokes its API tokens (re-enabling brings none of them back).',
     tags: ['users'],
     params: IdParamsSchema,
     body: UserUpdateSchema,

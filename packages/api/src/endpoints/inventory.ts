@@ -57,6 +57,11 @@ export const deviceEndpoints = {
     access: 'operator',
     action: 'device.update',
     summary: 'Update a device; login secrets: a string sets, null clears, absent keeps',
+    description:
+      'Login secrets are bound to their target: a change of ip, login.port, login.username, login_method or ' +
+      'the jump_host / winrm_* metadata drops the stored secrets this request does not set again (the answer ' +
+      'shows has_password etc. false; the audit record names them). The SSH host key stays pinned to the ' +
+      'device: a different key at the new address is refused until a deployment accepts it.',
     tags: ['devices'],
     params: IdParamsSchema,
     body: DeviceUpdateSchema,
@@ -81,7 +86,9 @@ export const deviceEndpoints = {
     description:
       'CSV columns: name, ip, function_area, os, arch, login_method, port, username, password, private_key, ' +
       'passphrase, agent_version, metadata (JSON object), metadata.<key>. Empty cells keep the stored value of ' +
-      'secrets and metadata. A file-level error (unparsable CSV, unknown or missing columns) changes nothing; ' +
+      'secrets and metadata — except that a row changing where secrets would be sent (ip, port, username, ' +
+      'login_method, jump_host / winrm_* metadata) drops those it does not give (listed in secrets_dropped). ' +
+      'A file-level error (unparsable CSV, unknown or missing columns) changes nothing; ' +
       'the import is one transaction.',
     tags: ['devices'],
     consumes: ['text/csv', 'application/csv'],

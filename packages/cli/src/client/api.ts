@@ -109,7 +109,8 @@ export class ApiClient {
   /** The headers that authenticate a request. */
   private authHeaders(): Record<string, string> {
     if (this.auth.token) return { authorization: `Bearer ${this.auth.token}` };
-    if (this.auth.cookie) return { cookie: this.auth.cookie };
+    // With the session cookie the server wants its own Origin on changes (its CSRF check).
+    if (this.auth.cookie) return { cookie: this.auth.cookie, origin: new URL(this.server).origin };
     return {};
   }
 

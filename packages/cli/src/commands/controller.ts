@@ -40,6 +40,11 @@ export default defineCommand({
       value: '<file>',
       description: 'YAML config file (see packages/controller/examples/controller.yaml)',
     },
+    'insecure-no-token': {
+      type: 'boolean',
+      description:
+        'run without an API token: anyone who reaches the controller may operate its agents (logged as a warning, and as a metric)',
+    },
     'log-level': {
       type: 'string',
       value: '<level>',
@@ -49,11 +54,11 @@ export default defineCommand({
   details: [
     'Environment:',
     '  OPSPLANE_AGENT_SECRET      secret that agent tokens of the area are derived from (required)',
-    '  OPSPLANE_CONTROLLER_TOKEN  if set, /api/v1 requires Authorization: Bearer <token>',
+    '  OPSPLANE_CONTROLLER_TOKEN  /api/v1 requires Authorization: Bearer <token> (required, unless --insecure-no-token)',
     '  OPSPLANE_ETCD_ENDPOINTS    etcd endpoints, comma-separated',
     '',
     'Example:',
-    '  OPSPLANE_AGENT_SECRET=... opsplane controller --area area-1 --listen 0.0.0.0:8081 --etcd http://10.0.0.2:2379',
+    '  OPSPLANE_AGENT_SECRET=... OPSPLANE_CONTROLLER_TOKEN=... opsplane controller --area area-1 --listen 0.0.0.0:8081 --etcd http://10.0.0.2:2379',
   ].join('\n'),
   async run(v, io) {
     if (v['log-level']) process.env.OPSPLANE_LOG_LEVEL = v['log-level'];
@@ -71,6 +76,7 @@ export default defineCommand({
       ...(v.id !== undefined ? { id: v.id } : {}),
       ...(v.listen !== undefined ? { listen: v.listen } : {}),
       ...(v.advertise !== undefined ? { advertise: v.advertise } : {}),
+      ...(v['insecure-no-token'] ? { insecure_no_token: true } : {}),
       ...(endpoints || v.prefix
         ? { etcd: { ...(endpoints ? { endpoints } : {}), ...(v.prefix ? { prefix: v.prefix } : {}) } }
         : {}),

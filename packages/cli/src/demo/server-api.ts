@@ -39,7 +39,8 @@ export class ServerApi {
       headers: {
         accept: 'application/json',
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...(this.cookie ? { cookie: this.cookie } : {}),
+        // The server's own Origin with the cookie, as its CSRF check wants for changes.
+        ...(this.cookie ? { cookie: this.cookie, origin: new URL(this.baseUrl).origin } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(timeoutMs),

@@ -8,14 +8,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import {
-  jsonSchemaTransform,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import { jsonSchemaTransform, serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { OpsplaneError } from '@opsplane/models';
-import type { Logger } from '@opsplane/kit';
+import { pathOnly, withSafeSerializers, type Logger } from '@opsplane/kit';
 import type { ControllerContext } from '../context.js';
 import { agentDetailRoutes } from '../routes/agent-details.js';
 import { agentRoutes } from '../routes/agents.js';
@@ -24,6 +19,7 @@ import { opsRoutes } from '../routes/ops.js';
 import { statusRoutes } from '../routes/status.js';
 import { allowSources, requireBearerToken } from './auth.js';
 import { installErrorHandlers } from './error-handler.js';
+import { frameworkErrorHandler, installInputHygiene } from './input-hygiene.js';
 
 export interface BuildAppOptions {
   /**
@@ -46,7 +42,8 @@ export async function buildApp(
     // HTTPS and wss when the controller has a certificate (controller-tls.ts).
     ...(opts.https ? { https: opts.https } : {}),
     // pino's Logger and Fastify's logger type differ only in typing details.
-    loggerInstance: logger as FastifyBaseLogger,
+    // No query strings, SQL parameters or secret-looking values in log lines.
+    loggerInstance: withSafeSerializers(logger) as FastifyBaseLogger,
     // Per-request info logs would drown everything else at fleet scale; see the onResponse hook.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.http.bodyLimitBytes,
@@ -54,8 +51,11 @@ export async function buildApp(
     // Idle keep-alive sockets must not hold up a graceful shutdown.
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true },
+    // A URL whose path does not decode (e.g. an encoded lone surrogate): our 400, not Fastify's.
+    frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
-  app.setValidatorCompiler(validatorCompiler);
+  // Every route's validator refuses NUL and lone surrogates before its schema (input-hygiene.ts).
+  installInputHygiene(app);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandlers(app);
   if (legacy) allowSources(app, legacy.allow);
@@ -67,7 +67,7 @@ export async function buildApp(
       reply.elapsedTime / 1000,
     );
     req.log.debug(
-      { method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime },
+      { method: req.method, url: pathOnly(req.url), status: reply.statusCode, ms: reply.elapsedTime },
       'request',
     );
   });

@@ -11,7 +11,10 @@ export const SECRET = 'test-secret-0123456789';
 
 let counter = 0;
 
-/** An in-process controller on a free port, registered in `etcd`. */
+/**
+ * An in-process controller on a free port, registered in `etcd`. Without `api_token` it runs
+ * open (`insecure_no_token`), as most API tests want to call it without credentials.
+ */
 export async function startTestController(
   etcd: EtcdHandle,
   overrides: Partial<ControllerFileConfig> = {},
@@ -23,6 +26,7 @@ export async function startTestController(
     agent_secret: SECRET,
     lease_ttl: '3s',
     refresh_interval: '1s',
+    insecure_no_token: overrides.api_token === undefined,
     ...overrides,
     etcd: { endpoints: etcd.endpoints, dial_timeout: '3s', ...overrides.etcd },
   });

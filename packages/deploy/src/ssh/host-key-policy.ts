@@ -1,14 +1,17 @@
 /**
  * Host key policy: trust on first use (the fingerprint is recorded), refuse a changed key with
  * SshHostKeyChangedError unless the operator accepted the change (then it is re-recorded).
+ * Pins are kept under a key the caller chooses (a target's `hostKeyId`, e.g. its device id;
+ * default `host:port`): per device, a device that moves to another address keeps its pin — a
+ * different key there is a changed key — and never inherits what another device trusted there.
  */
 import { createHash } from 'node:crypto';
 import { SshHostKeyChangedError } from './ssh-errors.js';
 
-/** Where recorded host key fingerprints live, keyed by `host:port`. */
+/** Where recorded host key fingerprints live, keyed by pin key (`host:port` or the caller's id). */
 export interface HostKeyStore {
-  get(hostPort: string): Promise<string | undefined>;
-  record(hostPort: string, fingerprint: string): Promise<void>;
+  get(pinKey: string): Promise<string | undefined>;
+  record(pinKey: string, fingerprint: string): Promise<void>;
 }
 
 export class MemoryHostKeyStore implements HostKeyStore {
@@ -46,17 +49,19 @@ export type HostKeyDecision = 'recorded' | 'matched' | 'replaced';
  */
 export async function checkHostKey(
   store: HostKeyStore,
-  hostPort: string,
+  pinKey: string,
   presented: string,
   acceptChangedKey = false,
+  /** For the error message: where the key was presented (default: the pin key). */
+  hostPort = pinKey,
 ): Promise<HostKeyDecision> {
-  const expected = await store.get(hostPort);
+  const expected = await store.get(pinKey);
   if (expected === undefined) {
-    await store.record(hostPort, presented);
+    await store.record(pinKey, presented);
     return 'recorded';
   }
   if (expected === presented) return 'matched';
   if (!acceptChangedKey) throw new SshHostKeyChangedError(hostPort, expected, presented);
-  await store.record(hostPort, presented);
+  await store.record(pinKey, presented);
   return 'replaced';
 }

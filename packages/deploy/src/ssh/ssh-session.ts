@@ -32,6 +32,8 @@ export interface SshTarget {
   passphrase?: string;
   /** Default 10 000 ms: TCP connect + handshake + authentication. */
   connectTimeoutMs?: number;
+  /** The HostKeyStore key of this target's pin (e.g. a device id). Default `host:port`. */
+  hostKeyId?: string;
 }
 
 export interface SshConnectOptions extends SshTarget {
@@ -112,6 +114,7 @@ function connectClient(
 ): Promise<Connected> {
   const port = target.port ?? 22;
   const hostPort = hostPortKey(target.host, port);
+  const pinKey = target.hostKeyId ?? hostPort;
   const timeoutMs = target.connectTimeoutMs ?? 10_000;
   return new Promise<Connected>((resolve, reject) => {
     const client = new Client();
@@ -167,10 +170,10 @@ function connectClient(
       keepaliveCountMax: 4,
       hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
         const presented = hostKeyFingerprint(key);
-        checkHostKey(hostKeys, hostPort, presented, acceptChangedKey).then(
+        checkHostKey(hostKeys, pinKey, presented, acceptChangedKey, hostPort).then(
           (decision) => {
             if (decision !== 'matched')
-              log.info({ hostPort, fingerprint: presented, decision }, 'ssh host key');
+              log.info({ hostPort, pin: pinKey, fingerprint: presented, decision }, 'ssh host key');
             verify(true);
           },
           (e: unknown) => {

@@ -122,7 +122,8 @@ async function listEveryPage(
   const agents: Agent[] = [];
   try {
     for (let page = 1; page <= MAX_PAGES; page++) {
-      const res = await pc.client.listAgents(filters, page, pageSize, signal);
+      // Every online controller of the area is asked: each for the agents it holds itself.
+      const res = await pc.client.listAgents(filters, page, pageSize, signal, { heldOnly: true });
       agents.push(...res.agents);
       // The controller may cap the page size; its answer says what it used.
       const effective = Math.max(1, res.pageSize);

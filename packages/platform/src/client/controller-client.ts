@@ -324,12 +324,17 @@ export class ControllerClient {
 
   // ---- reads (retried) ----
 
-  /** GET /agents?page=&pageSize=&<filters>. Only the ten documented filters are sent. */
+  /**
+   * GET /agents?page=&pageSize=&<filters>. Only the ten documented filters are sent. A controller
+   * lists every agent of its area (its peers' too); `heldOnly` asks for the agents it holds
+   * itself — what an aggregator asking every controller of the area wants (no duplicates).
+   */
   async listAgents(
     filters: AgentFilters = {},
     page = 1,
     pageSize: number = DEFAULT_PAGE_SIZE,
     signal?: AbortSignal,
+    opts: { heldOnly?: boolean } = {},
   ): Promise<AgentsResponse> {
     const query = new URLSearchParams();
     query.set('page', String(positiveInt('page', page)));
@@ -345,7 +350,14 @@ export class ControllerClient {
       const v = filters[key];
       if (v !== undefined && v !== '') query.set(key, v);
     }
-    return this.call({ method: 'GET', path: '/agents', query, schema: AgentsResponseSchema, signal });
+    return this.call({
+      method: 'GET',
+      path: '/agents',
+      query,
+      schema: AgentsResponseSchema,
+      signal,
+      ...(opts.heldOnly ? { headers: { [FORWARDED_HEADER]: '1' } } : {}),
+    });
   }
 
   async getAgent(agentId: string, signal?: AbortSignal): Promise<Agent> {

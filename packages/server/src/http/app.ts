@@ -13,14 +13,16 @@ import {
   createJsonSchemaTransform,
   jsonSchemaTransformObject,
   serializerCompiler,
-  validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { API_PREFIX } from '@opsplane/api';
 import { installAuth, SESSION_COOKIE } from './auth.js';
 import { databaseRateLimitStore } from './rate-limit-store.js';
+import { installBrowserGuard } from './browser-guard.js';
 import type { ServerContext } from './context.js';
 import { installErrorHandling } from './errors.js';
+import { frameworkErrorHandler, installInputHygiene } from './input-hygiene.js';
+import { installRejectionAudit } from './rejections.js';
 import { agentRoutes } from './routes/agents.js';
 import { alertRoutes } from './routes/alerts.js';
 import { pkiRoutes } from './routes/pki.js';
@@ -55,10 +57,16 @@ export async function buildApp(ctx: ServerContext, https?: { cert: string; key: 
     bodyLimit: ctx.config.server.body_limit,
     // `/api/v1/devices/` is the same resource as `/api/v1/devices`.
     routerOptions: { ignoreTrailingSlash: true },
+    // A URL whose path does not decode (e.g. an encoded lone surrogate): our 400, not Fastify's.
+    frameworkErrors: frameworkErrorHandler(ctx),
   }).withTypeProvider<ZodTypeProvider>();
-  app.setValidatorCompiler(validatorCompiler);
+  // Every route's validator refuses NUL and lone surrogates before its schema (input-hygiene.ts).
+  installInputHygiene(app);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);
+  installRejectionAudit(app, ctx);
+  // Bodies are JSON (or a route's own types) — text/plain is what a cross-site form can send.
+  app.removeContentTypeParser('text/plain');
 
   // Non-encapsulated plugins first: their hooks must run before the auth hook sees a request.
   await app.register(fastifyCookie);
@@ -69,6 +77,7 @@ export async function buildApp(ctx: ServerContext, https?: { cert: string; key: 
     skipOnError: true,
   });
   installAuth(app, ctx);
+  installBrowserGuard(app, ctx);
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     ctx.metrics.httpRequests.inc({ method: req.method, route, status: String(reply.statusCode) });

@@ -80,18 +80,28 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
     }
     req.principal = await authenticate(req, reply);
     const min: Role = access === 'metrics' ? 'viewer' : access;
+    // Audited as a refusal (rejections.ts) when the route changes something.
     if (!roleAtLeast(req.principal.role, min)) {
-      const action = req.routeOptions.config.action ?? `${req.method} ${req.routeOptions.url ?? req.url}`;
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        await ctx.audit.record(actorOf(req), {
-          action,
-          result: 'failure',
-          details: { error: 'forbidden', role: req.principal.role },
-        });
-      }
       throw new ForbiddenError(`this needs the ${min} role; you act as ${req.principal.role}`);
     }
   });
+}
+
+/**
+ * The caller a request's credentials name, if they are valid — for requests refused before
+ * authentication ran (a URL that does not decode); undefined otherwise, never an error.
+ */
+export async function identify(req: FastifyRequest, ctx: ServerContext): Promise<Caller | undefined> {
+  try {
+    const token = bearer(req);
+    if (token !== undefined) return await ctx.accounts.byToken(token, req.ip);
+    // An unrouted request (framework error) has not been through the cookie plugin's hook.
+    const cookies = req.cookies ?? req.server.parseCookie(req.headers.cookie ?? '');
+    const sid = cookies[SESSION_COOKIE];
+    return sid ? await ctx.accounts.bySession(sid, req.ip) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Who acts in this request, for audit records: the caller, or anonymous. */

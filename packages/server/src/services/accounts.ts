@@ -2,7 +2,9 @@
  * Accounts: who may use the platform and how they prove it. Logins (scrypt passwords, sessions
  * whose random id the client keeps and the database keeps only hashed), API tokens checked by
  * hash, users and their roles. The last enabled admin cannot be demoted, disabled or deleted, so
- * the platform cannot lock itself out. Also the one place user rows become the API's User.
+ * the platform cannot lock itself out. A password change or reset, or disabling a user, ends the
+ * user's sessions and revokes the user's API tokens (whoever knew the old password may have
+ * made some). Also the one place user rows become the API's User.
  */
 import {
   ConflictError,
@@ -217,15 +219,17 @@ export class Accounts {
       targetId: id,
       details: { changed: Object.keys(body), role: body.role, disabled: body.disabled },
     };
-    const row = await this.o.audit.run(caller, spec, async (tx) => {
+    const row = await this.o.audit.run(caller, spec, async (tx, s) => {
       const cur = await tx.users.get(id);
       if (!cur) throw new NotFoundError(`user ${id} not found`);
       if (cur.role === 'admin' && ((body.role && body.role !== 'admin') || body.disabled === true)) {
         await ensureAnotherAdmin(tx, id, body.disabled ? 'disable' : 'demote');
       }
       const updated = await tx.users.update(id, patch);
-      // A disabled account or a password reset ends the user's sessions.
-      if (body.disabled === true || body.password !== undefined) await tx.sessions.deleteForUser(id);
+      // A disabled account or a password reset ends the user's sessions and revokes its tokens.
+      if (body.disabled === true || body.password !== undefined) {
+        s.details = { ...s.details, ...(await signOutEverywhere(tx, id)) };
+      }
       return updated as UserRow;
     });
     return toUser(row);
@@ -246,19 +250,22 @@ export class Accounts {
     );
   }
 
-  /** Changes the caller's own password and ends their other sessions. */
+  /**
+   * Changes the caller's own password, ends their other sessions (the one this request came
+   * with, if any, stays) and revokes all their API tokens — the one this request came with too.
+   */
   async changeOwnPassword(caller: Caller, body: PasswordChange): Promise<void> {
     const passwordHash = await hashPassword(body.new_password);
     await this.o.audit.run(
       caller,
       { action: 'user.password', targetType: 'user', targetId: caller.userId },
-      async (tx) => {
+      async (tx, s) => {
         const cur = await tx.users.get(caller.userId);
         if (!cur || !(await verifyPassword(body.current_password, cur.passwordHash))) {
           throw new ValidationError('current_password: wrong password');
         }
         await tx.users.update(caller.userId, { passwordHash });
-        await tx.sessions.deleteForUser(caller.userId, caller.sessionHash);
+        s.details = await signOutEverywhere(tx, caller.userId, caller.sessionHash);
       },
     );
   }
@@ -284,6 +291,20 @@ export class Accounts {
     // Best effort: a missed last-used timestamp is not worth failing the request for.
     void write().catch(() => undefined);
   }
+}
+
+/**
+ * Ends a user's sessions (but `keepSession`) and revokes its API tokens; the counts, for the
+ * audit record (not named `…token…`: the audit log redacts the values of such keys).
+ */
+async function signOutEverywhere(
+  tx: Store,
+  userId: string,
+  keepSession?: string,
+): Promise<{ sessions_ended: number; api_access_revoked: number }> {
+  const sessions = await tx.sessions.deleteForUser(userId, keepSession);
+  const revoked = await tx.tokens.revokeForUser(userId);
+  return { sessions_ended: sessions, api_access_revoked: revoked };
 }
 
 async function ensureAnotherAdmin(tx: Store, userId: string, what: string): Promise<void> {

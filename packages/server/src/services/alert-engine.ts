@@ -147,14 +147,34 @@ export class AlertEngine {
     return this.#evaluations;
   }
 
-  /** Starts evaluating (again, after a stop: a new leader starts from what the database says). */
-  start(): void {
+  /**
+   * Starts evaluating (again, after a stop: a new leader starts from what the database says —
+   * the firing alerts, the agents and controllers earlier leaders saw). Resolves once that
+   * state is loaded (or could not be: the first evaluation loads it then).
+   */
+  start(): Promise<void> {
     this.#stopped = false;
     this.#pending.clear();
+    this.#scan = undefined;
+    this.#primed = false;
     this.#unsubscribe = this.#o.sources.subscribe((reason) => this.trigger(reason));
     this.#timer = setInterval(() => this.trigger('timer'), this.#o.intervalMs);
     this.#timer.unref();
     this.trigger('start');
+    return this.#prime().catch((err: unknown) =>
+      this.#log.warn({ err }, 'loading what earlier leaders saw failed; trying again on the next evaluation'),
+    );
+  }
+
+  #primed = false;
+
+  async #prime(): Promise<void> {
+    if (this.#primed) return;
+    const { alerts } = this.#o.store;
+    const [agents, controllers] = await Promise.all([alerts.seenAgents(), alerts.presentControllers()]);
+    for (const code of agents) this.#seenOnline.add(code);
+    for (const c of controllers) this.#seenControllers.set(`${c.area}/${c.id}`, c);
+    this.#primed = true;
   }
 
   async stop(): Promise<void> {
@@ -188,12 +208,18 @@ export class AlertEngine {
     const { store, sources } = this.#o;
     const now = Date.now();
     const firing = await store.alerts.firing();
+    await this.#prime();
     const snapshot = sources.agents();
     if (snapshot && this.#scan?.version !== snapshot.version) {
-      this.#scan = {
-        version: snapshot.version,
-        scan: scanAgents(snapshot.agents, snapshot.errorAreas, this.#seenOnline),
-      };
+      const scan = scanAgents(snapshot.agents, snapshot.errorAreas, this.#seenOnline);
+      if (scan.newlySeen.length > 0) {
+        await store.alerts.recordSeenAgents(scan.newlySeen).catch((err: unknown) => {
+          // Not recorded: seen again on the next scan.
+          for (const code of scan.newlySeen) this.#seenOnline.delete(code);
+          throw err;
+        });
+      }
+      this.#scan = { version: snapshot.version, scan };
     }
     const results: RuleResult[] = [
       controllerRule(sources.controllers(), this.#seenControllers, firing),

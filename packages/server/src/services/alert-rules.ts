@@ -43,6 +43,8 @@ export interface AgentScan {
   heldAgents: Set<string>;
   /** Agents whose packages' state is unknown (not online, or held). */
   heldPackages: Set<string>;
+  /** Agents seen online for the first time in this scan. */
+  newlySeen: string[];
 }
 
 const subjectOf = {
@@ -115,7 +117,13 @@ export function scanAgents(
   errorAreas: ReadonlySet<string>,
   seenOnline: Set<string>,
 ): AgentScan {
-  const scan: AgentScan = { offline: [], badPackages: [], heldAgents: new Set(), heldPackages: new Set() };
+  const scan: AgentScan = {
+    offline: [],
+    badPackages: [],
+    heldAgents: new Set(),
+    heldPackages: new Set(),
+    newlySeen: [],
+  };
   for (const a of agents) {
     if (errorAreas.has(a.area) || a.status === 'unknown') {
       scan.heldAgents.add(a.agent_code);
@@ -127,7 +135,10 @@ export function scanAgents(
       scan.heldPackages.add(a.agent_code);
       continue;
     }
-    seenOnline.add(a.agent_code);
+    if (!seenOnline.has(a.agent_code)) {
+      seenOnline.add(a.agent_code);
+      scan.newlySeen.push(a.agent_code);
+    }
     for (const s of a.services) {
       const health = s.health_status ?? 'unknown';
       if (s.status === 'failed' || health === 'unhealthy')

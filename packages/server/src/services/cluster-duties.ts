@@ -83,10 +83,16 @@ export class ClusterDuties {
       write: fenced,
       logger: logger.child({ component: 'device-status' }),
     });
-    this.leadership.on('elected', () => {
+    const leading = o.metrics.clusterLeader.labels({ replica: o.replicaId });
+    leading.set(0);
+    this.leadership.on('elected', (term) => {
+      leading.set(1);
+      o.metrics.clusterLeaderTerm.set(term);
       void this.stopping.then(() => this.lead(fenced));
     });
     this.leadership.on('demoted', () => {
+      leading.set(0);
+      o.metrics.clusterLeaderTerm.set(0);
       this.stopping = this.follow();
     });
   }
@@ -104,10 +110,13 @@ export class ClusterDuties {
   private lead(fenced: <T>(fn: (tx: Store) => Promise<T>) => Promise<T>): void {
     if (!this.leadership.isLeader) return;
     const { platform, store, logger } = this.o;
-    this.alerts.start();
     this.outbox.start();
     this.deviceStatus.start();
-    platform.tracker.lead(fenced, platform.discoveryState().synced);
+    // Controller history after the alert engine has read which controllers it says are
+    // present: those gone while no leader watched must still alert.
+    void this.alerts.start().then(() => {
+      if (this.leadership.isLeader) platform.tracker.lead(fenced, platform.discoveryState().synced);
+    });
     const purge = () => {
       store.sessions
         .purgeExpired()

@@ -21,14 +21,16 @@ export interface DeploymentQueueOptions {
   /** Runs one claimed deployment; resolves when it is finished (or aborted). */
   execute(row: DeploymentRow, signal: AbortSignal, owner: string): Promise<void>;
   logger: Logger;
+  /** This server replica's id (server.replica_id), the first part of the lease owner. */
+  replicaId?: string;
 }
 
 /** Why a running deployment was aborted (AbortSignal.reason). */
 export type AbortReason = 'shutdown' | 'lease_lost';
 
 export class DeploymentQueue {
-  /** `<host>:<pid>:<random>`: identifies this server instance in lease_owner. */
-  readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  /** `<replica>:<random>` (`<host>:<pid>:<random>` without a replica id): this queue in lease_owner. */
+  readonly owner: string;
   readonly #active = new Map<string, AbortController>();
   readonly #running = new Set<Promise<void>>();
   #pollTimer: NodeJS.Timeout | undefined;
@@ -36,7 +38,9 @@ export class DeploymentQueue {
   readonly #claims = new SerialTask<void>(() => this.#pass());
   #stopped = false;
 
-  constructor(private readonly opts: DeploymentQueueOptions) {}
+  constructor(private readonly opts: DeploymentQueueOptions) {
+    this.owner = `${opts.replicaId ?? `${hostname()}:${process.pid}`}:${randomBytes(4).toString('hex')}`;
+  }
 
   get activeCount(): number {
     return this.#active.size;

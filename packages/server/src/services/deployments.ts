@@ -51,6 +51,8 @@ export interface DeploymentServiceOptions {
   platform: PlatformServices;
   logger: Logger;
   bundles: AgentBundleStore;
+  /** This replica's id: the owner of the deployments it runs (their lease_owner). */
+  replicaId?: string;
   /**
    * The agent's TLS identity for its config — the CA bundle it pins and its own certificate
    * and key — when the server has a CA (services/pki.ts); undefined keeps token-only agents.
@@ -76,6 +78,7 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
       pollMs: d.poll_interval,
       execute: (row, signal, owner) => this.#execute(row, signal, owner),
       logger: this.#log,
+      ...(opts.replicaId ? { replicaId: opts.replicaId } : {}),
     });
   }
 

@@ -21,7 +21,9 @@ import {
   type LoginMethod,
 } from '@opsplane/api';
 import {
+  deviceHostKeyId,
   hasSecret,
+  loginTargetChanges,
   type DeviceChanges,
   type DeviceInput,
   type SecretField,
@@ -87,12 +89,15 @@ function fieldNames(o: object, prefix = ''): string[] {
 
 /**
  * The changes a patch makes to the current row, and the names of the fields that changed
- * (secret fields by name only). Cross-field rules are checked on the merged result.
+ * (secret fields by name only). Cross-field rules are checked on the merged result. A patch that
+ * re-points the device (address, port, user, login method, jump host, WinRM transport: see
+ * loginTargetChanges) drops the stored secrets it does not replace: `secretsDropped` names
+ * them and `because` the fields that moved the target.
  */
 export function deviceChanges(
   cur: DeviceRow,
   patch: DeviceUpdate,
-): { changes: DeviceChanges; changed: string[] } {
+): { changes: DeviceChanges; changed: string[]; secretsDropped: SecretField[]; because: string[] } {
   const os = (patch.os ?? cur.os) as DeviceOs;
   const method = (patch.login_method ?? cur.loginMethod) as LoginMethod;
   const login = patch.login ?? {};
@@ -132,13 +137,28 @@ export function deviceChanges(
       ? DEFAULT_PORT[method]
       : undefined);
   put('login.port', 'loginPort', port, cur.loginPort);
+  const because = loginTargetChanges(cur, {
+    ip: changes.ip ?? cur.ip,
+    loginMethod: changes.loginMethod ?? cur.loginMethod,
+    loginPort: changes.loginPort ?? cur.loginPort,
+    loginUsername: changes.loginUsername ?? cur.loginUsername,
+    metadata: changes.metadata ?? cur.metadata,
+  });
+  const secretsDropped: SecretField[] = [];
   for (const f of ['password', 'private_key', 'passphrase'] as const) {
     const v = login[f];
-    if (v === undefined) continue;
+    if (v === undefined) {
+      // Bound to the old target: never sent to the new one unless this request gives it again.
+      if (because.length > 0 && hasSecret(cur, f)) {
+        (changes.secrets ??= {})[f] = null;
+        secretsDropped.push(f);
+      }
+      continue;
+    }
     (changes.secrets ??= {})[f] = v;
     changed.push(`login.${f}`);
   }
-  return { changes, changed };
+  return { changes, changed, secretsDropped, because };
 }
 
 export class DeviceService {
@@ -184,9 +204,13 @@ export class DeviceService {
       await tx.devices.lock();
       const cur = await tx.devices.get(id);
       if (!cur) throw new NotFoundError(`device ${id} not found`);
-      const { changes, changed } = deviceChanges(cur, patch);
+      const { changes, changed, secretsDropped, because } = deviceChanges(cur, patch);
       const d = await tx.devices.update(id, changes);
-      s.details = { name: d.name, changed };
+      s.details = {
+        name: d.name,
+        changed,
+        ...(secretsDropped.length ? { dropped: secretsDropped, because } : {}),
+      };
       return d;
     });
     return toDevice(row);
@@ -199,6 +223,7 @@ export class DeviceService {
       async (tx, s) => {
         const d = await tx.devices.delete(id);
         if (!d) throw new NotFoundError(`device ${id} not found`);
+        await tx.hostKeys.forget(deviceHostKeyId(id));
         s.details = { name: d.name, agent_code: d.agentCode };
       },
     );
@@ -225,12 +250,23 @@ export class DeviceService {
       targetType: 'device',
       details: { format: csv ? 'csv' : 'json', rows: raw.length, rejected: rejected.length },
     };
-    const { created, updated } = await this.audit.run(actor, spec, async (tx, s) => {
+    const { created, updated, secretsDropped } = await this.audit.run(actor, spec, async (tx, s) => {
       const r =
-        valid.length > 0 ? await tx.devices.upsertMany(valid.map(deviceInput)) : { created: 0, updated: 0 };
-      s.details = { ...s.details, ...r };
+        valid.length > 0
+          ? await tx.devices.upsertMany(valid.map(deviceInput))
+          : { created: 0, updated: 0, secretsDropped: [] };
+      s.details = {
+        ...s.details,
+        created: r.created,
+        updated: r.updated,
+        // `dropped`, not `secrets_…`: the audit log redacts the values of secret-looking keys.
+        ...(r.secretsDropped.length ? { dropped: r.secretsDropped.slice(0, 100) } : {}),
+      };
       return r;
     });
-    return report(created, updated);
+    return {
+      ...report(created, updated),
+      ...(secretsDropped.length ? { secrets_dropped: secretsDropped } : {}),
+    };
   }
 }

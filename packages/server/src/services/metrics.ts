@@ -15,6 +15,10 @@ export interface ServerMetrics {
   loginFailures: Counter;
   /** Webhook deliveries of alert notifications: delivered, retried, failed, dropped. */
   alertNotifications: Counter<'result'>;
+  /** 1 while this replica is the elected cluster leader (alerts, outbox, status sync), else 0. */
+  clusterLeader: Gauge<'replica'>;
+  /** The leader term this replica holds (0 when it does not lead). */
+  clusterLeaderTerm: Gauge;
 }
 
 export function createMetrics(store: Store): ServerMetrics {
@@ -85,5 +89,25 @@ export function createMetrics(store: Store): ServerMetrics {
     labelNames: ['result'] as const,
     registers: [registry],
   });
-  return { registry, httpRequests, httpDuration, loginFailures, deploymentDuration, alertNotifications };
+  const clusterLeader = new Gauge({
+    name: 'opsplane_cluster_leader',
+    help: 'Whether this server replica is the elected cluster leader (1) or not (0)',
+    labelNames: ['replica'] as const,
+    registers: [registry],
+  });
+  const clusterLeaderTerm = new Gauge({
+    name: 'opsplane_cluster_leader_term',
+    help: 'The leader term this replica holds (0 when it does not lead)',
+    registers: [registry],
+  });
+  return {
+    registry,
+    httpRequests,
+    httpDuration,
+    loginFailures,
+    deploymentDuration,
+    alertNotifications,
+    clusterLeader,
+    clusterLeaderTerm,
+  };
 }

@@ -10,7 +10,14 @@
  */
 import { and, asc, count, desc, eq, gte, inArray, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Database } from './database.js';
-import { alerts, deployments, type AlertRow, type DeploymentRow } from './schema.js';
+import {
+  agentsSeen,
+  alerts,
+  controllersHistory,
+  deployments,
+  type AlertRow,
+  type DeploymentRow,
+} from './schema.js';
 
 export interface NewAlert {
   kind: string;
@@ -194,5 +201,36 @@ export class AlertsRepo {
       }
     }
     return out;
+  }
+
+  // ---- what a leader has seen (read back by the next leader) ----
+
+  /** Agent codes some leader saw online. */
+  async seenAgents(): Promise<string[]> {
+    const rows = await this.db.select({ code: agentsSeen.code }).from(agentsSeen);
+    return rows.map((r) => r.code);
+  }
+
+  /** Records agents seen online (first sight only). */
+  async recordSeenAgents(codes: readonly string[]): Promise<void> {
+    for (let i = 0; i < codes.length; i += 1000) {
+      await this.db
+        .insert(agentsSeen)
+        .values(codes.slice(i, i + 1000).map((code) => ({ code })))
+        .onConflictDoNothing();
+    }
+  }
+
+  /** Controllers present when the history was last written (their row still open). */
+  async presentControllers(): Promise<{ area: string; id: string; address: string }[]> {
+    const rows = await this.db
+      .select({
+        area: controllersHistory.area,
+        id: controllersHistory.controllerId,
+        address: controllersHistory.address,
+      })
+      .from(controllersHistory)
+      .where(isNull(controllersHistory.wentAt));
+    return rows;
   }
 }

@@ -1,9 +1,11 @@
 /**
  * The audit log: who did what to which target, when, and whether it worked. Written in the same
  * transaction as the change it records; details pass through redact() so that a careless caller
- * cannot put a secret into the log.
+ * cannot put a secret into the log, and every string has NUL and lone surrogates replaced (the
+ * database refuses them, and a lost audit record is worse than a changed character).
  */
 import { and, count, desc, eq, gte, like, lte, type SQL } from 'drizzle-orm';
+import { safeForMessage } from '@opsplane/models';
 import type { Database } from './database.js';
 import { auditLog, type AuditRow } from './schema.js';
 
@@ -29,12 +31,19 @@ export function redact(v: unknown, depth = 0): unknown {
   if (v && typeof v === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-      out[k] = SECRET_KEY.test(k) && typeof x !== 'boolean' ? '[redacted]' : redact(x, depth + 1);
+      out[safeForMessage(k)] =
+        SECRET_KEY.test(k) && typeof x !== 'boolean' ? '[redacted]' : redact(x, depth + 1);
     }
     return out;
   }
-  if (typeof v === 'string' && v.length > 2000) return v.slice(0, 2000) + '…';
+  if (typeof v === 'string') return clean(v, 2000);
   return v;
+}
+
+/** `s` storable: NUL and lone surrogates replaced, at most `max` characters. */
+function clean(s: string, max: number): string {
+  const t = safeForMessage(s);
+  return t.length > max ? t.slice(0, max) + '…' : t;
 }
 
 export interface AuditFilter {
@@ -57,11 +66,11 @@ export class AuditRepo {
 
   async record(r: AuditRecord): Promise<void> {
     await this.db.insert(auditLog).values({
-      actor: r.actor.slice(0, 256),
+      actor: clean(r.actor, 256),
       actorId: r.actorId ?? null,
-      action: r.action,
-      targetType: r.targetType ?? null,
-      targetId: r.targetId ?? null,
+      action: clean(r.action, 256),
+      targetType: r.targetType != null ? clean(r.targetType, 256) : null,
+      targetId: r.targetId != null ? clean(r.targetId, 256) : null,
       result: r.result,
       details: redact(r.details ?? {}) as Record<string, unknown>,
       ip: r.ip ?? null,

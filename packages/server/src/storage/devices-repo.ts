@@ -1,6 +1,9 @@
 /**
  * Devices (guide §4.3), as rows. Login secrets are encrypted here, on the way in, bound to the
- * device id and field, and decrypted only by loginSecrets() (for the code that logs in). Writes
+ * device id and field, and decrypted only by loginSecrets() (for the code that logs in). They are
+ * bound to their target too: a write that changes where or how they would be sent (address,
+ * port, user, login method, jump host, WinRM transport) drops the stored ones unless it brings
+ * new ones (loginTargetChanges), so nobody can point a device elsewhere and collect them. Writes
  * that match devices by name take a transaction-scoped advisory lock so that two imports (or an
  * import and a create) cannot interleave between "which names exist" and "write".
  */
@@ -64,6 +67,54 @@ export interface DeviceFilter {
   sort: keyof typeof SORT_COLUMNS;
   order: 'asc' | 'desc';
 }
+
+/**
+ * Metadata that decides where or how login secrets travel: the jump host they are tunnelled
+ * through and the WinRM transport (HTTPS, auth scheme, certificate pin, plain HTTP).
+ */
+export const TARGET_METADATA_KEYS = [
+  'jump_host',
+  'winrm_https',
+  'winrm_auth',
+  'winrm_cert_sha256',
+  'winrm_allow_unencrypted',
+] as const;
+
+/** What a device's login secrets are bound to. */
+export interface LoginTarget {
+  ip: string;
+  loginMethod: string;
+  loginPort: number;
+  loginUsername: string;
+  metadata: Record<string, string>;
+}
+
+/**
+ * The fields (API names) in which `next` sends login secrets somewhere else than `cur`:
+ * `ip`, `login_method`, `login.port`, `login.username`, `metadata.<key>` of TARGET_METADATA_KEYS.
+ * Empty when the secrets may stay.
+ */
+export function loginTargetChanges(cur: LoginTarget, next: LoginTarget): string[] {
+  const out: string[] = [];
+  if (cur.ip !== next.ip) out.push('ip');
+  if (cur.loginMethod !== next.loginMethod) out.push('login_method');
+  if (cur.loginPort !== next.loginPort) out.push('login.port');
+  if (cur.loginUsername !== next.loginUsername) out.push('login.username');
+  for (const k of TARGET_METADATA_KEYS) {
+    if ((cur.metadata[k] ?? '') !== (next.metadata[k] ?? '')) out.push(`metadata.${k}`);
+  }
+  return out;
+}
+
+/** Secrets a write dropped because it re-pointed the device, and which fields did. */
+export interface DroppedSecrets {
+  name: string;
+  fields: SecretField[];
+  because: string[];
+}
+
+/** The key of a device's SSH host key pin in host_keys: per device, never per address. */
+export const deviceHostKeyId = (deviceId: string) => `device:${deviceId}`;
 
 /** Which of a device's secrets are stored (never their values). */
 export const hasSecret = (r: DeviceRow, f: SecretField): boolean => r[SECRET_COLUMN[f]] !== null;
@@ -149,8 +200,18 @@ export class DevicesRepo {
     return this.box.encrypt(value, secretAad(id, field));
   }
 
-  /** The row to write for `input`, over `existing` when the device is known (secrets not given are kept). */
-  private rowFor(input: DeviceInput, id: string, agentCode: string, existing?: DeviceRow): NewDeviceRow {
+  /**
+   * The row to write for `input`, over `existing` when the device is known: secrets not given
+   * are kept — unless the input re-points the device (loginTargetChanges), then they are
+   * dropped and reported to `dropped`.
+   */
+  private rowFor(
+    input: DeviceInput,
+    id: string,
+    agentCode: string,
+    existing?: DeviceRow,
+    dropped?: DroppedSecrets[],
+  ): NewDeviceRow {
     const row: NewDeviceRow = {
       id,
       name: input.name,
@@ -165,15 +226,24 @@ export class DevicesRepo {
       metadata: input.metadata ?? existing?.metadata ?? {},
       agentVersion: input.agentVersion ?? existing?.agentVersion ?? '',
     };
+    const because = existing
+      ? loginTargetChanges(existing, {
+          ip: input.ip,
+          loginMethod: input.loginMethod,
+          loginPort: input.loginPort,
+          loginUsername: input.loginUsername,
+          metadata: row.metadata ?? {},
+        })
+      : [];
+    const lost: SecretField[] = [];
     for (const f of SECRET_FIELDS) {
       const v = input.secrets[f];
+      const kept = existing?.[SECRET_COLUMN[f]] ?? null;
+      if (v === undefined && kept !== null && because.length > 0) lost.push(f);
       row[SECRET_COLUMN[f]] =
-        typeof v === 'string'
-          ? this.encrypt(id, f, v)
-          : v === null
-            ? null
-            : (existing?.[SECRET_COLUMN[f]] ?? null);
+        typeof v === 'string' ? this.encrypt(id, f, v) : v === null || because.length > 0 ? null : kept;
     }
+    if (lost.length > 0) dropped?.push({ name: input.name, fields: lost, because });
     return row;
   }
 
@@ -418,7 +488,9 @@ export class DevicesRepo {
    * Creates or updates (matched by name) every row, in batches. Rows must be valid and have
    * unique names; the caller runs this inside a transaction so that it is all or nothing.
    */
-  async upsertMany(rows: readonly DeviceInput[]): Promise<{ created: number; updated: number }> {
+  async upsertMany(
+    rows: readonly DeviceInput[],
+  ): Promise<{ created: number; updated: number; secretsDropped: DroppedSecrets[] }> {
     await this.lock();
     const existing = new Map<string, DeviceRow>();
     for (const part of chunks(
@@ -431,10 +503,11 @@ export class DevicesRepo {
     const fresh = rows.filter((r) => !existing.has(r.name));
     const codes = await this.issueAgentCodes(fresh.length);
     let next = 0;
+    const secretsDropped: DroppedSecrets[] = [];
     const values = rows.map((input) => {
       const cur = existing.get(input.name);
       return cur
-        ? this.rowFor(input, cur.id, cur.agentCode, cur)
+        ? this.rowFor(input, cur.id, cur.agentCode, cur, secretsDropped)
         : this.rowFor(input, randomUUID(), codes[next++] as string);
     });
     const ex = (col: string) => sql.raw(`excluded.${col}`);
@@ -464,6 +537,6 @@ export class DevicesRepo {
           },
         });
     }
-    return { created: fresh.length, updated: rows.length - fresh.length };
+    return { created: fresh.length, updated: rows.length - fresh.length, secretsDropped };
   }
 }

@@ -1,6 +1,9 @@
 /**
  * SSH host key fingerprints recorded on first use, shared by every deployment (and every server
- * on the same database): the install engine's HostKeyStore (@opsplane/deploy).
+ * on the same database): the install engine's HostKeyStore (@opsplane/deploy). The `host_port`
+ * column holds the pin key: `device:<id>` for devices (deviceHostKeyId — pins belong to the
+ * device, not to its address); rows keyed `host:port` were written before that and are no
+ * longer consulted.
  */
 import { eq, sql } from 'drizzle-orm';
 import type { HostKeyStore } from '@opsplane/deploy';

@@ -318,6 +318,12 @@ export const MIGRATIONS: readonly Migration[] = [
         count integer NOT NULL,
         reset_at timestamptz NOT NULL
       )`,
+      // Agents some leader saw online: an agent gone offline alerts only if it was ever seen
+      // online, and a newly elected leader must know that too.
+      `CREATE TABLE agents_seen (
+        code text PRIMARY KEY,
+        first_seen timestamptz NOT NULL DEFAULT now()
+      )`,
     ],
   },
 ];

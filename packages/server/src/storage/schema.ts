@@ -210,6 +210,12 @@ export const rateLimits = pgTable('rate_limits', {
   resetAt: ts('reset_at').notNull(),
 });
 
+/** Agents a leader saw online (what agent_offline alerts on; survives a change of leader). */
+export const agentsSeen = pgTable('agents_seen', {
+  code: text('code').primaryKey(),
+  firstSeen: ts('first_seen').notNull().defaultNow(),
+});
+
 /** Plain, non-secret settings (JSON values). */
 export const settings = pgTable('settings', {
   key: text('key').primaryKey(),
@@ -339,6 +345,7 @@ export const ALL_TABLES = {
   leadership,
   outbox,
   rate_limits: rateLimits,
+  agents_seen: agentsSeen,
   settings,
   secrets,
   rollouts,

@@ -68,6 +68,16 @@ export class TokensRepo {
     return rows.length > 0;
   }
 
+  /** Revokes every usable token of a user (password change or reset, disable); how many. */
+  async revokeForUser(userId: string): Promise<number> {
+    const rows = await this.db
+      .update(apiTokens)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(apiTokens.userId, userId), isNull(apiTokens.revokedAt)))
+      .returning({ id: apiTokens.id });
+    return rows.length;
+  }
+
   async touch(id: string): Promise<void> {
     await this.db
       .update(apiTokens)
