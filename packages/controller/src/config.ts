@@ -341,6 +341,19 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
     );
   }
   const c = parsed.data;
+  // Agent authentication first: without a secret and without tls no agent could ever connect.
+  const auth: AgentAuthMode =
+    c.agents.auth ?? (c.tls ? (c.agent_secret ? 'mtls_or_token' : 'mtls') : 'token');
+  if (auth !== 'token' && !c.tls) {
+    throw new ConfigError(
+      `agents.auth: ${auth} needs tls (cert, key and the ca agents' certificates chain to)`,
+    );
+  }
+  if (auth !== 'mtls' && !c.agent_secret) {
+    throw new ConfigError(
+      'agent_secret is required (set OPSPLANE_AGENT_SECRET or agent_secret in the config file), unless agents.auth is mtls',
+    );
+  }
   if (c.api_token === undefined && !c.insecure_no_token) {
     throw new ConfigError(
       'api_token is required (set OPSPLANE_CONTROLLER_TOKEN or api_token in the config file): without it ' +
@@ -369,18 +382,6 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
     ['etcd.dial_timeout', c.etcd.dial_timeout],
   ] as const) {
     if (ms <= 0) throw new ConfigError(`${name} must be positive`);
-  }
-  const auth: AgentAuthMode =
-    c.agents.auth ?? (c.tls ? (c.agent_secret ? 'mtls_or_token' : 'mtls') : 'token');
-  if (auth !== 'token' && !c.tls) {
-    throw new ConfigError(
-      `agents.auth: ${auth} needs tls (cert, key and the ca agents' certificates chain to)`,
-    );
-  }
-  if (auth !== 'mtls' && !c.agent_secret) {
-    throw new ConfigError(
-      'agent_secret is required (set OPSPLANE_AGENT_SECRET or agent_secret in the config file), unless agents.auth is mtls',
-    );
   }
   if ((c.etcd.username === undefined) !== (c.etcd.password === undefined)) {
     throw new ConfigError(
