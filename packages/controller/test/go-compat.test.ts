@@ -246,7 +246,12 @@ describe('Go’s filter semantics, safely', () => {
 });
 
 describe('the legacy listener’s settings', () => {
-  const base = { area: 'area-1', id: 'c1', agent_secret: SECRET, api_token: 'legacy-settings-token-0123456789' };
+  const base = {
+    area: 'area-1',
+    id: 'c1',
+    agent_secret: SECRET,
+    api_token: 'legacy-settings-token-0123456789',
+  };
 
   it('is off by default and refuses a wildcard or public address', () => {
     assert.equal(parseControllerConfig(base).legacy, undefined);
