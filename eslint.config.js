@@ -9,17 +9,19 @@ import tseslint from 'typescript-eslint';
 const ALLOWED = {
   models: [],
   kit: ['models'],
+  // The built-in CA: imports no @opsplane package, so that every process may use it.
+  pki: [],
   api: ['models', 'kit'],
   platform: ['models', 'kit'],
   deploy: ['models', 'kit'],
-  fleet: ['models', 'kit'],
-  agent: ['models', 'kit'],
-  controller: ['models', 'kit', 'platform'],
-  server: ['models', 'kit', 'platform', 'api', 'deploy'],
-  cli: ['models', 'kit', 'platform', 'api', 'deploy', 'fleet', 'agent', 'controller', 'server'],
+  fleet: ['models', 'kit', 'pki'],
+  agent: ['models', 'kit', 'pki'],
+  controller: ['models', 'kit', 'platform', 'pki'],
+  server: ['models', 'kit', 'platform', 'api', 'deploy', 'pki'],
+  cli: ['models', 'kit', 'pki', 'platform', 'api', 'deploy', 'fleet', 'agent', 'controller', 'server'],
   // The browser code talks HTTP only: types from the contract, nothing at run time.
   web: ['api'],
-  'test-support': ['models', 'kit', 'fleet'],
+  'test-support': ['models', 'kit', 'pki', 'fleet'],
 };
 const PACKAGES = [...Object.keys(ALLOWED)];
 

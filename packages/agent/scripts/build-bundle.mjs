@@ -58,7 +58,9 @@ const result = await build({
   },
   // ws loads these native speed-ups with require() inside try/catch and does without them; left
   // external, that require fails on the device and ws falls back to its JavaScript code.
-  external: ['bufferutil', 'utf-8-validate'],
+  // @opsplane/pki loads @peculiar/x509 (and its polyfill) only when it signs or parses X.509 with
+  // it — never on an agent, which builds its CSRs with node:crypto — so neither is bundled.
+  external: ['bufferutil', 'utf-8-validate', '@peculiar/x509', 'reflect-metadata'],
   // Tells src/version.ts it runs bundled, and the version to report when no manifest.json is beside it.
   define: { __OPSPLANE_AGENT_BUILD_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',

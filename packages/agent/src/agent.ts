@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { OpsplaneError } from '@opsplane/models';
 import { createLogger, type Logger } from './log.js';
 import type { AgentConfig } from './config.js';
+import { AgentIdentity } from './connection/agent-identity.js';
 import { ControllerLink } from './connection/controller-link.js';
 import { AgentMetrics, startMetricsServer, type MetricsServer } from './metrics/prometheus.js';
 import { ServiceMetricsCollector } from './metrics/service-metrics.js';
@@ -50,6 +51,9 @@ export class Agent implements RunningAgent {
   private sup: Supervisor | undefined;
   private lnk: ControllerLink | undefined;
   private metricsServer: MetricsServer | undefined;
+  private identity: AgentIdentity | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
   private journal: OperationJournal | undefined;
   private stopping: Promise<void> | undefined;
   private locked = false;
@@ -141,7 +145,12 @@ export class Agent implements RunningAgent {
       logger: this.logger.child({ component: 'requests' }),
       onHandled: (op, ok) => metrics.requests.inc({ op, ok: String(ok) }),
     });
+    const identity = c.tls
+      ? new AgentIdentity(c.tls, c.dataDir, this.logger.child({ component: 'tls' }))
+      : undefined;
+    this.identity = identity;
     const link = new ControllerLink({
+      ...(identity ? { tls: () => identity.material } : {}),
       controllers: c.controllers,
       agentCode: c.agentCode,
       area: c.area,
@@ -166,7 +175,10 @@ export class Agent implements RunningAgent {
       handle: handler,
       logger: this.logger.child({ component: 'link' }),
     });
-    link.on('connected', (url) => metrics.connects.inc({ controller: url, result: 'connected' }));
+    link.on('connected', (url) => {
+      metrics.connects.inc({ controller: url, result: 'connected' });
+      void this.renewIfDue();
+    });
     link.on('refused', (url) => metrics.connects.inc({ controller: url, result: 'refused' }));
     this.lnk = link;
 
@@ -185,11 +197,46 @@ export class Agent implements RunningAgent {
       );
     }
     link.start();
-    this.logger.info({ version: AGENT_VERSION, controllers: c.controllers }, 'agent started');
+    if (identity?.hasCertificate && c.tls) {
+      this.renewTimer = setInterval(() => void this.renewIfDue(), c.tls.renewCheckIntervalMs);
+      this.renewTimer.unref();
+    }
+    this.logger.info(
+      {
+        version: AGENT_VERSION,
+        controllers: c.controllers,
+        tls: identity ? (identity.hasCertificate ? 'mutual' : 'server-verified') : 'none',
+        cert_not_after: identity?.notAfter?.toISOString(),
+      },
+      'agent started',
+    );
+  }
+
+  /** Renews the certificate over the control channel when it is in the last third of its life. */
+  async renewIfDue(): Promise<boolean> {
+    const identity = this.identity;
+    const link = this.lnk;
+    if (!identity || !link?.connected || this.renewing || !identity.renewalDue()) return false;
+    this.renewing = true;
+    try {
+      const answer = await link.requestCertificate(await identity.request(this.config.agentCode));
+      if (answer.error || !answer.cert) {
+        this.logger.warn({ err: answer.error }, 'certificate renewal refused; will retry');
+        return false;
+      }
+      await identity.accept(answer.cert, answer.ca);
+      return true;
+    } catch (e) {
+      this.logger.warn({ err: (e as Error).message }, 'certificate renewal failed; will retry');
+      return false;
+    } finally {
+      this.renewing = false;
+    }
   }
 
   stop(opts: { stopPackages?: boolean } = {}): Promise<void> {
     this.stopping ??= (async () => {
+      clearInterval(this.renewTimer);
       const stopPackages = opts.stopPackages ?? this.config.stopPackagesOnExit;
       this.logger.info({ stopPackages }, 'agent stopping');
       await this.lnk?.stop();

@@ -65,6 +65,27 @@ export const AgentConfigFileSchema = z
       .prefault({})
       .refine((r) => r.max >= r.initial, { message: 'reconnect.max must be at least reconnect.initial' }),
     metrics_listen: ListenSchema.optional(),
+    /**
+     * TLS to the controllers: `ca` — the CA bundle the controllers' certificates must chain to
+     * (pinned at install time; the system's CAs are not used) — and, for mutual TLS, the agent's
+     * own `cert` and `key`. Each is a path (relative to this file) or inline PEM. The agent
+     * renews its certificate over the control channel in the last third of its life and keeps
+     * the renewed one in data_dir/tls/.
+     */
+    tls: z
+      .object({
+        ca: z.string().min(1),
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+        renew: z.boolean().default(true),
+        /** How often the certificate's remaining life is checked. */
+        renew_check_interval: durationSchema({ min: 100 }).default(3_600_000),
+      })
+      .strict()
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+        message: 'cert and key go together',
+      })
+      .optional(),
     /** When false (default) stopping the agent leaves packages running, to be re-adopted. */
     stop_packages_on_exit: z.boolean().default(false),
     package_logs: z
@@ -86,6 +107,7 @@ export type AgentConfigFile = z.input<typeof AgentConfigFileSchema>;
 export interface AgentConfig {
   agentCode: string;
   area: string;
+  /** HMAC agent token; '' when the agent authenticates by certificate only. */
   token: string;
   /** Controller base URLs in failover order. */
   controllers: string[];
@@ -103,6 +125,8 @@ export interface AgentConfig {
   metricsListen?: { host: string; port: number };
   stopPackagesOnExit: boolean;
   packageLogs: { maxBytes: number; keep: number };
+  /** Paths (absolute) or inline PEM; undefined = no TLS settings (ws:// or the system's CAs). */
+  tls?: { ca: string; cert?: string; key?: string; renew: boolean; renewCheckIntervalMs: number };
 }
 
 /** First non-internal IPv4 address of the host, else 127.0.0.1. */
@@ -130,17 +154,18 @@ export function parseAgentConfig(
   const c = parsed.data;
   const envToken = env[TOKEN_ENV];
   const token = envToken !== undefined && envToken !== '' ? envToken : c.token;
-  if (token === undefined) {
+  if (token === undefined && !c.tls?.cert) {
     throw new AgentConfigError(
       source,
-      `token: required (set token in the file or ${TOKEN_ENV} in the environment)`,
+      `token: required (set token in the file or ${TOKEN_ENV} in the environment), unless tls.cert and tls.key are set`,
     );
   }
   const baseDir = opts.baseDir ?? process.cwd();
+  const pemOrPath = (v: string) => (v.includes('-----BEGIN') ? v : resolve(baseDir, v));
   return {
     agentCode: c.agent_code,
     area: c.area,
-    token,
+    token: token ?? '',
     controllers: c.controllers,
     packagesDir: resolve(baseDir, c.packages_dir),
     dataDir: resolve(baseDir, c.data_dir),
@@ -156,6 +181,17 @@ export function parseAgentConfig(
     ...(c.metrics_listen !== undefined ? { metricsListen: c.metrics_listen } : {}),
     stopPackagesOnExit: c.stop_packages_on_exit,
     packageLogs: { maxBytes: c.package_logs.max_bytes, keep: c.package_logs.keep },
+    ...(c.tls
+      ? {
+          tls: {
+            ca: pemOrPath(c.tls.ca),
+            ...(c.tls.cert ? { cert: pemOrPath(c.tls.cert) } : {}),
+            ...(c.tls.key ? { key: pemOrPath(c.tls.key) } : {}),
+            renew: c.tls.renew,
+            renewCheckIntervalMs: c.tls.renew_check_interval,
+          },
+        }
+      : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import { agentBundleEndpoints, deploymentEndpoints, rolloutEndpoints } from './e
 import { agentEndpoints, batchEndpoints, controllerEndpoints } from './endpoints/fleet.js';
 import { areaEndpoints, auditEndpoints, deviceEndpoints } from './endpoints/inventory.js';
 import { systemEndpoints } from './endpoints/system.js';
+import { certificateEndpoints, revocationEndpoints } from './endpoints/pki.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -28,6 +29,8 @@ export const ENDPOINTS = {
   rollouts: rolloutEndpoints,
   agentBundles: agentBundleEndpoints,
   alerts: alertEndpoints,
+  revocations: revocationEndpoints,
+  certificates: certificateEndpoints,
 } as const;
 
 export const SYSTEM_ENDPOINTS = systemEndpoints;

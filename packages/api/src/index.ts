@@ -12,6 +12,7 @@ export * from './audit.js';
 export * from './platform.js';
 export * from './deployments.js';
 export * from './alerts.js';
+export * from './pki.js';
 export * from './system.js';
 export * from './endpoint.js';
 export * from './contract.js';

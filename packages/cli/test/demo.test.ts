@@ -5,6 +5,11 @@
  * aggregated view (6 agents online across 2 areas, joined with their devices; 3 controllers),
  * restarts a package on every agent, pushes a config to one, checks that a second demo on the
  * same data dir is refused, then Ctrl-C (SIGINT): exit 0 and no process of the demo left.
+ *
+ * The demo runs TLS everywhere by default, so this is also the TLS fleet from the demo's own
+ * configuration: the server, the controllers and etcd refuse plain HTTP and a client that
+ * trusts another CA, a controller refuses an agent without a certificate, and a revoked agent
+ * is kicked within 5 s and stays out.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -13,6 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { tlsFetch } from '@opsplane/fleet';
+import { CertificateAuthority } from '@opsplane/pki';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 // Generous: the first start sets up PGlite (~10-20 s alone), and under `npm test` the demo
@@ -47,12 +55,16 @@ interface Api {
   post<T>(path: string, body: unknown): Promise<{ status: number; body: T }>;
 }
 
+/** fetch trusting the demo's CA (set once the demo has created it). */
+let fetchCa: typeof fetch = fetch;
+
 function apiClient(base: string, cookie: string): Api {
   const req = async <T>(method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${base}/api/v1${path}`, {
+    const res = await fetchCa(`${base}/api/v1${path}`, {
       method,
       headers: {
         cookie,
+        // A browser's same-origin request (cookie-authenticated changes need it).
         origin: new URL(base).origin,
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
@@ -158,7 +170,7 @@ describe('opsplane demo (end to end)', { timeout: 480_000 }, () => {
       });
     }
     await waitForOutput(/Opsplane demo is running[\s\S]*Ctrl-C stops everything/, BANNER_TIMEOUT_MS);
-    const url = /API\s+(http:\/\/127\.0\.0\.1:(\d+))\/api\/v1/.exec(output);
+    const url = /API\s+(https:\/\/127\.0\.0\.1:(\d+))\/api\/v1/.exec(output);
     const pw = /Password\s+(\S+)/.exec(output);
     assert.ok(url && pw, `banner without API URL or password:\n${output.slice(-3000)}`);
     apiUrl = url[1] as string;
@@ -170,13 +182,14 @@ describe('opsplane demo (end to end)', { timeout: 480_000 }, () => {
       admin_password?: string;
     };
     assert.equal(secrets.admin_password, password, 'the printed password is the one kept in secrets.json');
+    fetchCa = tlsFetch({ ca: readFileSync(join(dataDir, 'pki', 'ca', 'ca-bundle.crt'), 'utf8') });
     console.log(`# banner after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
 
   it("serves the web UI at the banner's URL", async () => {
-    const ui = /Web UI\s+(http:\/\/127\.0\.0\.1:\d+\/)/.exec(output);
+    const ui = /Web UI\s+(https:\/\/127\.0\.0\.1:\d+\/)/.exec(output);
     assert.ok(ui, 'banner names the web UI');
-    const res = await fetch(ui[1] as string);
+    const res = await fetchCa(ui[1] as string);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/html/);
     assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/);
@@ -184,9 +197,9 @@ describe('opsplane demo (end to end)', { timeout: 480_000 }, () => {
   });
 
   it('logs in with the printed password', async () => {
-    const res = await fetch(`${apiUrl}/api/v1/auth/login`, {
+    const res = await fetchCa(`${apiUrl}/api/v1/auth/login`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', origin: apiUrl },
       body: JSON.stringify({ username: 'admin', password }),
     });
     assert.equal(res.status, 200, await res.clone().text());
@@ -306,6 +319,76 @@ describe('opsplane demo (end to end)', { timeout: 480_000 }, () => {
         assert.equal((r.stdout.match(/\bonline\b/g) ?? []).length >= 6, true, r.stdout);
       if (line.startsWith('batch')) assert.match(r.stdout, /0 failed/, r.stdout);
     }
+  });
+
+  it('TLS on every hop: a wrong CA and plain HTTP are refused by the server, a controller and etcd', async () => {
+    const controllers = await api.get<{ controllers: { id: string; address: string }[] }>('/controllers');
+    const ctrl = controllers.body.controllers.find((c) => c.id === 'ctrl-1a');
+    assert.match(ctrl?.address ?? '', /^https:\/\/127\.0\.0\.1:\d+$/, 'controllers register https addresses');
+    const etcdUrl = /endpoints:\s*\n?\s*-?\s*\[?"?(https:\/\/127\.0\.0\.1:\d+)/.exec(
+      readFileSync(join(dataDir, 'platform.yaml'), 'utf8'),
+    )?.[1];
+    assert.ok(etcdUrl, 'the server reaches etcd over https');
+    const other = await CertificateAuthority.create();
+    const wrongCa = tlsFetch({ ca: other.certPem });
+    for (const url of [apiUrl, ctrl?.address ?? '', etcdUrl]) {
+      await assert.rejects(
+        wrongCa(`${url}/healthz`, { signal: AbortSignal.timeout(5000) }),
+        `${url}: wrong CA`,
+      );
+      await assert.rejects(
+        fetch(`${url.replace('https:', 'http:')}/healthz`, { signal: AbortSignal.timeout(5000) }),
+        `${url}: plain HTTP`,
+      );
+    }
+    assert.equal((await fetchCa(`${ctrl?.address}/healthz`)).status, 200);
+    // etcd also wants a client certificate: the CA alone is not enough.
+    const etcdStatus = await fetchCa(`${etcdUrl}/version`).then(
+      (r) => r.status,
+      () => 'refused',
+    );
+    assert.notEqual(etcdStatus, 200);
+  });
+
+  it('a controller refuses an agent socket without a client certificate (mutual TLS)', async () => {
+    const controllers = await api.get<{ controllers: { id: string; address: string }[] }>('/controllers');
+    const ctrl = controllers.body.controllers.find((c) => c.id === 'ctrl-2a');
+    const ca = readFileSync(join(dataDir, 'pki', 'ca', 'ca-bundle.crt'), 'utf8');
+    const status = await new Promise<number | string>((resolve) => {
+      const ws = new WebSocket(`${ctrl?.address.replace('https:', 'wss:')}/api/v1/agents/connect`, {
+        ca,
+        headers: { 'x-opsplane-agent-code': 'agt-nobody', 'x-opsplane-area': 'area-2' },
+      });
+      ws.on('unexpected-response', (_q, r) => resolve(r.statusCode ?? 0));
+      ws.on('upgrade', () => resolve(101));
+      ws.on('error', (e) => resolve(e.message));
+    });
+    assert.equal(status, 401);
+  });
+
+  it('a revoked agent is kicked within 5 s and stays out', async () => {
+    const list = await api.get<{ agents: { agent_code: string; device_name: string | null }[] }>(
+      '/agents?pageSize=100',
+    );
+    const target = list.body.agents.find((a) => a.device_name === 'demo-a1-3');
+    assert.ok(target);
+    const code = target.agent_code;
+    const t0 = Date.now();
+    const r = await api.post<{ agent_code: string }>(`/agents/${code}/revoke`, { reason: 'e2e' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await waitForOutput(/\[demo-a1-3\][^\n]*revoked by the platform/, 5000);
+    const kickedMs = Date.now() - t0;
+    console.log(`# revoked agent disconnected ${kickedMs} ms after the API call`);
+    assert.ok(kickedMs < 5000);
+    const mark = output.length;
+    await new Promise((res) => setTimeout(res, 5000));
+    const later = output.slice(mark);
+    assert.doesNotMatch(later, /\[demo-a1-3\][^\n]*connected to controller/, 'it did not get back in');
+    assert.match(later, /agent connection refused[^\n]*revoked/, 'its reconnection attempts are refused');
+    const view = await api.get<{ agents: { agent_code: string; status: string }[] }>(
+      `/agents?refresh=true&q=${code}`,
+    );
+    assert.notEqual(view.body.agents.find((a) => a.agent_code === code)?.status, 'online');
   });
 
   it('stops everything on SIGINT: exit 0, no process of the demo left, data kept', async () => {

@@ -54,6 +54,7 @@ describe('how to run the CLI: README, demo banner and --help agree, and it works
     const readmeCli = readmeCodeLines().filter((l) => /^ {3}\S/.test(l) && runsCli(l));
     const [login, , , config] = readmeCli;
     const apiUrl = /--server (\S+)/.exec(login ?? '')?.[1];
+    const caFile = /--ca (\S+)/.exec(login ?? '')?.[1];
     const agent = /--agents (\S+)/.exec(config ?? '')?.[1];
     const file = /--file (\S+)/.exec(config ?? '')?.[1];
     assert.ok(
@@ -73,6 +74,7 @@ describe('how to run the CLI: README, demo banner and --help agree, and it works
       exampleAgent: agent,
       exampleConfigFile: file,
       dataDir: 'data/demo',
+      ...(caFile ? { caFile } : {}),
       startupSeconds: 1,
       color: false,
     });

@@ -23,8 +23,12 @@
  * stdout: one JSON object per line: {"event":"start"|"progress"|"ready"|"stats"|"closed", …}
  * It exits on SIGTERM/SIGINT, and by itself if its parent goes away.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
+import { CertificateAuthority } from '@opsplane/pki';
 import {
   AGENT_AREA_HEADER,
   AGENT_CODE_HEADER,
@@ -55,6 +59,12 @@ export interface SimOptions {
   tickMs?: number;
   /** How often a stats line is printed. */
   statsIntervalMs?: number;
+  /**
+   * Mutual TLS: each agent gets a certificate of the CA in `caDir` naming it (issued before
+   * `start`, all sharing one key so that key generation is not what is measured), verifies the
+   * controller against the CA bundle, and sends no token.
+   */
+  tls?: { caDir: string };
 }
 
 /** One line of the simulator's stdout. */
@@ -80,6 +90,14 @@ export type SimEvent =
     };
 
 export const agentCode = (prefix: string, i: number) => `${prefix}${String(i).padStart(6, '0')}`;
+
+/** The simulated agents' certificates (tls mode), written by the bench into the CA dir. */
+export const SIM_CERTS_FILE = 'sim-certs.json';
+export interface SimCerts {
+  keyPem: string;
+  /** By agent index. */
+  certs: string[];
+}
 
 /** Imported by the bench for `agentCode` and the types; runs only as a process's entry point. */
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
@@ -161,17 +179,36 @@ function addToHeartbeats(a: SimAgent): void {
 
 const wsUrl = () => `${opts.url.replace(/^http/, 'ws')}${AGENT_CONNECT_PATH}`;
 
+/** Per agent (by index − from): its TLS context (CA bundle, own certificate, the shared key). */
+let contexts: SecureContext[] = [];
+
+async function prepareTls(): Promise<void> {
+  if (!opts.tls) return;
+  const ca = await CertificateAuthority.load(opts.tls.caDir);
+  // Issued once per run by the bench (sim-certs.json: one shared key, a certificate per index):
+  // issuing costs a few ms each, which is not what is measured.
+  const issued = JSON.parse(readFileSync(join(opts.tls.caDir, SIM_CERTS_FILE), 'utf8')) as SimCerts;
+  const bundle = ca.bundlePem;
+  contexts = Array.from({ length: opts.count }, (_, i) => {
+    const cert = issued.certs[opts.from + i];
+    if (!cert) throw new Error(`no simulated certificate for index ${opts.from + i}`);
+    return createSecureContext({ ca: bundle, cert, key: issued.keyPem });
+  });
+}
+
 /** Resolves once welcomed (true) or failed (false); never rejects. */
 function connectOne(index: number): Promise<boolean> {
   const code = agentCode(opts.prefix, index);
   const localAddress = opts.sourceIps.length > 0 ? opts.sourceIps[index % opts.sourceIps.length] : undefined;
   return new Promise((resolve) => {
+    const secureContext = contexts[index - opts.from];
     const ws = new WebSocket(wsUrl(), {
       headers: {
         [AGENT_CODE_HEADER]: code,
         [AGENT_AREA_HEADER]: opts.area,
-        authorization: `Bearer ${agentToken(opts.secret, opts.area, code)}`,
+        ...(secureContext ? {} : { authorization: `Bearer ${agentToken(opts.secret, opts.area, code)}` }),
       },
+      ...(secureContext ? { secureContext, servername: 'localhost' } : {}),
       perMessageDeflate: false,
       handshakeTimeout: 60_000,
       ...(localAddress ? { localAddress } : {}),
@@ -232,6 +269,7 @@ function connectOne(index: number): Promise<boolean> {
         settle(true);
         return;
       }
+      if (msg.type !== 'request') return;
       requestsAnswered++;
       ws.send(
         JSON.stringify({
@@ -258,6 +296,7 @@ function connectOne(index: number): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
+  await prepareTls();
   const started = Date.now();
   emit({ event: 'start', t: started });
   let next = 0;

@@ -41,6 +41,8 @@ export class AgentConnection {
   lastSeenMs = Date.now();
   /** Set once the hello was accepted. */
   ready = false;
+  /** How the upgrade was authenticated. */
+  authMethod: 'mtls' | 'token' = 'token';
   private readonly ws: WebSocket;
   private readonly pending = new Map<string, Pending>();
   private nextId = 0;

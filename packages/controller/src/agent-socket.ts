@@ -4,11 +4,19 @@
  * a plain HTTP 401 and its socket destroyed, so it never appears anywhere), then the protocol is
  * hello → welcome → heartbeats/responses, every frame validated with the models' zod schemas.
  *
+ * Agents authenticate by HMAC token (`authorization: Bearer`), by client certificate (mutual TLS:
+ * a certificate of the built-in CA whose identity URI names an agent of this area), or either —
+ * `agents.auth`. A code the platform revoked (revocations in etcd) is refused with 403 and its
+ * open connection closed with CLOSE_CODES.revoked. An agent authenticated by certificate may
+ * renew it over its socket (`csr` → `certificate`, relayed to the platform).
+ *
  * Also owns the single sweep timer: silent connections are dropped (agent becomes offline),
  * connections that never say hello are dropped, retained offline records expire.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { csrCommonName, identityFromSubjectAltName, type CertIdentity } from '@opsplane/pki';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   AGENT_AREA_HEADER,
@@ -20,6 +28,7 @@ import {
   PROTOCOL_VERSION,
   formatIssues,
   type AgentMessage,
+  type CsrMessage,
 } from '@opsplane/models';
 import type { Logger } from '@opsplane/kit';
 import { verifyAgentToken } from '@opsplane/models';
@@ -31,7 +40,14 @@ import type { ControllerMetrics } from './metrics.js';
 export interface AgentSocketOptions {
   area: string;
   controllerId: string;
-  agentSecret: string;
+  /** Token secrets: the current one and any previous one still accepted during a rotation. */
+  agentSecrets: readonly string[];
+  /** How agents authenticate (default `token`). */
+  auth?: 'token' | 'mtls' | 'mtls_or_token';
+  /** Whether the platform revoked this agent code. */
+  isRevoked?: (code: string) => boolean;
+  /** Relays a renewal request of an agent authenticated by certificate; absent = renewal off. */
+  renew?: (code: string, csrPem: string) => Promise<{ cert: string; ca?: string }>;
   heartbeatIntervalMs: number;
   helloTimeoutMs: number;
   maxFrameBytes: number;
@@ -44,6 +60,7 @@ export interface AgentSocketOptions {
 
 const STATUS_TEXT: Record<number, string> = {
   401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   503: 'Service Unavailable',
 };
@@ -109,29 +126,107 @@ export class AgentSocketServer {
       refuse(socket, 503, 'controller_unavailable', 'controller is shutting down');
       return;
     }
-    const code = header(req, AGENT_CODE_HEADER);
+    const headerCode = header(req, AGENT_CODE_HEADER);
     const area = header(req, AGENT_AREA_HEADER);
     const auth = header(req, 'authorization');
     const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
-    const deny = (why: string) => {
-      this.opts.metrics.connections.inc({ outcome: 'unauthorized' });
-      this.log.warn({ remote: req.socket.remoteAddress, agent: code, area, why }, 'agent connection refused');
-      refuse(socket, 401, 'unauthorized', why);
+    const deny = (why: string, status = 401, code = 'unauthorized') => {
+      this.opts.metrics.connections.inc({ outcome: status === 403 ? 'revoked' : 'unauthorized' });
+      this.log.warn(
+        { remote: req.socket.remoteAddress, agent: headerCode, area, why },
+        'agent connection refused',
+      );
+      refuse(socket, status, code, why);
     };
-    if (!code || !AgentCodeSchema.safeParse(code).success)
-      return deny(`missing or invalid ${AGENT_CODE_HEADER} header`);
-    if (area !== this.opts.area)
-      return deny(`this controller serves area '${this.opts.area}', not '${area ?? ''}'`);
-    if (!token || !verifyAgentToken(this.opts.agentSecret, this.opts.area, code, token)) {
-      return deny('invalid agent token');
+    const mode = this.opts.auth ?? 'token';
+    const presented = mode === 'token' ? undefined : this.peerIdentity(req);
+    // With mtls_or_token an untrusted certificate (expired, say) may still come with a valid token.
+    if (presented && 'error' in presented && mode === 'mtls') return deny(presented.error);
+    const cert = presented && !('error' in presented) ? presented : undefined;
+    let code: string;
+    let method: 'mtls' | 'token';
+    if (cert) {
+      if (cert.kind !== 'agent') return deny(`the client certificate is a ${cert.kind}'s, not an agent's`);
+      if (cert.area !== this.opts.area)
+        return deny(
+          `the client certificate is for area '${cert.area}', this controller serves '${this.opts.area}'`,
+        );
+      if (headerCode !== undefined && headerCode !== cert.name)
+        return deny(
+          `${AGENT_CODE_HEADER} '${headerCode}' differs from the certificate's agent '${cert.name}'`,
+        );
+      code = cert.name;
+      method = 'mtls';
+    } else {
+      if (mode === 'mtls') return deny('this controller requires a client certificate (mutual TLS)');
+      if (presented && 'error' in presented && !token) return deny(presented.error);
+      if (!headerCode || !AgentCodeSchema.safeParse(headerCode).success)
+        return deny(`missing or invalid ${AGENT_CODE_HEADER} header`);
+      if (area !== this.opts.area)
+        return deny(`this controller serves area '${this.opts.area}', not '${area ?? ''}'`);
+      if (
+        !token ||
+        !this.opts.agentSecrets.some((s) => verifyAgentToken(s, this.opts.area, headerCode, token))
+      ) {
+        return deny('invalid agent token');
+      }
+      code = headerCode;
+      method = 'token';
+    }
+    if (this.opts.isRevoked?.(code)) {
+      return deny(`agent '${code}' has been revoked by the platform`, 403, 'revoked');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) =>
-      this.onConnection(ws, code, req.socket.remoteAddress ?? ''),
+      this.onConnection(ws, code, req.socket.remoteAddress ?? '', method),
     );
   }
 
-  private onConnection(ws: WebSocket, code: string, remote: string): void {
+  /**
+   * The identity of a client certificate on this connection: undefined when none was presented
+   * (or not over TLS), `{error}` when one was presented but does not chain to the CA bundle.
+   */
+  private peerIdentity(req: IncomingMessage): CertIdentity | { error: string } | undefined {
+    const sock = req.socket as Partial<TLSSocket>;
+    if (typeof sock.getPeerCertificate !== 'function') return undefined;
+    const peer = sock.getPeerCertificate();
+    if (!peer || Object.keys(peer).length === 0) return undefined;
+    if (!sock.authorized) {
+      return { error: `client certificate not trusted: ${String(sock.authorizationError ?? 'unknown CA')}` };
+    }
+    return (
+      identityFromSubjectAltName(peer.subjectaltname) ?? {
+        error: 'client certificate names no Opsplane identity',
+      }
+    );
+  }
+
+  /** Closes the connection of a revoked agent (and any not yet past hello); returns how many. */
+  revoke(code: string): number {
+    let n = 0;
+    const conn = this.opts.registry.connectionOf(code);
+    if (conn) {
+      conn.close(CLOSE_CODES.revoked, 'revoked by the platform');
+      n++;
+    }
+    for (const c of this.awaitingHello) {
+      if (c.code === code) {
+        this.awaitingHello.delete(c);
+        c.close(CLOSE_CODES.revoked, 'revoked by the platform');
+        n++;
+      }
+    }
+    if (n > 0) this.log.warn({ agent: code }, 'revoked agent disconnected');
+    return n;
+  }
+
+  private onConnection(
+    ws: WebSocket,
+    code: string,
+    remote: string,
+    method: 'mtls' | 'token' = 'token',
+  ): void {
     const conn = new AgentConnection(ws, code, remote);
+    conn.authMethod = method;
     this.sockets.add(ws);
     this.awaitingHello.add(conn);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(conn, data, isBinary));
@@ -179,7 +274,46 @@ export class AgentSocketServer {
         if (!conn.handleResponse(msg))
           this.log.debug({ agent: conn.code, id: msg.id }, 'late or unknown response dropped');
         return;
+      case 'csr':
+        return this.onCsr(conn, msg);
     }
+  }
+
+  /** A renewal request: only over the agent's own certificate-authenticated connection, for its own name. */
+  private onCsr(conn: AgentConnection, msg: CsrMessage): void {
+    const answer = (body: { cert?: string; ca?: string; error?: { code: string; message: string } }) =>
+      conn.send({ type: 'certificate', id: msg.id, ...body }).catch(() => undefined);
+    if (!this.opts.renew) {
+      return void answer({
+        error: { code: 'not_supported', message: 'this controller does not relay renewals' },
+      });
+    }
+    if (conn.authMethod !== 'mtls') {
+      return void answer({
+        error: {
+          code: 'forbidden',
+          message: 'renewal needs a connection authenticated by the agent certificate',
+        },
+      });
+    }
+    const renew = this.opts.renew;
+    void csrCommonName(msg.csr)
+      .then((cn) => {
+        if (cn !== conn.code) {
+          throw Object.assign(new Error(`the request names '${cn ?? '?'}', not this agent '${conn.code}'`), {
+            code: 'forbidden',
+          });
+        }
+        return renew(conn.code, msg.csr);
+      })
+      .then((r) => {
+        this.log.info({ agent: conn.code }, 'agent certificate renewed');
+        return answer({ cert: r.cert, ...(r.ca ? { ca: r.ca } : {}) });
+      })
+      .catch((err: Error & { code?: string }) => {
+        this.log.warn({ agent: conn.code, err: err.message }, 'agent certificate renewal failed');
+        return answer({ error: { code: err.code ?? 'renewal_failed', message: err.message } });
+      });
   }
 
   private onHello(conn: AgentConnection, msg: Extract<AgentMessage, { type: 'hello' }>): void {

@@ -18,6 +18,7 @@ import {
   formatIssues,
 } from '@opsplane/models';
 import { parseDuration } from '@opsplane/kit';
+import { loadTlsMaterial } from '@opsplane/pki';
 
 /** A configuration problem the operator must fix; the CLI prints it and exits 2. */
 export class ConfigError extends OpsplaneError {
@@ -84,6 +85,16 @@ export function parseListen(s: string): ListenAddress {
 
 const Listen = zodFrom((v) => parseListen(String(v)), 'listen');
 
+/** TLS client material (paths or inline PEM): the CA bundle to trust, a certificate and key to present. */
+const TlsClientSchema = z
+  .object({ ca: z.string().min(1), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
+  .strict();
+
+function readTlsClient(t: z.infer<typeof TlsClientSchema>): { ca: string; cert?: string; key?: string } {
+  const m = loadTlsMaterial(t);
+  return { ca: m.ca ?? '', ...(m.cert ? { cert: m.cert } : {}), ...(m.key ? { key: m.key } : {}) };
+}
+
 /** The file format (and the shape of `overrides`). Unknown keys are errors: typos must not pass silently. */
 export const ControllerFileConfigSchema = z
   .object({
@@ -100,15 +111,42 @@ export const ControllerFileConfigSchema = z
           .regex(/^[^\s]*\/$/, { message: "prefix must end with '/'" })
           .default(DEFAULT_CONTROLLER_PREFIX),
         dial_timeout: Duration.prefault('5s'),
+        /** etcd's own authentication (env OPSPLANE_ETCD_PASSWORD for the password). */
+        username: z.string().min(1).optional(),
+        password: z.string().min(1).optional(),
+        /** TLS to etcd: CA bundle, client certificate and key (paths or PEM). */
+        tls: TlsClientSchema.optional(),
       })
       .strict()
       .prefault({}),
-    /** HMAC secret of the area's agent tokens (env OPSPLANE_AGENT_SECRET). */
-    agent_secret: z
-      .string({
-        message: 'agent_secret is required (set OPSPLANE_AGENT_SECRET or agent_secret in the config file)',
+    /**
+     * HMAC secret of the area's agent tokens (env OPSPLANE_AGENT_SECRET). Required unless
+     * agents authenticate by certificate only (`agents.auth: mtls`).
+     */
+    agent_secret: z.string().min(16, { message: 'agent_secret must be at least 16 characters' }).optional(),
+    /** Secrets that also verify tokens while the area's secret is being rotated. */
+    agent_secret_previous: z
+      .array(z.string().min(16, { message: 'agent_secret_previous entries must be at least 16 characters' }))
+      .default([]),
+    /**
+     * HTTPS and wss: this controller's certificate and key, and the CA bundle that agents'
+     * client certificates (mutual TLS) must chain to. Files are re-read when they change.
+     */
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        ca: z.string().min(1),
+        /** How often the files are checked for a renewed certificate or a new CA bundle. */
+        reload_interval: Duration.prefault('10s'),
+        /**
+         * Renew this controller's certificate through the platform (etcd relay) in the last
+         * third of its life, writing the new files over `cert` and `key`.
+         */
+        renew: z.boolean().default(true),
       })
-      .min(16, { message: 'agent_secret must be at least 16 characters' }),
+      .strict()
+      .optional(),
     /** Every /api/v1 route except the agent socket needs `Authorization: Bearer` (env OPSPLANE_CONTROLLER_TOKEN). */
     api_token: z.string().min(1).optional(),
     /**
@@ -131,6 +169,16 @@ export const ControllerFileConfigSchema = z
         /** A connection that sends no hello within this is closed. */
         hello_timeout: Duration.prefault('10s'),
         max_frame_size: Size.prefault('16MiB'),
+        /**
+         * How agents authenticate: `token` (HMAC agent token), `mtls` (client certificate of the
+         * built-in CA naming the agent) or `mtls_or_token`. Default: `mtls_or_token` with `tls`
+         * (and `mtls` when there is no agent_secret), `token` without.
+         */
+        auth: z.enum(['token', 'mtls', 'mtls_or_token']).optional(),
+        /** Answer agents' certificate renewal requests (relayed to the platform through etcd). */
+        renewal: z.boolean().default(true),
+        /** How long a relayed renewal may wait for the platform. */
+        renewal_timeout: Duration.prefault('30s'),
       })
       .strict()
       .prefault({}),
@@ -183,14 +231,27 @@ export const ControllerFileConfigSchema = z
 
 export type ControllerFileConfig = z.input<typeof ControllerFileConfigSchema>;
 
+export type AgentAuthMode = 'token' | 'mtls' | 'mtls_or_token';
+
 /** Normalised configuration used by startController. */
 export interface ControllerConfig {
   area: string;
   id: string;
   listen: ListenAddress;
   advertise: string | undefined;
-  etcd: { endpoints: string[]; prefix: string; dialTimeoutMs: number };
-  agentSecret: string;
+  etcd: {
+    endpoints: string[];
+    prefix: string;
+    dialTimeoutMs: number;
+    auth?: { username: string; password: string };
+    tls?: { ca: string; cert?: string; key?: string };
+  };
+  /** Secrets agent tokens verify against: the current one first, then previous ones (rotation). */
+  agentSecrets: string[];
+  /** The current secret, if any (kept for callers that know one). */
+  agentSecret: string | undefined;
+  /** Paths (or PEM) of this controller's TLS material; undefined = plain HTTP. */
+  tls: { cert: string; key: string; ca: string; reloadIntervalMs: number; renew: boolean } | undefined;
   apiToken: string | undefined;
   /** No api_token, on purpose (insecure_no_token): the API is open to whoever reaches it. */
   insecureNoToken: boolean;
@@ -203,6 +264,9 @@ export interface ControllerConfig {
     requestTimeoutMs: number;
     helloTimeoutMs: number;
     maxFrameBytes: number;
+    auth: AgentAuthMode;
+    renewal: boolean;
+    renewalTimeoutMs: number;
   };
   batch: { perAgentTimeoutMs: number; maxAgents: number; concurrency: number };
   http: { bodyLimitBytes: number; rateLimit: { max: number; windowMs: number }; trustProxy: boolean };
@@ -253,13 +317,14 @@ function envLayer(env: NodeJS.ProcessEnv): Plain {
   const layer: Plain = {};
   if (env.OPSPLANE_AGENT_SECRET) layer.agent_secret = env.OPSPLANE_AGENT_SECRET;
   if (env.OPSPLANE_CONTROLLER_TOKEN) layer.api_token = env.OPSPLANE_CONTROLLER_TOKEN;
+  const etcd: Plain = {};
   if (env.OPSPLANE_ETCD_ENDPOINTS) {
-    layer.etcd = {
-      endpoints: env.OPSPLANE_ETCD_ENDPOINTS.split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    };
+    etcd.endpoints = env.OPSPLANE_ETCD_ENDPOINTS.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   }
+  if (env.OPSPLANE_ETCD_PASSWORD) etcd.password = env.OPSPLANE_ETCD_PASSWORD;
+  if (Object.keys(etcd).length) layer.etcd = etcd;
   return layer;
 }
 
@@ -276,6 +341,19 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
     );
   }
   const c = parsed.data;
+  // Agent authentication first: without a secret and without tls no agent could ever connect.
+  const auth: AgentAuthMode =
+    c.agents.auth ?? (c.tls ? (c.agent_secret ? 'mtls_or_token' : 'mtls') : 'token');
+  if (auth !== 'token' && !c.tls) {
+    throw new ConfigError(
+      `agents.auth: ${auth} needs tls (cert, key and the ca agents' certificates chain to)`,
+    );
+  }
+  if (auth !== 'mtls' && !c.agent_secret) {
+    throw new ConfigError(
+      'agent_secret is required (set OPSPLANE_AGENT_SECRET or agent_secret in the config file), unless agents.auth is mtls',
+    );
+  }
   if (c.api_token === undefined && !c.insecure_no_token) {
     throw new ConfigError(
       'api_token is required (set OPSPLANE_CONTROLLER_TOKEN or api_token in the config file): without it ' +
@@ -305,13 +383,42 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
   ] as const) {
     if (ms <= 0) throw new ConfigError(`${name} must be positive`);
   }
+  if ((c.etcd.username === undefined) !== (c.etcd.password === undefined)) {
+    throw new ConfigError(
+      'etcd.username and etcd.password go together (the password may come from OPSPLANE_ETCD_PASSWORD)',
+    );
+  }
+  let etcdTls: ControllerConfig['etcd']['tls'];
+  try {
+    etcdTls = c.etcd.tls ? readTlsClient(c.etcd.tls) : undefined;
+  } catch (e) {
+    throw new ConfigError(`etcd.tls: ${(e as Error).message}`);
+  }
   return {
     area: c.area,
     id: c.id ?? defaultControllerId(),
     listen: c.listen,
     advertise: c.advertise,
-    etcd: { endpoints: c.etcd.endpoints, prefix: c.etcd.prefix, dialTimeoutMs: c.etcd.dial_timeout },
+    etcd: {
+      endpoints: c.etcd.endpoints,
+      prefix: c.etcd.prefix,
+      dialTimeoutMs: c.etcd.dial_timeout,
+      ...(c.etcd.username && c.etcd.password
+        ? { auth: { username: c.etcd.username, password: c.etcd.password } }
+        : {}),
+      ...(etcdTls ? { tls: etcdTls } : {}),
+    },
+    agentSecrets: [...(c.agent_secret ? [c.agent_secret] : []), ...c.agent_secret_previous],
     agentSecret: c.agent_secret,
+    tls: c.tls
+      ? {
+          cert: c.tls.cert,
+          key: c.tls.key,
+          ca: c.tls.ca,
+          reloadIntervalMs: c.tls.reload_interval,
+          renew: c.tls.renew,
+        }
+      : undefined,
     apiToken: c.api_token,
     insecureNoToken: c.api_token === undefined,
     leaseTtlSeconds,
@@ -323,6 +430,9 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
       requestTimeoutMs: c.agents.request_timeout,
       helloTimeoutMs: c.agents.hello_timeout,
       maxFrameBytes: c.agents.max_frame_size,
+      auth,
+      renewal: c.agents.renewal,
+      renewalTimeoutMs: c.agents.renewal_timeout,
     },
     batch: {
       perAgentTimeoutMs: c.batch.per_agent_timeout,

@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { Gauge } from 'prom-client';
 import { createLogger, withSafeSerializers, type Logger } from '@opsplane/kit';
@@ -23,12 +24,15 @@ import { buildApp } from './http/app.js';
 import { createMetrics } from './metrics.js';
 import { PeerAgentLists } from './peer-agents.js';
 import { PeerForwarder } from './peer-forwarder.js';
+import { CertRelay } from './tls/cert-relay.js';
+import { ControllerTls } from './tls/controller-tls.js';
+import { RevocationWatcher } from './tls/revocations.js';
 import { startLegacyListener, type LegacyListener } from './http/legacy.js';
 
 export interface RunningController {
   readonly id: string;
   readonly area: string;
-  /** Base URL of the HTTP API as bound, e.g. `http://127.0.0.1:8081`. */
+  /** Base URL of the HTTP API as bound, e.g. `http://127.0.0.1:8081` (https:// with TLS). */
   readonly url: string;
   /** The address registered in etcd (host:port, or the configured advertise value). */
   readonly address: string;
@@ -113,7 +117,11 @@ export async function startController(
   const etcd = createEtcdClient({
     endpoints: config.etcd.endpoints,
     dialTimeoutMs: config.etcd.dialTimeoutMs,
+    ...(config.etcd.auth ? { auth: config.etcd.auth } : {}),
+    ...(config.etcd.tls ? { tls: config.etcd.tls } : {}),
   });
+  const tls = config.tls ? new ControllerTls(config.tls, sub('tls')) : undefined;
+  if (!tls) log.warn('no tls configured: the API and the agent socket are plain HTTP/ws');
   const discovery = config.peers.forward
     ? new ControllerDiscovery(etcd, config.etcd.prefix, {
         // Keep retrying forever: peers are an extra, never a reason to give up.
@@ -129,6 +137,7 @@ export async function startController(
         apiToken: config.apiToken,
         metrics,
         logger: sub('peers'),
+        ...(tls ? { tls: { ca: () => tls.ca } } : {}),
       })
     : null;
   const peerAgents = forwarder
@@ -138,6 +147,7 @@ export async function startController(
         ttlMs: config.peers.listTtlMs,
         timeoutMs: config.peers.listTimeoutMs,
         logger: sub('peer-lists'),
+        ...(tls ? { tls: { ca: () => tls.ca } } : {}),
       })
     : null;
   const dispatcher = new BatchDispatcher({
@@ -183,11 +193,33 @@ export async function startController(
         `can list, restart and reconfigure every agent of area ${config.area}. Set OPSPLANE_CONTROLLER_TOKEN.`,
     );
 
-  const app = await buildApp(ctx, sub('http'));
+  const app = await buildApp(ctx, sub('http'), tls ? { https: tls.serverOptions() } : {});
+  const relay =
+    tls && (config.agents.renewal || config.tls?.renew)
+      ? new CertRelay({
+          etcd,
+          area: config.area,
+          controllerId: config.id,
+          timeoutMs: config.agents.renewalTimeoutMs,
+          logger: sub('renewal'),
+        })
+      : undefined;
+  // Filled in below; the watcher calls back into the sockets.
+  const socketHolder: { sockets?: AgentSocketServer } = {};
+  const revocations = new RevocationWatcher({
+    etcd,
+    onRevoked: (code) => socketHolder.sockets?.revoke(code),
+    logger: sub('revocations'),
+  });
   const sockets = new AgentSocketServer({
     area: config.area,
     controllerId: config.id,
-    agentSecret: config.agentSecret,
+    agentSecrets: config.agentSecrets,
+    auth: config.agents.auth,
+    isRevoked: (code) => revocations.isRevoked(code),
+    ...(relay && config.agents.renewal
+      ? { renew: (code: string, csr: string) => relay.request('agent', code, csr) }
+      : {}),
     heartbeatIntervalMs: config.agents.heartbeatIntervalMs,
     helloTimeoutMs: config.agents.helloTimeoutMs,
     maxFrameBytes: config.agents.maxFrameBytes,
@@ -196,13 +228,17 @@ export async function startController(
     metrics,
     logger: sub('agents'),
   });
+  socketHolder.sockets = sockets;
   sockets.attach(app.server);
+  revocations.start();
 
   let legacy: LegacyListener | undefined;
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port });
     if (config.legacy) legacy = await startLegacyListener(ctx, config.legacy, sub('legacy-http'));
   } catch (err) {
+    await revocations.stop();
+    tls?.stop();
     etcd.close();
     await sockets.shutdown(0);
     await app.close().catch(() => undefined);
@@ -210,8 +246,14 @@ export async function startController(
   }
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : config.listen.port;
-  const url = `http://${reachableHost(config.listen.host)}:${port}`;
-  address ||= `${reachableHost(config.listen.host)}:${port}`;
+  const scheme = tls ? 'https' : 'http';
+  const url = `${scheme}://${reachableHost(config.listen.host)}:${port}`;
+  // With TLS the registered address carries its scheme, so that the platform and peers dial https.
+  address ||= `${tls ? 'https://' : ''}${reachableHost(config.listen.host)}:${port}`;
+  if (tls) {
+    tls.watch(app.server as unknown as TlsServer);
+    if (relay) tls.startRenewal(relay, config.id);
+  }
   log.info({ url, address, version }, `controller ${config.id} (area ${config.area}) listening on ${url}`);
   if (config.insecureNoToken) {
     warnInsecure(url);
@@ -232,6 +274,7 @@ export async function startController(
       listen: `${config.listen.host}:${port}`,
       pid: process.pid,
       agent_socket_path: '/api/v1/agents/connect',
+      tls: tls ? 'true' : 'false',
     },
     ttlSeconds: config.leaseTtlSeconds,
     refreshIntervalMs: config.refreshIntervalMs,
@@ -269,6 +312,9 @@ export async function startController(
     // Deregister first: closing ~20k agent sockets keeps the event loop busy for seconds, long
     // enough for the etcd client to give up and leave the key to expire by TTL instead.
     await bounded('deregistration', reg.stop(), 5000, log);
+    await revocations.stop();
+    await relay?.stop();
+    tls?.stop();
     await sockets.shutdown(2000);
     await bounded('http close', app.close(), 5000, log);
     if (legacy) await bounded('legacy http close', legacy.close(), 5000, log);

@@ -23,6 +23,8 @@ export interface PeerAgentListsOptions {
   ttlMs: number;
   timeoutMs: number;
   logger: Logger;
+  /** Peers serve HTTPS: the CA bundle (read when a client is made) their certificates chain to. */
+  tls?: { ca: () => string };
 }
 
 export interface PeerAgents {
@@ -83,6 +85,7 @@ export class PeerAgentLists {
       connections: 4,
       headers: { [FORWARDED_HEADER]: '1' },
       ...(this.opts.apiToken ? { apiToken: this.opts.apiToken } : {}),
+      ...(this.opts.tls ? { tls: { ca: this.opts.tls.ca() } } : {}),
       logger: this.opts.logger.child({ peer: peer.id }),
     });
     this.clients.set(peer.id, { address: peer.address, client });

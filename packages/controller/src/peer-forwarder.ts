@@ -13,6 +13,7 @@ import {
   type OperationResult,
 } from '@opsplane/models';
 import type { Logger } from '@opsplane/kit';
+import { Agent as UndiciAgent, fetch as undiciFetch } from 'undici';
 import type { ControllerMetrics } from './metrics.js';
 
 export const FORWARDED_HEADER = 'x-opsplane-forwarded';
@@ -29,7 +30,11 @@ export interface PeerForwarderOptions {
   apiToken: string | undefined;
   metrics: ControllerMetrics;
   logger: Logger;
+  /** Peers serve HTTPS: verify them against this CA bundle (read on each new connection). */
+  tls?: { ca: () => string };
 }
+
+type Fetch = (url: string, init: RequestInit) => Promise<Response>;
 
 /** A peer's answer about an agent, relayed as is. */
 export interface PeerAnswer {
@@ -86,10 +91,27 @@ function errorCodeOf(body: string): string | undefined {
 export class PeerForwarder {
   private readonly opts: PeerForwarderOptions;
   private readonly log: Logger;
+  private readonly fetch: Fetch;
 
   constructor(opts: PeerForwarderOptions) {
     this.opts = opts;
     this.log = opts.logger;
+    const tls = opts.tls;
+    if (tls) {
+      let agent: UndiciAgent | undefined;
+      let agentCa = '';
+      this.fetch = (url, init) => {
+        const ca = tls.ca();
+        if (!agent || ca !== agentCa) {
+          void agent?.close();
+          agent = new UndiciAgent({ connect: { ca } });
+          agentCa = ca;
+        }
+        return undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
+      };
+    } else {
+      this.fetch = (url, init) => fetch(url, init);
+    }
   }
 
   /** Online controllers of this area other than this one. */
@@ -135,7 +157,7 @@ export class PeerForwarder {
       };
       for (const peer of peers) {
         const url = `${peerBaseUrl(peer.address)}${pathAndQuery}`;
-        fetch(url, { headers: this.headers(false), signal })
+        this.fetch(url, { headers: this.headers(false), signal })
           .then(async (res) => {
             if (settled) return;
             const answer: PeerAnswer = {
@@ -191,7 +213,7 @@ export class PeerForwarder {
       peers.map(async (peer) => {
         const url = `${peerBaseUrl(peer.address)}${path}`;
         try {
-          const res = await fetch(url, {
+          const res = await this.fetch(url, {
             method: 'POST',
             headers: this.headers(true),
             body: JSON.stringify(body),

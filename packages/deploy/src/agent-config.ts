@@ -13,14 +13,20 @@ export interface AgentIdentity {
   token: string;
   /** URLs of the area's controllers, failover order. */
   controllers: readonly string[];
+  /**
+   * Mutual TLS: the CA bundle the agent pins (it trusts no other CA for its controllers) and
+   * the agent's own certificate and key (PEM), written inline into the config (mode 600).
+   */
+  tls?: { ca: string; cert: string; key: string };
 }
 
 export function renderAgentConfig(id: AgentIdentity, layout: InstallLayout): string {
   const doc = {
     agent_code: id.code,
     area: id.area,
-    token: id.token,
+    ...(id.token ? { token: id.token } : {}),
     controllers: [...id.controllers],
+    ...(id.tls ? { tls: { ca: id.tls.ca, cert: id.tls.cert, key: id.tls.key } } : {}),
     packages_dir: layout.packagesDir,
     data_dir: layout.dataDir,
     stop_packages_on_exit: false,

@@ -9,6 +9,7 @@ import { exitedCheck, FleetError } from './errors.js';
 import { freePort } from './ports.js';
 import { spawnProcess, type ManagedProcess } from './processes.js';
 import { waitFor, WaitTimeoutError } from '@opsplane/kit';
+import { bootstrapEtcdAuth, etcdTlsArgs, type EtcdUser, type TlsFiles } from './security.js';
 
 export interface EtcdProcessOptions {
   dataDir: string;
@@ -26,10 +27,22 @@ export interface EtcdProcessOptions {
   /** How long it may take to become healthy. Default 20 s. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * TLS with client certificates required, and etcd's own authentication enabled with these
+   * users (once per data dir). Health is then checked on a plain loopback metrics port.
+   */
+  security?: {
+    /** etcd's own certificate (with 127.0.0.1 among its SANs) and the CA bundle it trusts. */
+    server: TlsFiles;
+    /** A client certificate for the bootstrap. */
+    admin: TlsFiles;
+    rootPassword: string;
+    users: readonly EtcdUser[];
+  };
 }
 
 export interface EtcdProcess {
-  /** http://127.0.0.1:<client port> */
+  /** http://127.0.0.1:<client port> (https:// with `security`) */
   readonly url: string;
   readonly endpoints: readonly string[];
   readonly dataDir: string;
@@ -42,8 +55,11 @@ export async function startEtcdProcess(opts: EtcdProcessOptions): Promise<EtcdPr
   const name = opts.name ?? 'fleet';
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   for (let attempt = 0; ; attempt++) {
-    const url = `http://127.0.0.1:${await freePort()}`;
+    const sec = opts.security;
+    const url = `${sec ? 'https' : 'http'}://127.0.0.1:${await freePort()}`;
     const peerUrl = `http://127.0.0.1:${await freePort()}`;
+    // With client-cert-auth /health wants a certificate too; a plain loopback metrics port serves it.
+    const healthBase = sec ? `http://127.0.0.1:${await freePort()}` : url;
     // prettier-ignore
     const args = [
       '--name', name,
@@ -58,6 +74,7 @@ export async function startEtcdProcess(opts: EtcdProcessOptions): Promise<EtcdPr
       '--election-timeout', '1000',
       '--logger', 'zap',
       '--log-level', opts.logLevel ?? 'error',
+      ...(sec ? [...etcdTlsArgs(sec.server), '--listen-metrics-urls', healthBase] : []),
     ];
     const proc = spawnProcess('etcd', bin, args, {
       ...(opts.env ? { env: opts.env } : {}),
@@ -67,7 +84,7 @@ export async function startEtcdProcess(opts: EtcdProcessOptions): Promise<EtcdPr
     try {
       await waitFor(
         async () => {
-          const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+          const res = await fetch(`${healthBase}/health`, { signal: AbortSignal.timeout(1000) });
           return res.ok && ((await res.json()) as { health?: string }).health === 'true';
         },
         {
@@ -78,6 +95,15 @@ export async function startEtcdProcess(opts: EtcdProcessOptions): Promise<EtcdPr
           check: () => exitedCheck(proc, 'etcd to become healthy'),
         },
       );
+      if (sec) {
+        await bootstrapEtcdAuth({
+          endpoint: url,
+          admin: sec.admin,
+          rootPassword: sec.rootPassword,
+          users: sec.users,
+          dataDir: opts.dataDir,
+        });
+      }
       return { url, endpoints: [url], dataDir: opts.dataDir, process: proc };
     } catch (e) {
       await proc.kill();

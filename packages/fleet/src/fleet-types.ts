@@ -13,6 +13,24 @@ import type { SamplePackageKind } from './sample-packages.js';
 export interface FleetEtcd {
   readonly endpoints: readonly string[];
   stop?(): Promise<unknown>;
+  /**
+   * What controllers need to reach it when it requires TLS client certificates and etcd users
+   * (paths of the CA bundle and a client certificate; the user's password goes through the
+   * environment).
+   */
+  readonly controllerAccess?: {
+    tls?: { ca: string; cert: string; key: string };
+    username?: string;
+    password?: string;
+  };
+}
+
+/** TLS everywhere in the fleet: certificates for controllers and agents from the built-in CA. */
+export interface FleetTlsOptions {
+  /** A CA directory (`opsplane ca init`): its key issues the leaves, its bundle is trusted. */
+  caDir: string;
+  /** How agents authenticate: certificate only (default) or certificate or token. */
+  agentAuth?: 'mtls' | 'mtls_or_token';
 }
 
 export interface SamplePackageSpec {
@@ -100,6 +118,11 @@ export interface FleetOptions<E extends FleetEtcd = FleetEtcd> {
   /** Aborting ends every wait of the fleet at once (with the signal's reason). */
   signal?: AbortSignal;
   /**
+   * HTTPS/wss and mutual TLS: every controller gets a certificate (its URL is https://), every
+   * agent pins the CA and authenticates with its own certificate. Default: plain.
+   */
+  tls?: FleetTlsOptions;
+  /**
    * The address controllers listen on and register in etcd. Default 127.0.0.1; tests whose
    * agents run on other hosts (network namespaces) pass an address those hosts can reach.
    */
@@ -160,7 +183,7 @@ export interface FleetController {
   readonly id: string;
   readonly area: string;
   readonly port: number;
-  /** http://<controllerAddress>:<port> (127.0.0.1 by default) */
+  /** http(s)://<controllerAddress>:<port> (127.0.0.1 by default) */
   readonly url: string;
   /** <controllerAddress>:<port>, as registered in etcd. */
   readonly address: string;
@@ -228,6 +251,10 @@ export interface Fleet<E extends FleetEtcd = FleetEtcd> {
   /** Tag in the environment of the packages of a guarded fleet (FLEET_TAG). */
   readonly tag: string;
   secret(area: string): string;
+  /** The CA bundle (PEM) controllers are verified with, when the fleet runs TLS (as at its start). */
+  readonly caBundle: string | undefined;
+  /** fetch trusting the fleet's CA (the global fetch without TLS). */
+  readonly fetch: typeof fetch;
   /** The controller API token of the area, if any. */
   apiToken(area: string): string | undefined;
   controllersOf(area: string): FleetController[];

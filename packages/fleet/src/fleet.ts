@@ -22,7 +22,7 @@
  * The options and handle types are in fleet-types.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +55,7 @@ import {
 } from './sample-packages.js';
 import { sleep, waitFor, WaitTimeoutError } from '@opsplane/kit';
 import { toYaml } from './yaml.js';
+import { issueTlsFiles, tlsFetch } from './security.js';
 import type {
   AddAgentOptions,
   Fleet,
@@ -123,7 +124,7 @@ class ControllerImpl implements FleetController {
     readonly configPath: string,
   ) {}
   get url() {
-    return `http://${this.address}`;
+    return `${this.fleet.scheme}://${this.address}`;
   }
   get address() {
     return `${this.fleet.controllerHost}:${this.port}`;
@@ -234,8 +235,16 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
   private prepared: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private reaper: ManagedProcess | undefined;
+  readonly scheme: 'http' | 'https';
+  readonly caBundle: string | undefined;
+  readonly fetch: typeof fetch;
 
   constructor(readonly opts: FleetOptions<E>) {
+    this.scheme = opts.tls ? 'https' : 'http';
+    const bundlePath = opts.tls ? join(opts.tls.caDir, 'ca-bundle.crt') : undefined;
+    this.caBundle = bundlePath ? readFileSync(bundlePath, 'utf8') : undefined;
+    // Re-read at each request: after a CA rotation the bundle holds both CAs.
+    this.fetch = bundlePath ? tlsFetch({ ca: () => readFileSync(bundlePath, 'utf8') }) : fetch;
     const areas = opts.areas ?? [{ name: 'area-1' }];
     this.areas = areas.map((a) => a.name);
     if (new Set(this.areas).size !== this.areas.length) throw new Error('fleet: area names must be unique');
@@ -301,7 +310,7 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
     const ctrl =
       typeof controller === 'string' ? this.controllers.find((c) => c.url === controller) : controller;
     const base = typeof controller === 'string' ? controller : controller.url;
-    const res = await fetch(`${base}${path}`, {
+    const res = await this.fetch(`${base}${path}`, {
       method,
       headers: {
         accept: 'application/json',
@@ -461,6 +470,30 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
   }
 
   /** Spawns the controller and waits until it serves and is registered; retries on a port clash. */
+  /** Security settings of a controller's config: its certificate, agent auth, etcd access. */
+  private async controllerSecurity(c: ControllerImpl): Promise<Plain> {
+    const out: Plain = {};
+    const tls = this.opts.tls;
+    if (tls) {
+      const files = await issueTlsFiles(tls.caDir, join(c.configPath, '..', 'tls'), 'controller', {
+        kind: 'controller',
+        name: c.id,
+        area: c.area,
+        sans: ['localhost', '127.0.0.1', '::1', this.controllerHost],
+      });
+      out.tls = { cert: files.cert, key: files.key, ca: files.ca };
+      out.agents = { auth: tls.agentAuth ?? 'mtls' };
+    }
+    const access = this.etcd.controllerAccess;
+    if (access) {
+      out.etcd = {
+        ...(access.tls ? { tls: access.tls } : {}),
+        ...(access.username ? { username: access.username } : {}),
+      };
+    }
+    return out;
+  }
+
   async launchController(c: ControllerImpl, deadline = this.defaultDeadline()): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const doc = controllerConfig({
@@ -471,20 +504,21 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
         prefix: this.prefix,
         timing: this.timing,
         // An area without a token runs open controllers, which must be said explicitly (and they warn).
-        extra: {
+        extra: mergeConfig(await this.controllerSecurity(c), {
           ...(this.apiToken(c.area) === undefined ? { insecure_no_token: true } : {}),
           ...this.opts.controllerConfig,
-        },
+        }),
       });
       await writeFile(c.configPath, toYaml(doc, this.opts.configHeader?.controller?.(c)));
       c.process = this.spawnDaemon(c.id, ['controller', '--config', c.configPath], {
         OPSPLANE_AGENT_SECRET: this.secret(c.area),
         OPSPLANE_CONTROLLER_TOKEN: this.apiToken(c.area),
+        OPSPLANE_ETCD_PASSWORD: this.etcd.controllerAccess?.password,
       });
       try {
         await waitFor(
           async () => {
-            const res = await fetch(`${c.url}/healthz`, { signal: AbortSignal.timeout(1000) });
+            const res = await this.fetch(`${c.url}/healthz`, { signal: AbortSignal.timeout(1000) });
             const h = (await res.json()) as { id?: string; registered?: boolean };
             return res.ok && h.id === c.id && h.registered === true;
           },
@@ -589,6 +623,17 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
 
   /** Spawns the agent; with a metrics endpoint, waits until it answers (not until it is online). */
   async launchAgent(a: AgentImpl, deadline = this.defaultDeadline()): Promise<void> {
+    const tls = this.opts.tls;
+    let tlsConfig: Plain | undefined;
+    if (tls) {
+      // Issued once: a restarted agent keeps its identity (and any renewal in data/tls/).
+      const dir = join(a.dir, 'tls');
+      const files = existsSync(join(dir, 'agent.crt'))
+        ? { ca: join(dir, 'ca.crt'), cert: join(dir, 'agent.crt'), key: join(dir, 'agent.key') }
+        : await issueTlsFiles(tls.caDir, dir, 'agent', { kind: 'agent', name: a.code, area: a.area });
+      tlsConfig = { tls: { ca: files.ca, cert: files.cert, key: files.key } };
+    }
+    const certOnly = tls !== undefined && (tls.agentAuth ?? 'mtls') === 'mtls';
     for (let attempt = 0; ; attempt++) {
       const doc = agentConfig({
         code: a.code,
@@ -598,12 +643,13 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
         timing: this.timing,
         ...(a.metricsPort !== undefined ? { metricsListen: `127.0.0.1:${a.metricsPort}` } : {}),
         stopPackagesOnExit: this.opts.stopPackagesOnExit ?? false,
-        extra: mergeConfig(this.opts.agentConfig ?? {}, a.extraConfig),
+        extra: mergeConfig(mergeConfig(tlsConfig ?? {}, this.opts.agentConfig), a.extraConfig),
       });
       await writeFile(a.configPath, toYaml(doc, this.opts.configHeader?.agent?.(a)));
       // The token goes through the environment, as recommended for real hosts.
       a.process = this.spawnDaemon(a.name, ['agent', '--config', a.configPath], {
-        OPSPLANE_AGENT_TOKEN: a.token,
+        // With certificates only, the agent has no token at all.
+        OPSPLANE_AGENT_TOKEN: certOnly ? undefined : a.token,
       });
       const metricsUrl = a.metricsUrl;
       if (metricsUrl === undefined) return;

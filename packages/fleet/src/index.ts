@@ -8,6 +8,7 @@ export * from './fleet-types.js';
 export * from './configs.js';
 export * from './sample-packages.js';
 export * from './etcd.js';
+export * from './security.js';
 export * from './errors.js';
 export * from './guard.js';
 export * from './ports.js';

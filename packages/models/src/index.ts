@@ -11,6 +11,7 @@ export * from './controller-answers.js';
 export * from './batch.js';
 export * from './errors.js';
 export * from './protocol.js';
+export * from './pki-frames.js';
 export * from './bundle.js';
 export * from './agent-token.js';
 export * from './text.js';

@@ -18,6 +18,7 @@ import { BatchActionSchema, ConfigItemSchema } from './batch.js';
 import { OperationIdSchema, OperationStateSchema, ResultReasonSchema } from './operations.js';
 import { AgentHealthSchema, ServiceHealthSchema } from './health.js';
 import { ServiceMetricsSchema, SystemMetricsSchema } from './metrics.js';
+import { CertificateMessageSchema, CsrMessageSchema } from './pki-frames.js';
 
 export const AGENT_CONNECT_PATH = '/api/v1/agents/connect';
 export const AGENT_CODE_HEADER = 'x-opsplane-agent-code';
@@ -162,6 +163,7 @@ export const AgentMessageSchema = z.discriminatedUnion('type', [
   HelloMessageSchema,
   HeartbeatMessageSchema,
   ResponseMessageSchema,
+  CsrMessageSchema,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessageSchema>;
 
@@ -169,6 +171,7 @@ export type AgentMessage = z.infer<typeof AgentMessageSchema>;
 export const ControllerMessageSchema = z.discriminatedUnion('type', [
   WelcomeMessageSchema,
   RequestMessageSchema,
+  CertificateMessageSchema,
 ]);
 export type ControllerMessage = z.infer<typeof ControllerMessageSchema>;
 
@@ -180,4 +183,6 @@ export const CLOSE_CODES = {
   protocol: 4002,
   /** The controller is shutting down; reconnect elsewhere. */
   shutdown: 4003,
+  /** The agent's identity was revoked by the platform: do not come back. */
+  revoked: 4004,
 } as const;

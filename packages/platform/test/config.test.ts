@@ -104,3 +104,35 @@ test('bad config names the field', async () => {
     await dir.cleanup();
   }
 });
+
+test('TLS: etcd with a client certificate and a user, controllers verified against a CA', async () => {
+  const dir = await tempDir('opsplane-platform-tls-');
+  try {
+    const pem = (n: string) => `-----BEGIN CERTIFICATE-----\n${n}\n-----END CERTIFICATE-----\n`;
+    await writeFile(join(dir.path, 'ca.crt'), pem('Y2E='));
+    await writeFile(join(dir.path, 'c.crt'), pem('Y2VydA=='));
+    await writeFile(join(dir.path, 'c.key'), 'KEY');
+    const file = join(dir.path, 'platform.yaml');
+    await writeFile(
+      file,
+      [
+        'etcd:',
+        '  endpoints: ["etcd-1:2379"]',
+        '  username: opsplane-server',
+        `  tls: { ca_file: ${join(dir.path, 'ca.crt')}, cert_file: ${join(dir.path, 'c.crt')}, key_file: ${join(dir.path, 'c.key')} }`,
+        `controller: { tls: { ca_file: ${join(dir.path, 'ca.crt')} } }`,
+      ].join('\n'),
+    );
+    const cfg = await loadPlatformConfig(file, { OPSPLANE_ETCD_PASSWORD: 'pw-from-env' });
+    const etcd = etcdClientOptions(cfg);
+    assert.deepEqual(etcd.endpoints, ['https://etcd-1:2379'], 'no scheme + tls = https');
+    assert.deepEqual(etcd.auth, { username: 'opsplane-server', password: 'pw-from-env' });
+    assert.equal(etcd.tls?.ca, pem('Y2E='));
+    assert.equal(etcd.tls?.key, 'KEY');
+    assert.equal(controllerClientOptions(cfg).tls?.ca, pem('Y2E='));
+    await writeFile(file, 'etcd: { tls: { ca_file: /x, cert_file: /y } }\n');
+    await assert.rejects(loadPlatformConfig(file, {}), ValidationError, 'cert without key');
+  } finally {
+    await dir.cleanup();
+  }
+});

@@ -189,6 +189,34 @@ export const ServerSectionSchema = z
     ).default(15_000),
     /** How long a restarted server looks for the agents of a batch it left running. */
     batch_reconcile_wait: DurationSchema.default(60_000),
+    /**
+     * HTTPS: the server's certificate and key (paths or inline PEM), re-read when they change.
+     * Unset: plain HTTP (behind a TLS-terminating proxy, or tests).
+     */
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        reload_interval: DurationSchema.default(60_000),
+      })
+      .strict()
+      .optional(),
+    /**
+     * The built-in certificate authority (`opsplane ca init --dir …`): the server issues agent
+     * certificates at deployment, signs the renewals controllers relay through etcd, publishes
+     * revocations, and trusts this CA's bundle for controllers when `controller.tls` is unset.
+     * The CA key never leaves this directory.
+     */
+    pki: z
+      .object({
+        ca_dir: z.string().min(1),
+        agent_cert_days: z.number().int().min(1).max(825).default(30),
+        controller_cert_days: z.number().int().min(1).max(825).default(90),
+        /** Sign renewal requests relayed by controllers (pki/csr/ in etcd). */
+        sign_renewals: z.boolean().default(true),
+      })
+      .strict()
+      .optional(),
     /** The web UI's static files; default: the installed @opsplane/web build. */
     web_root: z.string().min(1).optional(),
     /** Alert evaluation and webhook notifications. */
@@ -292,6 +320,7 @@ function serverEnv(env: NodeJS.ProcessEnv): Partial<ServerSectionInput> {
   if (env.OPSPLANE_MASTER_KEY_FILE) out.master_key_file = env.OPSPLANE_MASTER_KEY_FILE;
   if (env.OPSPLANE_METRICS_TOKEN) out.metrics_token = env.OPSPLANE_METRICS_TOKEN;
   if (env.OPSPLANE_SESSION_TTL) out.session_ttl = env.OPSPLANE_SESSION_TTL;
+  if (env.OPSPLANE_CA_DIR) out.pki = { ca_dir: env.OPSPLANE_CA_DIR };
   return out;
 }
 
@@ -385,6 +414,7 @@ export function parseServerConfig(
       ...server,
       data_dir: absolute(server.data_dir),
       ...(server.master_key_file ? { master_key_file: absolute(server.master_key_file) } : {}),
+      ...(server.pki ? { pki: { ...server.pki, ca_dir: absolute(server.pki.ca_dir) } } : {}),
     },
   };
 }

@@ -40,6 +40,9 @@ import type { AlertEngine } from './services/alert-engine.js';
 import { ClusterDuties } from './services/cluster-duties.js';
 import { DeploymentService } from './services/deployments.js';
 import { PlatformServices } from './services/platform.js';
+import { PkiService } from './services/pki.js';
+import { loadTlsMaterial, TlsReloader } from '@opsplane/pki';
+import type { Server as TlsServer } from 'node:tls';
 import type { WebhookOutbox } from './services/webhook-outbox.js';
 
 export interface StartOptions {
@@ -61,7 +64,7 @@ export interface StartOptions {
 }
 
 export interface RunningServer {
-  /** http://host:port actually bound (port 0 resolved). */
+  /** http(s)://host:port actually bound (port 0 resolved). */
   readonly url: string;
   readonly app: App;
   readonly store: Store;
@@ -141,6 +144,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let platform: PlatformServices | undefined;
   let deployments: DeploymentService | undefined;
   let duties: ClusterDuties | undefined;
+  let pki: PkiService | undefined;
+  let reloader: TlsReloader | undefined;
   let context: ServerContext | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
@@ -169,7 +174,17 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       });
       if (created && bundle) logger.info({ version: bundle.version }, 'agent bundle added');
     }
-    deployments = new DeploymentService({ config, store, platform, logger, bundles, metrics, replicaId });
+    const pkiHolder: { pki?: PkiService } = {};
+    deployments = new DeploymentService({
+      config,
+      store,
+      platform,
+      logger,
+      bundles,
+      metrics,
+      replicaId,
+      agentTls: (code, area) => pkiHolder.pki?.issueAgent(code, area) ?? Promise.resolve(undefined),
+    });
     await deployments.start({ exclusiveDatabase: database.embedded });
     duties = new ClusterDuties({
       config,
@@ -184,6 +199,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     });
     duties.start();
     const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
+    pki = new PkiService({ config, platform, audit, logger });
+    await pki.start();
+    pkiHolder.pki = pki;
     const ctx: ServerContext = {
       config,
       logger,
@@ -205,12 +223,31 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       batches: new BatchService(store, platform.batches, audit),
       alerts: new AlertService(store, audit),
       deploymentRequests: new DeploymentRequests(store, deployments, audit),
+      pki,
     };
     context = ctx;
-    app = await buildApp(ctx);
+    const tlsCfg = config.server.tls;
+    const material = tlsCfg ? loadTlsMaterial(tlsCfg) : undefined;
+    app = await buildApp(ctx, material ? { cert: material.cert ?? '', key: material.key ?? '' } : undefined);
+    if (tlsCfg) {
+      const server = app.server as unknown as TlsServer;
+      reloader = new TlsReloader(
+        tlsCfg,
+        (m) => {
+          server.setSecureContext({ cert: m.cert ?? '', key: m.key ?? '' });
+          logger.info('server TLS certificate reloaded');
+        },
+        (err) => logger.warn({ err: err.message }, 'server TLS files changed but cannot be loaded yet'),
+      );
+      reloader.start(tlsCfg.reload_interval);
+    } else {
+      logger.warn('no server.tls: the API and the web UI are served over plain HTTP');
+    }
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
   } catch (e) {
+    reloader?.stop();
+    await pki?.stop().catch(() => undefined);
     await duties?.stop().catch(() => undefined);
     await deployments?.stop().catch(() => undefined);
     await app?.close().catch(() => undefined);
@@ -225,7 +262,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-  const url = `http://${host}:${bound.port}`;
+  const url = `${config.server.tls ? 'https' : 'http'}://${host}:${bound.port}`;
+  const pkiService = pki as PkiService;
+  const tlsReloader = reloader;
   logger.info({ url, replica: replicaId }, 'opsplane server listening');
 
   let stopping: Promise<void> | undefined;
@@ -256,6 +295,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         await services.batches
           .stop()
           .catch((err: unknown) => logger.warn({ err }, 'stopping batches failed'));
+        tlsReloader?.stop();
+        await pkiService.stop();
         await app.close();
         await services
           .stop()

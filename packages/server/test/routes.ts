@@ -361,6 +361,23 @@ export const ROUTES: RouteCase[] = [
     ok: 200,
     prepare: async (t) => ({ path: `/api/v1/alerts/${await newAlert(t)}/ack` }),
   },
+  // Revocations and certificates live in etcd, which these servers have none of: a typed 503 once past auth.
+  {
+    method: 'POST',
+    route: '/api/v1/agents/:code/revoke',
+    access: 'admin',
+    ok: 503,
+    prepare: async () => ({ path: `/api/v1/agents/agt-${unique()}/revoke`, body: { reason: 'test' } }),
+  },
+  { method: 'GET', route: '/api/v1/revocations', access: 'viewer', ok: 503 },
+  {
+    method: 'DELETE',
+    route: '/api/v1/revocations/agents/:code',
+    access: 'admin',
+    ok: 503,
+    prepare: async () => ({ path: `/api/v1/revocations/agents/agt-${unique()}` }),
+  },
+  { method: 'GET', route: '/api/v1/certificates', access: 'viewer', ok: 503 },
   { method: 'GET', route: '/api/v1/agent-bundles', access: 'viewer', ok: 200 },
   {
     method: 'POST',

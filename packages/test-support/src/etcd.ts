@@ -5,8 +5,18 @@
  * around them: etcdctl with the right endpoints, kill/restart for outage tests, compaction.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  bootstrapEtcdAuth,
+  ETCD_ROLES,
+  etcdTlsArgs,
+  issueTlsFiles,
+  type EtcdUser,
+  type TlsFiles,
+} from '@opsplane/fleet';
+import { initCa } from '@opsplane/pki';
 import { freePort } from './ports.js';
 import { spawnTracked, type TrackedProcess } from './processes.js';
 import { sleep, tempDir } from './wait.js';
@@ -26,6 +36,20 @@ export interface EtcdOptions {
   etcdBin?: string;
   /** etcdctl binary. Default `etcdctl` (or $OPSPLANE_ETCDCTL_BIN). */
   etcdctlBin?: string;
+  /**
+   * TLS with client certificates required (`--client-cert-auth`), certificates from the CA in
+   * `caDir` (created there when missing) — and, with `auth`, etcd's own authentication enabled
+   * with a user per role (ETCD_ROLES of @opsplane/fleet: `opsplane-server`, `opsplane-controller`).
+   */
+  tls?: { caDir: string };
+  auth?: boolean;
+}
+
+/** How a kind of client reaches a TLS etcd: the CA bundle and a client certificate (paths), its user. */
+export interface EtcdAccess {
+  tls: TlsFiles;
+  username?: string;
+  password?: string;
 }
 
 export interface EtcdctlOptions {
@@ -77,6 +101,10 @@ export interface EtcdHandle {
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Kills every member and removes the data dirs. Idempotent. */
   stop(): Promise<void>;
+  /** With `tls`: how the server, the controllers or an admin reach it (undefined without TLS). */
+  access(who: 'server' | 'controller' | 'admin'): EtcdAccess | undefined;
+  /** What a fleet's controllers are configured with (FleetEtcd.controllerAccess). */
+  readonly controllerAccess: EtcdAccess | undefined;
 }
 
 /** Temp dirs still to be removed if the test process exits without stop(). */
@@ -100,6 +128,7 @@ interface MemberSpec {
   name: string;
   clientPort: number;
   peerPort: number;
+  metricsPort: number;
   dataDir: string;
 }
 
@@ -108,14 +137,19 @@ class Member implements EtcdMember {
   readonly clientUrl: string;
   readonly peerUrl: string;
 
+  /** Plain /health (and /metrics) when the client port wants certificates. */
+  readonly healthUrl: string;
+
   constructor(
     private readonly spec: MemberSpec,
     private readonly initialCluster: string,
     private readonly clusterToken: string,
     private readonly opts: EtcdOptions,
+    private readonly serverTls?: TlsFiles,
   ) {
-    this.clientUrl = `http://127.0.0.1:${spec.clientPort}`;
+    this.clientUrl = `${serverTls ? 'https' : 'http'}://127.0.0.1:${spec.clientPort}`;
     this.peerUrl = `http://127.0.0.1:${spec.peerPort}`;
+    this.healthUrl = serverTls ? `http://127.0.0.1:${spec.metricsPort}` : this.clientUrl;
   }
 
   get name() {
@@ -152,13 +186,14 @@ class Member implements EtcdMember {
       '--auto-compaction-retention', '0',
       '--logger', 'zap',
       '--log-level', process.env.OPSPLANE_TEST_VERBOSE ? 'info' : 'warn',
+      ...(this.serverTls ? [...etcdTlsArgs(this.serverTls), '--listen-metrics-urls', this.healthUrl] : []),
       ...(o.extraArgs ?? []),
     ];
     this.process = spawnTracked(`etcd:${this.spec.name}`, etcdBin(o), args);
   }
 
   async waitServing(timeoutMs: number): Promise<void> {
-    await waitHealthy([this.clientUrl], timeoutMs, () => this.process);
+    await waitHealthy([this.healthUrl], timeoutMs, () => this.process);
   }
 
   async kill(): Promise<void> {
@@ -216,6 +251,9 @@ async function waitHealthy(
 class EtcdCluster implements EtcdHandle {
   readonly endpoints: string[];
   private stopped = false;
+  /** Set when the cluster runs TLS (and users, with auth). */
+  security:
+    { admin: TlsFiles; server: EtcdAccess; controller: EtcdAccess; rootPassword?: string } | undefined;
 
   constructor(
     readonly members: readonly Member[],
@@ -225,12 +263,33 @@ class EtcdCluster implements EtcdHandle {
     this.endpoints = members.map((m) => m.clientUrl);
   }
 
+  get controllerAccess(): EtcdAccess | undefined {
+    return this.access('controller');
+  }
+
+  access(who: 'server' | 'controller' | 'admin'): EtcdAccess | undefined {
+    const s = this.security;
+    if (!s) return undefined;
+    if (who === 'admin')
+      return { tls: s.admin, ...(s.rootPassword ? { username: 'root', password: s.rootPassword } : {}) };
+    return s[who];
+  }
+
   etcdctl(args: readonly string[], opts: EtcdctlOptions = {}): Promise<string> {
     const endpoints = (opts.endpoints ?? this.endpoints).join(',');
+    const s = this.security;
+    const secure = s
+      ? [
+          `--cacert=${s.admin.ca}`,
+          `--cert=${s.admin.cert}`,
+          `--key=${s.admin.key}`,
+          ...(s.rootPassword ? [`--user=root:${s.rootPassword}`] : []),
+        ]
+      : [];
     return new Promise((resolve, reject) => {
       const child = execFile(
         etcdctlBin(this.opts),
-        ['--endpoints', endpoints, '--dial-timeout=2s', '--command-timeout=5s', ...args],
+        ['--endpoints', endpoints, '--dial-timeout=2s', '--command-timeout=5s', ...secure, ...args],
         {
           env: { ...process.env, ETCDCTL_API: '3' },
           timeout: opts.timeoutMs ?? 15_000,
@@ -269,14 +328,17 @@ class EtcdCluster implements EtcdHandle {
   }
 
   async waitHealthy(timeoutMs = this.opts.startTimeoutMs ?? 20_000): Promise<void> {
-    const running = this.members.filter((m) => m.running).map((m) => m.clientUrl);
+    const running = this.members.filter((m) => m.running).map((m) => m.healthUrl);
     if (running.length === 0) throw new Error('no etcd member is running');
     await waitHealthy(running, timeoutMs);
   }
 
   async restart(): Promise<void> {
     for (const m of this.members) m.spawn();
-    await waitHealthy(this.endpoints, this.opts.startTimeoutMs ?? 20_000);
+    await waitHealthy(
+      this.members.map((m) => m.healthUrl),
+      this.opts.startTimeoutMs ?? 20_000,
+    );
   }
 
   async stop(): Promise<void> {
@@ -300,21 +362,45 @@ async function launch(size: number, opts: EtcdOptions): Promise<EtcdCluster> {
       name: `m${i}`,
       clientPort: await freePort(),
       peerPort: await freePort(),
+      metricsPort: await freePort(),
       dataDir: join(root.path, `m${i}`),
     });
   }
   const initialCluster = specs.map((s) => `${s.name}=http://127.0.0.1:${s.peerPort}`).join(',');
-  const members = specs.map((s) => new Member(s, initialCluster, token, opts));
+  let serverTls: TlsFiles | undefined;
+  let security: EtcdCluster['security'];
+  if (opts.tls) {
+    const caDir = opts.tls.caDir;
+    await initCa(caDir);
+    const dir = join(root.path, 'tls');
+    serverTls = await issueTlsFiles(caDir, dir, 'etcd', { kind: 'server', name: 'etcd' });
+    const client = (base: string) => issueTlsFiles(caDir, dir, base, { kind: 'client', name: base });
+    const pw = () => randomBytes(12).toString('hex');
+    security = {
+      admin: await client('etcd-admin'),
+      server: { tls: await client('opsplane-server') },
+      controller: { tls: await client('opsplane-controller') },
+    };
+    if (opts.auth) {
+      security.rootPassword = pw();
+      security.server = { ...security.server, username: ETCD_ROLES.server.name, password: pw() };
+      security.controller = { ...security.controller, username: ETCD_ROLES.controller.name, password: pw() };
+    }
+  }
+  const members = specs.map((s) => new Member(s, initialCluster, token, opts, serverTls));
   const cluster = new EtcdCluster(members, root, opts);
   try {
     for (const m of members) m.spawn();
     const timeoutMs = opts.startTimeoutMs ?? 20_000;
     const deadline = Date.now() + timeoutMs;
     await waitHealthy(
-      cluster.endpoints,
+      members.map((m) => m.healthUrl),
       timeoutMs,
       () => members.find((m) => m.process?.child.exitCode !== null)?.process,
     );
+    // etcdctl talks TLS from now on; as root only once authentication is enabled below.
+    if (security)
+      cluster.security = { admin: security.admin, server: security.server, controller: security.controller };
     // /health is per member; make sure a leader exists from every member's point of view.
     while (Date.now() < deadline) {
       try {
@@ -323,6 +409,25 @@ async function launch(size: number, opts: EtcdOptions): Promise<EtcdCluster> {
       } catch {
         await sleep(50);
       }
+    }
+    if (security?.rootPassword) {
+      const users: EtcdUser[] = [
+        { name: ETCD_ROLES.server.name, password: security.server.password ?? '', role: ETCD_ROLES.server },
+        {
+          name: ETCD_ROLES.controller.name,
+          password: security.controller.password ?? '',
+          role: ETCD_ROLES.controller,
+        },
+      ];
+      await bootstrapEtcdAuth({
+        endpoint: cluster.endpoints[0] ?? '',
+        admin: security.admin,
+        rootPassword: security.rootPassword,
+        users,
+        dataDir: root.path,
+        etcdctlBin: etcdctlBin(opts),
+      });
+      cluster.security = security;
     }
     return cluster;
   } catch (e) {

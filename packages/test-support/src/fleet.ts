@@ -25,6 +25,7 @@ import {
   type Fleet as FleetOf,
   type FleetAreaSpec,
   type FleetTiming,
+  type FleetTlsOptions,
   type SamplePackageKind,
   type SamplePackageSpec,
 } from '@opsplane/fleet';
@@ -91,6 +92,8 @@ export interface FleetOptions {
    * hosts can reach.
    */
   controllerAddress?: string;
+  /** TLS everywhere: controllers' certificates and agents' (mutual TLS) from this CA dir. */
+  tls?: FleetTlsOptions;
 }
 
 /**

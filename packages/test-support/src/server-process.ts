@@ -6,6 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { tlsFetch } from '@opsplane/fleet';
 import { defaultCliMain } from './fleet.js';
 import { freePort } from './ports.js';
 import { spawnTracked, type TrackedProcess } from './processes.js';
@@ -19,6 +20,11 @@ export interface ServerProcessOptions {
   /** More of the `server:` section (snake_case), e.g. `{ deploy: { lease_ttl: '5s' } }`. */
   server?: Record<string, unknown>;
   adminPassword: string;
+  /**
+   * With `server.tls` in `server`: the CA bundle (PEM) the test's own requests verify the
+   * server against (its URL is then https://).
+   */
+  ca?: string;
   /** More environment (e.g. OPSPLANE_MASTER_KEY, shared by replicas on one database). */
   env?: Readonly<Record<string, string>>;
   /** How long start-up may take. Default 90 s (a first PGlite initdb is slow). */
@@ -26,7 +32,7 @@ export interface ServerProcessOptions {
 }
 
 export interface ServerProcess {
-  /** http://127.0.0.1:<port> */
+  /** http://127.0.0.1:<port> (https:// with `server.tls`) */
   readonly url: string;
   readonly configPath: string;
   readonly process: TrackedProcess;
@@ -47,7 +53,8 @@ export interface ServerProcess {
 export async function startServerProcess(o: ServerProcessOptions): Promise<ServerProcess> {
   await mkdir(o.dir, { recursive: true });
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${o.server?.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const fetch = o.ca ? tlsFetch({ ca: o.ca }) : globalThis.fetch;
   const configPath = join(o.dir, 'platform.yaml');
   const config = {
     etcd: { endpoints: [...o.etcdEndpoints] },

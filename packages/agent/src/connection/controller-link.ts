@@ -14,6 +14,7 @@ import {
   PROTOCOL_VERSION,
   type AgentMessage,
   type AgentRequest,
+  type CertificateMessage,
   type HealthStatus,
   type PackageStatus,
 } from '@opsplane/models';
@@ -56,6 +57,12 @@ export interface ControllerLinkOptions {
   logger: Logger;
   /** How long to wait for welcome after hello. */
   welcomeTimeoutMs?: number;
+  /**
+   * TLS material for each new connection (read at every connect, so a renewed certificate is
+   * used from the next connection on): the pinned CA bundle — wss:// is verified against it
+   * only — and the agent's certificate and key (mutual TLS).
+   */
+  tls?: () => { ca: string; cert?: string; key?: string };
 }
 
 /** `http://host:8080` → `ws://host:8080/api/v1/agents/connect` (https → wss; no scheme → ws). */
@@ -84,6 +91,8 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
   private seq = 0;
   private lastSeen = 0;
   private stopped = true;
+  private nextCsrId = 0;
+  private readonly certWaiters = new Map<string, (m: CertificateMessage) => void>();
 
   constructor(opts: ControllerLinkOptions) {
     super();
@@ -153,13 +162,16 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
       return;
     }
     this.log.debug({ controller: base }, 'connecting to controller');
+    const tls = this.opts.tls?.();
     const ws = new WebSocket(url, {
       headers: {
         [AGENT_CODE_HEADER]: this.opts.agentCode,
         [AGENT_AREA_HEADER]: this.opts.area,
-        authorization: `Bearer ${this.opts.token}`,
+        ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
       },
       handshakeTimeout: 10_000,
+      // Only the pinned CA: a certificate from any other CA (even a public one) is refused.
+      ...(tls ? { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) } : {}),
     });
     this.ws = ws;
     let refusedStatus: number | undefined;
@@ -168,7 +180,13 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
     ws.on('unexpected-response', (_req, res) => {
       refusedStatus = res.statusCode ?? 0;
       res.resume();
-      if (refusedStatus === 401) {
+      if (refusedStatus === 403) {
+        this.log.error(
+          { controller: base, agent_code: this.opts.agentCode, area: this.opts.area },
+          'controller refused the agent (403): this agent has been revoked by the platform',
+        );
+        this.emit('refused', base, refusedStatus);
+      } else if (refusedStatus === 401) {
         this.log.error(
           { controller: base, agent_code: this.opts.agentCode, area: this.opts.area },
           'controller refused the agent (401): the token does not match this agent code and area; check token / OPSPLANE_AGENT_TOKEN',
@@ -242,7 +260,15 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
       this.index = (this.index + 1) % this.opts.controllers.length;
       const { initialMs, maxMs } = this.opts.reconnect;
       let wait: number;
-      if (refusedStatus === 401 || code === CLOSE_CODES.replaced) {
+      if (code === CLOSE_CODES.revoked) {
+        this.log.error({ controller: base }, 'disconnected: this agent has been revoked by the platform');
+      }
+      if (
+        refusedStatus === 401 ||
+        refusedStatus === 403 ||
+        code === CLOSE_CODES.replaced ||
+        code === CLOSE_CODES.revoked
+      ) {
         // Wrong token or a duplicate agent: retrying fast cannot help and would hammer the controller.
         this.failures++;
         wait = backoffDelay(31, initialMs, maxMs, 0.2);
@@ -273,6 +299,12 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
       case 'request':
         void this.dispatch(ws, f.id, f.timeoutMs, f.request);
         return false;
+      case 'certificate': {
+        const waiter = this.certWaiters.get(f.certificate.id);
+        this.certWaiters.delete(f.certificate.id);
+        waiter?.(f.certificate);
+        return false;
+      }
       case 'invalid':
         this.log.warn({ controller: base, id: f.id, problem: f.message }, 'invalid frame from controller');
         if (f.id !== undefined) {
@@ -353,6 +385,33 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
       return;
     }
     this.send(ws, frame);
+  }
+
+  /**
+   * Sends a certificate signing request over the current connection and resolves with the
+   * controller's `certificate` answer (which may carry an error).
+   */
+  requestCertificate(csrPem: string, timeoutMs = 60_000): Promise<CertificateMessage> {
+    const ws = this.ws;
+    if (!ws || !this.connected) return Promise.reject(new Error('not connected to a controller'));
+    const id = `csr-${++this.nextCsrId}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.certWaiters.delete(id);
+        reject(new Error(`no answer to the certificate request within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.certWaiters.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      ws.once('close', () => {
+        if (this.certWaiters.delete(id)) {
+          clearTimeout(timer);
+          reject(new Error('connection closed before the certificate request was answered'));
+        }
+      });
+      this.send(ws, { type: 'csr', id, csr: csrPem });
+    });
   }
 
   private send(ws: WebSocket, frame: AgentMessage): void {

@@ -5,10 +5,12 @@
  * (what a batch caller wants to see) instead of a bare protocol error.
  */
 import {
+  CertificateMessageSchema,
   formatIssues,
   RequestMessageSchema,
   WelcomeMessageSchema,
   type AgentRequest,
+  type CertificateMessage,
 } from '@opsplane/models';
 import { z } from 'zod';
 
@@ -29,6 +31,7 @@ const LenientConfigsRequestSchema = z.object({
 export type ParsedFrame =
   | { kind: 'welcome'; welcome: WelcomeMessage }
   | { kind: 'request'; id: string; timeoutMs: number | undefined; request: AgentRequest }
+  | { kind: 'certificate'; certificate: CertificateMessage }
   | { kind: 'invalid'; id: string | undefined; message: string };
 
 function frameId(json: unknown): string | undefined {
@@ -51,6 +54,16 @@ export function parseControllerFrame(text: string): ParsedFrame {
       ? { kind: 'welcome', welcome: w.data }
       : { kind: 'invalid', id: undefined, message: `invalid welcome: ${formatIssues(w.error.issues)}` };
   }
+  if (type === 'certificate') {
+    const c = CertificateMessageSchema.safeParse(json);
+    return c.success
+      ? { kind: 'certificate', certificate: c.data }
+      : {
+          kind: 'invalid',
+          id: undefined,
+          message: `invalid certificate frame: ${formatIssues(c.error.issues)}`,
+        };
+  }
   if (type === 'request') {
     const r = RequestMessageSchema.safeParse(json);
     if (r.success)
@@ -71,6 +84,6 @@ export function parseControllerFrame(text: string): ParsedFrame {
   return {
     kind: 'invalid',
     id: frameId(json),
-    message: `unexpected frame type ${JSON.stringify(type)} (expected welcome or request)`,
+    message: `unexpected frame type ${JSON.stringify(type)} (expected welcome, request or certificate)`,
   };
 }

@@ -17,6 +17,7 @@ import {
 } from '@opsplane/api';
 import { CliError } from '../command.js';
 import { readCredentials, type StoredCredentials } from './credentials.js';
+import { cliFetch, useCaFile } from './tls.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
@@ -163,7 +164,7 @@ export class ApiClient {
     );
     let res: Response;
     try {
-      res = await fetch(url, {
+      res = await cliFetch(url, {
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
@@ -196,6 +197,10 @@ export async function connect(
 ): Promise<ApiClient> {
   const stored: StoredCredentials | undefined = await readCredentials(env);
   const server = normalizeServer(serverFlag ?? env.OPSPLANE_SERVER ?? stored?.server ?? DEFAULT_SERVER);
+  useCaFile(
+    env.OPSPLANE_CA_FILE ??
+      (stored && normalizeServer(stored.server) === server ? stored.ca_file : undefined),
+  );
   if (env.OPSPLANE_TOKEN) return new ApiClient(server, { token: env.OPSPLANE_TOKEN });
   if (stored && normalizeServer(stored.server) === server) {
     if (stored.token) return new ApiClient(server, { token: stored.token });

@@ -19,6 +19,8 @@ export interface StoredCredentials {
   session?: string;
   expires_at?: string | null;
   created_at: string;
+  /** The CA bundle the server's certificate is checked against (`login --ca`). */
+  ca_file?: string;
 }
 
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -30,6 +30,11 @@ export default defineCommand({
       description: 'log level of the demo processes: trace, debug, info (default), warn, error, silent',
     },
     verbose: { type: 'boolean', description: "also show the servers' per-request log lines" },
+    'no-tls': {
+      type: 'boolean',
+      description:
+        'plain HTTP/ws and etcd without TLS or authentication (default: TLS everywhere, agents by certificate)',
+    },
     timeout: {
       type: 'string',
       value: '<seconds>',
@@ -74,6 +79,7 @@ export default defineCommand({
       port,
       logLevel,
       verbose: v.verbose ?? false,
+      tls: !v['no-tls'],
       readyTimeoutMs: timeoutS * 1000,
     });
   },

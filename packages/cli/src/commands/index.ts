@@ -66,6 +66,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => load(import('./controllers.js')),
   },
   {
+    name: 'ca',
+    summary: 'create the built-in certificate authority, or issue a certificate from it',
+    load: () => load(import('./ca.js')),
+  },
+  {
     name: 'demo',
     summary: 'run the whole system on this machine (etcd, server, controllers, agents)',
     load: () => load(import('./demo.js')),

@@ -4,6 +4,7 @@
  * who may not create tokens). Stored in ~/.config/opsplane/credentials.json (0600).
  */
 import { hostname } from 'node:os';
+import { useCaFile } from '../client/tls.js';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { CliError, EXIT, UsageError, defineCommand } from '../command.js';
@@ -58,6 +59,12 @@ export default defineCommand({
       value: '<password>',
       description: 'password (better: $OPSPLANE_PASSWORD, or asked without echo, or one line on stdin)',
     },
+    ca: {
+      type: 'string',
+      value: '<file>',
+      description:
+        "CA bundle to verify the server's certificate with (the built-in CA's ca.crt; default $OPSPLANE_CA_FILE), stored for later commands",
+    },
     'token-ttl': {
       type: 'string',
       value: '<duration>',
@@ -74,12 +81,18 @@ export default defineCommand({
     '  OPSPLANE_PASSWORD     password (not asked then)',
     '  OPSPLANE_TOKEN        an API token every command uses instead of the stored credential',
     '  OPSPLANE_CONFIG_DIR   where credentials.json lives (default ~/.config/opsplane)',
+    '  OPSPLANE_CA_FILE      CA bundle to verify the server with (instead of the system CAs)',
   ].join('\n'),
   async run(v, io) {
     if (v._.length > 0) throw new UsageError(`unexpected argument '${v._[0]}'`, 'login');
     const stored = await readCredentials();
     const server = normalizeServer(
       v.server ?? process.env.OPSPLANE_SERVER ?? stored?.server ?? DEFAULT_SERVER,
+    );
+    const caFile = useCaFile(
+      v.ca ??
+        process.env.OPSPLANE_CA_FILE ??
+        (stored && normalizeServer(stored.server) === server ? stored.ca_file : undefined),
     );
     const tty = process.stdin.isTTY === true;
     let username = v.username ?? v.user ?? process.env.OPSPLANE_USERNAME;
@@ -107,7 +120,13 @@ export default defineCommand({
     }
 
     const session = new ApiClient(server, { cookie });
-    const base = { server, username, role, created_at: new Date().toISOString() };
+    const base = {
+      server,
+      username,
+      role,
+      created_at: new Date().toISOString(),
+      ...(caFile ? { ca_file: caFile } : {}),
+    };
     let path: string;
     let what: string;
     try {

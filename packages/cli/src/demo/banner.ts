@@ -23,6 +23,8 @@ export interface BannerInfo {
   /** Path (as the user would type it) of a config file to push. */
   exampleConfigFile: string;
   dataDir: string;
+  /** The CA bundle to trust (TLS demo), as the user would type its path. */
+  caFile?: string;
   startupSeconds: number;
   color: boolean;
 }
@@ -49,10 +51,15 @@ export function demoBanner(b: BannerInfo): string {
     `   API docs  ${b.apiUrl}/docs`,
     `   User      ${bold(c, b.username)}`,
     `   Password  ${bold(c, b.password)}   ${dim(c, `(${where})`)}`,
+    ...(b.caFile
+      ? [
+          `   CA        ${b.caFile}   ${dim(c, '(TLS everywhere: trust it in your browser, or accept its warning)')}`,
+        ]
+      : []),
     '',
     ' Try the CLI in another terminal, from this directory:',
     ...(b.cli.alias ? [`   ${b.cli.alias}`] : []),
-    `   ${b.cli.command} login --server ${b.apiUrl} --user ${b.username}   ${dim(c, '# asks for the password above')}`,
+    `   ${b.cli.command} login --server ${b.apiUrl}${b.caFile ? ` --ca ${b.caFile}` : ''} --user ${b.username}   ${dim(c, '# asks for the password above')}`,
     `   ${b.cli.command} agents list`,
     `   ${b.cli.command} batch restart --status online --packages web   ${dim(c, '# on every online agent')}`,
     `   ${b.cli.command} batch config --agents ${b.exampleAgent} --package collector --file ${b.exampleConfigFile}`,

@@ -13,12 +13,29 @@ export interface PlatformConfigInput {
   port: number;
   serverDataDir: string;
   areas: Record<string, { agent_secret: string; controller_token: string }>;
+  /** TLS everywhere (the default): the server's HTTPS files, the CA dir, etcd's TLS client files and user. */
+  tls?: {
+    server: { cert: string; key: string };
+    caDir: string;
+    etcd: { ca: string; cert: string; key: string; username: string; password: string };
+  };
 }
 
 export function platformYaml(i: PlatformConfigInput): string {
   return toYaml(
     {
-      etcd: { endpoints: [i.etcdUrl], watch_prefix: 'controllers/', dial_timeout: '5s' },
+      etcd: {
+        endpoints: [i.etcdUrl],
+        watch_prefix: 'controllers/',
+        dial_timeout: '5s',
+        ...(i.tls
+          ? {
+              username: i.tls.etcd.username,
+              password: i.tls.etcd.password,
+              tls: { ca_file: i.tls.etcd.ca, cert_file: i.tls.etcd.cert, key_file: i.tls.etcd.key },
+            }
+          : {}),
+      },
       controller: { api_timeout: '30s', retry_times: 2, retry_interval: '500ms' },
       cache: { agent_ttl: '15s', controller_ttl: '15s' },
       concurrency: { max_workers: 10 },
@@ -28,6 +45,13 @@ export function platformYaml(i: PlatformConfigInput): string {
         agents_refresh_interval: '3s',
         // Quicker than production's 30 s, so that what one tries in the demo shows soon.
         alerts: { pending_for: '10s', interval: '5s' },
+        ...(i.tls
+          ? {
+              // HTTPS; the CA issues agent certificates at deployment and signs renewals.
+              tls: { cert: i.tls.server.cert, key: i.tls.server.key },
+              pki: { ca_dir: i.tls.caDir },
+            }
+          : {}),
       },
       areas: i.areas,
     },
@@ -35,6 +59,11 @@ export function platformYaml(i: PlatformConfigInput): string {
       'Written by `opsplane demo` on every start (edits are overwritten).',
       'The platform server: opsplane server --config platform.yaml',
       'areas: the agent secret and controller API token of each area (the controllers have the same).',
+      ...(i.tls
+        ? [
+            'TLS: server.tls (HTTPS), server.pki (the built-in CA in pki/ca), etcd over TLS with a client certificate and its own user.',
+          ]
+        : []),
     ].join('\n'),
   );
 }
@@ -52,10 +81,12 @@ export function controllerHeader(i: { area: string; configPath: string }): strin
 }
 
 /** Header of an agent.yaml (@opsplane/fleet's; paths relative to the file, token from the environment). */
-export function agentHeader(i: { code: string; name: string; area: string }): string {
+export function agentHeader(i: { code: string; name: string; area: string; tls?: boolean }): string {
   return [
     `Agent ${i.code} (device ${i.name}, ${i.area}). Written by \`opsplane demo\` on every start.`,
-    'token: passed by the demo in OPSPLANE_AGENT_TOKEN (HMAC-SHA256 of the area secret and "<area>:<code>").',
+    i.tls
+      ? 'tls: the agent pins the demo CA and authenticates with its own certificate (mutual TLS, no token); renewals land in data/tls/.'
+      : 'token: passed by the demo in OPSPLANE_AGENT_TOKEN (HMAC-SHA256 of the area secret and "<area>:<code>").',
     'stop_packages_on_exit: after Ctrl-C no package of the demo keeps running.',
   ].join('\n');
 }

@@ -16,7 +16,7 @@
  * (the launcher the tests use too); this file adds what only the demo has: the server and its
  * devices, the data dir with its lock and secrets, the prefixed log, the banner, the signals.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,14 +32,19 @@ import {
   killAllProcesses,
   SAMPLE_PACKAGES,
   spawnProcess,
+  ETCD_ROLES,
+  issueTlsFiles,
   startEtcdProcess,
   terminatePids,
+  tlsFetch,
+  type TlsFiles,
   waitFor,
   WaitTimeoutError,
   type Fleet,
   type FleetAgent,
   type ManagedProcess,
 } from '@opsplane/fleet';
+import { initCa } from '@opsplane/pki';
 import { cliInvocation } from '../invocation.js';
 import { ChildLogs } from './child-logs.js';
 import { demoBanner } from './banner.js';
@@ -93,6 +98,8 @@ export interface DemoOptions {
   verbose: boolean;
   /** How long start-up may take before the demo gives up. */
   readyTimeoutMs: number;
+  /** TLS everywhere (default true): a CA in <data>/pki, HTTPS, wss with mutual TLS, etcd over TLS with users. */
+  tls?: boolean;
   /** Output (default stdout) and color (default: stdout is a TTY). */
   write?: (text: string) => void;
   color?: boolean;
@@ -142,6 +149,18 @@ async function writeSecretFile(path: string, text: string): Promise<void> {
 
 // ------------------------------------------------------------------------------------ runner
 
+/** The demo's TLS material (paths). */
+interface DemoPki {
+  caDir: string;
+  /** The trust bundle everyone pins. */
+  caFile: string;
+  etcd: TlsFiles;
+  etcdAdmin: TlsFiles;
+  etcdServerClient: TlsFiles;
+  etcdControllerClient: TlsFiles;
+  server: TlsFiles;
+}
+
 export class DemoRunner {
   readonly dataDir: string;
   private readonly logs: ChildLogs;
@@ -159,6 +178,8 @@ export class DemoRunner {
   private stopping = false;
   private etcdUrl = '';
   private apiUrl = '';
+  /** TLS material of this run (undefined with --no-tls). */
+  private pki: DemoPki | undefined;
   /** Start-up must be done by then (--timeout). */
   private deadline = Number.POSITIVE_INFINITY;
   /** Leftovers of an earlier run being stopped; start() waits for it. */
@@ -355,7 +376,8 @@ export class DemoRunner {
     const adminPassword = adminFromEnv || (secrets.admin_password as string);
     this.logs.info(`data dir ${shown(this.dataDir)}; starting etcd, the server, 3 controllers and 6 agents`);
 
-    await this.startEtcd(etcdBin);
+    if (this.opts.tls ?? true) this.pki = await this.preparePki();
+    await this.startEtcd(etcdBin, secrets);
     const api = await this.startServer(secrets, adminPassword);
     try {
       await api.login(DEMO_ADMIN, adminPassword);
@@ -401,16 +423,66 @@ export class DemoRunner {
       exampleAgent: this.agents[0]?.code ?? '<agent code>',
       exampleConfigFile: shown(this.path('examples', 'collector.yaml')),
       dataDir: shown(this.dataDir),
+      ...(this.pki ? { caFile: shown(this.pki.caFile) } : {}),
       startupSeconds: (Date.now() - t0) / 1000,
       color: this.logs.color,
     });
   }
 
+  // -------------------------------------------------------------------- pki
+
+  /**
+   * The demo's CA (<data>/pki/ca, kept across runs so that browsers that trust it keep doing so)
+   * and fresh leaf certificates: etcd's, the server's, and etcd client certificates for the
+   * server, the controllers and the bootstrap. Controllers and agents get theirs from the fleet.
+   */
+  private async preparePki(): Promise<DemoPki> {
+    const caDir = this.path('pki', 'ca');
+    const ca = await initCa(caDir);
+    if (ca.created) this.logs.info(`created the demo's certificate authority in ${shown(caDir)}`);
+    const loopback = ['localhost', '127.0.0.1', '::1'];
+    const dir = (...p: string[]) => this.path('pki', ...p);
+    return {
+      caDir,
+      caFile: ca.bundlePath,
+      etcd: await issueTlsFiles(caDir, dir('etcd'), 'etcd', { kind: 'server', name: 'etcd', sans: loopback }),
+      etcdAdmin: await issueTlsFiles(caDir, dir('etcd'), 'admin', { kind: 'client', name: 'etcd-admin' }),
+      etcdServerClient: await issueTlsFiles(caDir, dir('server'), 'etcd-client', {
+        kind: 'client',
+        name: 'opsplane-server',
+      }),
+      etcdControllerClient: await issueTlsFiles(caDir, dir('controllers'), 'etcd-client', {
+        kind: 'client',
+        name: 'opsplane-controller',
+      }),
+      server: await issueTlsFiles(caDir, dir('server'), 'server', {
+        kind: 'server',
+        name: 'platform',
+        sans: loopback,
+      }),
+    };
+  }
+
   // -------------------------------------------------------------------- etcd
 
-  private async startEtcd(bin: string): Promise<void> {
+  private async startEtcd(bin: string, secrets: DemoSecrets): Promise<void> {
     const dataDir = this.path('etcd');
+    const pki = this.pki;
+    const pw = secrets.etcd;
     const etcd = await startEtcdProcess({
+      ...(pki && pw
+        ? {
+            security: {
+              server: pki.etcd,
+              admin: pki.etcdAdmin,
+              rootPassword: pw.root,
+              users: [
+                { name: ETCD_ROLES.server.name, password: pw.server, role: ETCD_ROLES.server },
+                { name: ETCD_ROLES.controller.name, password: pw.controller, role: ETCD_ROLES.controller },
+              ],
+            },
+          }
+        : {}),
       dataDir,
       name: 'demo',
       clusterToken: 'opsplane-demo',
@@ -424,7 +496,9 @@ export class DemoRunner {
     });
     this.etcd = etcd.process;
     this.etcdUrl = etcd.url;
-    this.logs.info(`etcd is up at ${this.etcdUrl} (data in ${shown(dataDir)})`);
+    this.logs.info(
+      `etcd is up at ${this.etcdUrl} (data in ${shown(dataDir)}${pki ? '; TLS with client certificates, users and roles' : ''})`,
+    );
   }
 
   // -------------------------------------------------------------------- server
@@ -451,7 +525,7 @@ export class DemoRunner {
     const configPath = this.path('platform.yaml');
     for (let attempt = 0; ; attempt++) {
       const port = await this.pickServerPort();
-      this.apiUrl = `http://127.0.0.1:${port}`;
+      this.apiUrl = `${this.pki ? 'https' : 'http'}://127.0.0.1:${port}`;
       const areas: Record<string, { agent_secret: string; controller_token: string }> = {};
       for (const a of DEMO_LAYOUT) {
         const sec = secrets.areas[a.name];
@@ -459,14 +533,35 @@ export class DemoRunner {
       }
       await writeSecretFile(
         configPath,
-        platformYaml({ etcdUrl: this.etcdUrl, port, serverDataDir: this.path('server'), areas }),
+        platformYaml({
+          etcdUrl: this.etcdUrl,
+          port,
+          serverDataDir: this.path('server'),
+          areas,
+          ...(this.pki && secrets.etcd
+            ? {
+                tls: {
+                  server: { cert: this.pki.server.cert, key: this.pki.server.key },
+                  caDir: this.pki.caDir,
+                  etcd: {
+                    ...this.pki.etcdServerClient,
+                    username: ETCD_ROLES.server.name,
+                    password: secrets.etcd.server,
+                  },
+                },
+              }
+            : {}),
+        }),
       );
       this.server = spawnProcess('server', process.execPath, [cliMain(), 'server', '--config', configPath], {
         env: cleanEnv({ OPSPLANE_LOG_LEVEL: this.opts.logLevel, OPSPLANE_ADMIN_PASSWORD: adminPassword }),
         onLine: (line) => this.logs.childLine('server', line),
         exitSignal: 'SIGTERM',
       });
-      const api = new ServerApi(this.apiUrl);
+      const api = new ServerApi(
+        this.apiUrl,
+        this.pki ? tlsFetch({ ca: readFileSync(this.pki.caFile, 'utf8') }) : undefined,
+      );
       if (attempt === 0 && !existsSync(this.path('server', 'db'))) {
         this.logs.info(
           'first start: the server sets up its embedded database (PGlite), which takes a little while…',
@@ -554,8 +649,21 @@ export class DemoRunner {
       if (!s) throw new DemoError(`no secrets for ${area}`);
       return s;
     };
+    const pki = this.pki;
     return createFleet({
-      etcd: { endpoints: [this.etcdUrl] },
+      etcd: {
+        endpoints: [this.etcdUrl],
+        ...(pki && secrets.etcd
+          ? {
+              controllerAccess: {
+                tls: pki.etcdControllerClient,
+                username: ETCD_ROLES.controller.name,
+                password: secrets.etcd.controller,
+              },
+            }
+          : {}),
+      },
+      ...(pki ? { tls: { caDir: pki.caDir } } : {}),
       root: this.dataDir,
       areas: DEMO_LAYOUT.map((a) => ({ name: a.name, controllers: a.controllers, agents: 0 })),
       secrets: Object.fromEntries(DEMO_LAYOUT.map((a) => [a.name, areaSecrets(a.name).agent_secret])),
@@ -571,7 +679,7 @@ export class DemoRunner {
       signal: this.abort.signal,
       configHeader: {
         controller: (c) => controllerHeader({ area: c.area, configPath: shown(c.configPath) }),
-        agent: (a) => agentHeader({ code: a.code, name: a.name, area: a.area }),
+        agent: (a) => agentHeader({ code: a.code, name: a.name, area: a.area, tls: pki !== undefined }),
       },
     });
   }

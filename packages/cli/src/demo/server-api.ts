@@ -18,9 +18,15 @@ export class ServerApiError extends Error {
 
 export class ServerApi {
   private cookie: string | undefined;
+  private readonly fetch: typeof fetch;
 
-  /** `baseUrl` like http://127.0.0.1:8080 (no /api/v1). */
-  constructor(readonly baseUrl: string) {}
+  /** `baseUrl` like http://127.0.0.1:8080 (no /api/v1); `fetcher` trusts the demo CA for https. */
+  constructor(
+    readonly baseUrl: string,
+    fetcher?: typeof fetch,
+  ) {
+    this.fetch = fetcher ?? fetch;
+  }
 
   async request<T = unknown>(
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
@@ -28,7 +34,7 @@ export class ServerApi {
     body?: unknown,
     timeoutMs = 30_000,
   ): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${this.baseUrl}/api/v1${path}`, {
+    const res = await this.fetch(`${this.baseUrl}/api/v1${path}`, {
       method,
       headers: {
         accept: 'application/json',
@@ -73,7 +79,7 @@ export class ServerApi {
 
   async healthy(): Promise<boolean> {
     try {
-      const res = await fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const res = await this.fetch(`${this.baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
       return res.ok;
     } catch {
       return false;

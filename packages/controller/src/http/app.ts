@@ -27,6 +27,8 @@ export interface BuildAppOptions {
    * /healthz), no bearer token, and only for sources in `allow` (empty = any).
    */
   legacy?: { allow: readonly string[] };
+  /** HTTPS and wss with these TLS options (controller-tls.ts); plain HTTP without. */
+  https?: Record<string, unknown>;
 }
 
 export async function buildApp(
@@ -37,6 +39,8 @@ export async function buildApp(
   const { config } = ctx;
   const legacy = opts.legacy;
   const app = Fastify({
+    // HTTPS and wss when the controller has a certificate (controller-tls.ts).
+    ...(opts.https ? { https: opts.https } : {}),
     // pino's Logger and Fastify's logger type differ only in typing details.
     // No query strings, SQL parameters or secret-looking values in log lines.
     loggerInstance: withSafeSerializers(logger) as FastifyBaseLogger,

@@ -76,6 +76,19 @@ export interface ControllerClientOptions {
   connections?: number;
   /** Responses larger than this are refused (protects the platform's memory). Default 64 MiB. */
   maxResponseBytes?: number;
+  /**
+   * TLS towards the controller (its owned Pool): the CA bundle to verify the controller's
+   * certificate against (instead of the system's), and a client certificate to present. With
+   * it, an address without a scheme means https.
+   */
+  tls?: ControllerTlsOptions;
+}
+
+/** PEM text of the trusted CA bundle and, optionally, the client's own certificate and key. */
+export interface ControllerTlsOptions {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
 }
 
 export interface ServiceMetricsOptions {
@@ -149,11 +162,11 @@ function batchCall(opts: BatchCallOptions): Pick<CallSpec<unknown>, 'headers' | 
  * address without a host (`:8081`, what a Go controller registers by default) means this
  * machine, as Go's net/http dials it.
  */
-export function normalizeBaseUrl(raw: string): URL {
+export function normalizeBaseUrl(raw: string, defaultScheme: 'http' | 'https' = 'http'): URL {
   let trimmed = raw.trim();
   if (trimmed === '') throw new ValidationError('controller address must not be empty');
   if (/^:\d{1,5}(\/|$)/.test(trimmed)) trimmed = `127.0.0.1${trimmed}`;
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `http://${trimmed}`;
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? trimmed : `${defaultScheme}://${trimmed}`;
   let url: URL;
   try {
     url = new URL(withScheme);
@@ -239,7 +252,7 @@ export class ControllerClient {
   private closing: Promise<void> | undefined;
 
   constructor(baseUrl: string, area: string, options: ControllerClientOptions = {}) {
-    const url = normalizeBaseUrl(baseUrl);
+    const url = normalizeBaseUrl(baseUrl, options.tls ? 'https' : 'http');
     const prefix = url.pathname === '/' ? '' : url.pathname;
     this.origin = url.origin;
     this.baseUrl = `${url.origin}${prefix}`;
@@ -270,8 +283,18 @@ export class ControllerClient {
       this.dispatcher = options.dispatcher;
       this.ownsDispatcher = false;
     } else {
+      const tls = options.tls;
       this.dispatcher = new Pool(this.origin, {
         connections: positiveInt('connections', options.connections ?? DEFAULTS.connections),
+        ...(tls
+          ? {
+              connect: {
+                ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+                ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+                ...(tls.key !== undefined ? { key: tls.key } : {}),
+              },
+            }
+          : {}),
       });
       this.ownsDispatcher = true;
     }

@@ -11,6 +11,7 @@ export {
   normalizeBaseUrl,
   type BatchCallOptions,
   type ControllerClientOptions,
+  type ControllerTlsOptions,
   type ServiceMetricsOptions,
 } from './controller-client.js';
 // The packages answer's schema is part of the controller wire contract; re-exported for library users.

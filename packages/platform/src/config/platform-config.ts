@@ -2,12 +2,41 @@
  * `platform.yaml` as in the guide's §6 (etcd, controller client, cache TTLs, concurrency), with
  * environment overrides, validated with zod so a bad file names the field that is wrong.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { formatIssues, ValidationError, DEFAULT_CONTROLLER_PREFIX } from '@opsplane/models';
 import { DurationSchema } from '@opsplane/kit';
 import { normalizeEtcdEndpoints, type EtcdClientOptions } from '../etcd/etcd-client.js';
+import type { ControllerClientOptions } from '../client/controller-client.js';
+
+/** Files (or inline PEM) of a TLS client: the CA bundle to trust, and an optional certificate and key. */
+export const TlsFilesSchema = z
+  .object({
+    ca_file: z.string().min(1),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), {
+    message: 'cert_file and key_file go together',
+  });
+export type TlsFiles = z.infer<typeof TlsFilesSchema>;
+
+/** A PEM value given inline or as a file path. */
+function pemOf(v: string): string {
+  return v.includes('-----BEGIN') ? v : readFileSync(v, 'utf8');
+}
+
+/** Reads TLS files into PEM text (ca, cert, key). */
+export function readTlsFiles(t: TlsFiles): { ca: string; cert?: string; key?: string } {
+  return {
+    ca: pemOf(t.ca_file),
+    ...(t.cert_file ? { cert: pemOf(t.cert_file) } : {}),
+    ...(t.key_file ? { key: pemOf(t.key_file) } : {}),
+  };
+}
 
 export const PlatformConfigSchema = z
   .object({
@@ -18,6 +47,8 @@ export const PlatformConfigSchema = z
         dial_timeout: DurationSchema.default(5000),
         username: z.string().optional(),
         password: z.string().optional(),
+        /** TLS to etcd: CA bundle, and the client certificate etcd's --client-cert-auth asks for. */
+        tls: TlsFilesSchema.optional(),
       })
       .strict()
       .default({
@@ -32,6 +63,8 @@ export const PlatformConfigSchema = z
         retry_interval: DurationSchema.default(1000),
         /** Controller API bearer token, when the controllers require one. */
         api_token: z.string().optional(),
+        /** TLS to the controllers: the CA bundle their certificates are checked against (and a client certificate). */
+        tls: TlsFilesSchema.optional(),
       })
       .strict()
       .default({ api_timeout: 30_000, retry_times: 3, retry_interval: 1000 }),
@@ -54,7 +87,7 @@ export type PlatformConfigInput = z.input<typeof PlatformConfigSchema>;
 
 /**
  * Environment overrides, applied over the file: OPSPLANE_ETCD_ENDPOINTS (comma separated),
- * OPSPLANE_ETCD_PREFIX, OPSPLANE_CONTROLLER_API_TIMEOUT, OPSPLANE_CONTROLLER_TOKEN,
+ * OPSPLANE_ETCD_PREFIX, OPSPLANE_ETCD_PASSWORD, OPSPLANE_CONTROLLER_API_TIMEOUT, OPSPLANE_CONTROLLER_TOKEN,
  * OPSPLANE_MAX_WORKERS.
  */
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -68,6 +101,7 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<
       .filter(Boolean);
   }
   if (env.OPSPLANE_ETCD_PREFIX) etcd.watch_prefix = env.OPSPLANE_ETCD_PREFIX;
+  if (env.OPSPLANE_ETCD_PASSWORD) etcd.password = env.OPSPLANE_ETCD_PASSWORD;
   if (env.OPSPLANE_CONTROLLER_API_TIMEOUT) controller.api_timeout = env.OPSPLANE_CONTROLLER_API_TIMEOUT;
   if (env.OPSPLANE_CONTROLLER_TOKEN) controller.api_token = env.OPSPLANE_CONTROLLER_TOKEN;
   if (env.OPSPLANE_MAX_WORKERS) concurrency.max_workers = Number(env.OPSPLANE_MAX_WORKERS);
@@ -116,20 +150,24 @@ export async function loadPlatformConfig(
 /** Options for `createEtcdClient()` from the config. */
 export function etcdClientOptions(cfg: PlatformConfig): EtcdClientOptions {
   return {
-    endpoints: normalizeEtcdEndpoints(cfg.etcd.endpoints),
+    endpoints: normalizeEtcdEndpoints(cfg.etcd.endpoints, cfg.etcd.tls ? 'https' : 'http'),
     dialTimeoutMs: cfg.etcd.dial_timeout,
     ...(cfg.etcd.username && cfg.etcd.password
       ? { auth: { username: cfg.etcd.username, password: cfg.etcd.password } }
       : {}),
+    ...(cfg.etcd.tls ? { tls: readTlsFiles(cfg.etcd.tls) } : {}),
   };
 }
 
 /** ControllerClient options from the config's `controller` section. */
-export function controllerClientOptions(cfg: PlatformConfig) {
+export function controllerClientOptions(
+  cfg: PlatformConfig,
+): Pick<ControllerClientOptions, 'timeoutMs' | 'retryTimes' | 'retryIntervalMs' | 'apiToken' | 'tls'> {
   return {
     timeoutMs: cfg.controller.api_timeout,
     retryTimes: cfg.controller.retry_times,
     retryIntervalMs: cfg.controller.retry_interval,
     ...(cfg.controller.api_token ? { apiToken: cfg.controller.api_token } : {}),
+    ...(cfg.controller.tls ? { tls: readTlsFiles(cfg.controller.tls) } : {}),
   };
 }

@@ -10,7 +10,13 @@ import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, ret
 export interface EtcdClientOptions {
   endpoints: string[];
   dialTimeoutMs?: number;
+  /** etcd's own authentication (a user with a role granting the key ranges it needs). */
   auth?: { username: string; password: string };
+  /**
+   * TLS: the CA bundle that signed etcd's certificate and, for etcd's `--client-cert-auth`, a
+   * client certificate and key (PEM). Endpoints without a scheme then mean https.
+   */
+  tls?: { ca: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   /** Milliseconds before a failed host is tried again (default 1000). */
   hostRetryAfterMs?: number;
   /** Cap of the watch reconnect backoff (default 2000). */
@@ -18,13 +24,16 @@ export interface EtcdClientOptions {
 }
 
 /** Adds `http://` to bare `host:port` endpoints, as the guide's config writes them. */
-export function normalizeEtcdEndpoints(endpoints: readonly string[]): string[] {
-  return endpoints.map((e) => (/^[a-z]+:\/\//i.test(e) ? e : `http://${e}`));
+export function normalizeEtcdEndpoints(
+  endpoints: readonly string[],
+  scheme: 'http' | 'https' = 'http',
+): string[] {
+  return endpoints.map((e) => (/^[a-z]+:\/\//i.test(e) ? e : `${scheme}://${e}`));
 }
 
 export function createEtcdClient(opts: EtcdClientOptions): Etcd3 {
   const options: IOptions = {
-    hosts: normalizeEtcdEndpoints(opts.endpoints),
+    hosts: normalizeEtcdEndpoints(opts.endpoints, opts.tls ? 'https' : 'http'),
     dialTimeout: opts.dialTimeoutMs ?? 5000,
     faultHandling: {
       host: () =>
@@ -40,6 +49,15 @@ export function createEtcdClient(opts: EtcdClientOptions): Etcd3 {
       }).next(),
     },
     ...(opts.auth ? { auth: opts.auth } : {}),
+    ...(opts.tls
+      ? {
+          credentials: {
+            rootCertificate: Buffer.from(opts.tls.ca),
+            ...(opts.tls.key !== undefined ? { privateKey: Buffer.from(opts.tls.key) } : {}),
+            ...(opts.tls.cert !== undefined ? { certChain: Buffer.from(opts.tls.cert) } : {}),
+          },
+        }
+      : {}),
   };
   return new Etcd3(options);
 }

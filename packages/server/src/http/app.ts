@@ -25,6 +25,7 @@ import { frameworkErrorHandler, installInputHygiene } from './input-hygiene.js';
 import { installRejectionAudit } from './rejections.js';
 import { agentRoutes } from './routes/agents.js';
 import { alertRoutes } from './routes/alerts.js';
+import { pkiRoutes } from './routes/pki.js';
 import { areaRoutes } from './routes/areas.js';
 import { auditRoutes } from './routes/audit.js';
 import { authRoutes } from './routes/auth.js';
@@ -47,8 +48,10 @@ export type App = FastifyInstance<
   ZodTypeProvider
 >;
 
-export async function buildApp(ctx: ServerContext): Promise<App> {
+export async function buildApp(ctx: ServerContext, https?: { cert: string; key: string }): Promise<App> {
   const app = Fastify({
+    // HTTPS with the server's certificate (server.tls); typed as the plain server, which it extends.
+    ...((https ? { https } : {}) as object),
     loggerInstance: ctx.logger as FastifyBaseLogger,
     trustProxy: ctx.config.server.trust_proxy,
     bodyLimit: ctx.config.server.body_limit,
@@ -117,6 +120,7 @@ export async function buildApp(ctx: ServerContext): Promise<App> {
   await app.register(areaRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(deploymentRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(alertRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(pkiRoutes, { ...opts, prefix: API_PREFIX });
   await app.ready();
   return app;
 }

@@ -16,6 +16,7 @@ import type { ControllerService } from '../services/controllers.js';
 import type { DeploymentRequests } from '../services/deployment-requests.js';
 import type { DeviceService } from '../services/devices.js';
 import type { ServerMetrics } from '../services/metrics.js';
+import type { PkiService } from '../services/pki.js';
 import type { RateCounter } from './rate-limit-store.js';
 
 export interface ServerContext {
@@ -36,6 +37,8 @@ export interface ServerContext {
   batches: BatchService;
   alerts: AlertService;
   deploymentRequests: DeploymentRequests;
+  /** Revocations, issued certificates, the built-in CA. */
+  pki: PkiService;
 }
 
 export interface RouteOptions {

@@ -53,6 +53,11 @@ export interface DeploymentServiceOptions {
   bundles: AgentBundleStore;
   /** This replica's id: the owner of the deployments it runs (their lease_owner). */
   replicaId?: string;
+  /**
+   * The agent's TLS identity for its config — the CA bundle it pins and its own certificate
+   * and key — when the server has a CA (services/pki.ts); undefined keeps token-only agents.
+   */
+  agentTls?: (code: string, area: string) => Promise<{ ca: string; cert: string; key: string } | undefined>;
 }
 
 export class DeploymentService extends EventEmitter<DeploymentEvents> implements RecorderSink {
@@ -232,12 +237,22 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
               logger: this.#log,
             },
           ),
-        identity: async () => ({
-          code: device.agent_code,
-          area: device.function_area,
-          token: await this.opts.platform.credentials.agentTokenFor(device.function_area, device.agent_code),
-          controllers: this.#controllerUrls(device.function_area),
-        }),
+        identity: async () => {
+          const tls = await this.opts.agentTls?.(device.agent_code, device.function_area);
+          return {
+            code: device.agent_code,
+            area: device.function_area,
+            // With a certificate the token is a fallback for controllers that still take tokens.
+            token: await this.opts.platform.credentials
+              .agentTokenFor(device.function_area, device.agent_code)
+              .catch((e: unknown) => {
+                if (tls) return '';
+                throw e;
+              }),
+            controllers: this.#controllerUrls(device.function_area),
+            ...(tls ? { tls } : {}),
+          };
+        },
         waitOnline: this.#onlineWatch(device),
       });
       outcome = { status: 'succeeded' };

@@ -42,6 +42,7 @@ import { BatchRunner } from './batch-runner.js';
 import { ControllerTracker } from './controller-tracker.js';
 import type { DiscoveryState } from '@opsplane/api';
 import { FleetView } from './fleet-view.js';
+import { caBundleOf } from './pki.js';
 
 export interface PlatformServicesOptions {
   config: ServerConfig;
@@ -122,6 +123,11 @@ export class PlatformServices {
       logger: this.log.child({ component: 'discovery' }),
     });
     const { apiToken: _globalToken, ...clientOptions } = controllerClientOptions(config);
+    // Controllers with certificates of the built-in CA: trust its bundle unless told otherwise.
+    if (!clientOptions.tls && config.server.pki) {
+      const bundle = caBundleOf(config.server.pki.ca_dir);
+      if (bundle) clientOptions.tls = { ca: bundle };
+    }
     // Areas are separate trust domains: each area's controllers get that area's token only.
     this.pools = new ControllerClientPool(this.discovery, {
       clientOptions,
@@ -219,6 +225,11 @@ export class PlatformServices {
 
   listControllers(): Controller[] {
     return this.discovery.listControllers();
+  }
+
+  /** The etcd client (for the PKI service: revocations, renewals). */
+  get etcdClient(): Etcd3 {
+    return this.etcd;
   }
 
   /** After a credential change: new clients for the area, and a fresh view. */
