@@ -341,7 +341,7 @@ describe('three server replicas on one PostgreSQL and a 3-member etcd', { timeou
     );
   });
 
-  it('kill -9 of the leader running a batch: another replica reconciles it; live events on another replica', async () => {
+  it('kill -9 of the leader running a batch, restarted at once: the batch is reconciled; live events on another replica', async () => {
     const ldr = await waitLeader();
     const other = replicas.find((s) => s !== ldr)!;
     const agents = fleet.agents.slice(0, 3);
@@ -367,6 +367,8 @@ describe('three server replicas on one PostgreSQL and a 3-member etcd', { timeou
     })();
     await sleep(600);
     await crash(ldr);
+    // Back at once under the same replica_id: it must not hold on to the dead run's batch.
+    await revive(ldr);
     let job: BatchJob | undefined;
     await waitFor(
       async () => {
@@ -375,7 +377,6 @@ describe('three server replicas on one PostgreSQL and a 3-member etcd', { timeou
       },
       { timeoutMs: 90_000, intervalMs: 500, what: 'the batch finished on another replica' },
     );
-    await revive(ldr);
     await stream;
     assert.ok(
       events.includes('end'),

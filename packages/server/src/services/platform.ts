@@ -12,6 +12,7 @@
  * stop() aborts running batches (recording them), stops the refresh, discovery, the pools and
  * the etcd client.
  */
+import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import {
   AgentNotFoundError,
@@ -148,6 +149,9 @@ export class PlatformServices {
       // Heartbeat rewrites change nothing the view shows; the rest may.
       if (change !== 'heartbeat' && this.synced) this.view.trigger(`controller ${change}`);
     });
+    // Batches are owned by this process, not just its replica name: a replica restarted under the
+    // same replica_id must not renew — and so strand — the leases of batches its previous run held.
+    const batchOwner = `${opts.replicaId ?? 'server'}:${randomBytes(4).toString('hex')}`;
     this.batches = new BatchRunner({
       store,
       pools: this.pools,
@@ -156,7 +160,7 @@ export class PlatformServices {
       defaultTimeoutMs: config.server.batch_timeout,
       callTimeoutMs: config.controller.api_timeout,
       failoverWaitMs: config.server.batch_failover_wait,
-      replicaId: opts.replicaId ?? 'server',
+      replicaId: batchOwner,
       leaseMs: config.server.batch_lease_ttl,
       logger: this.log.child({ component: 'batch' }),
     });
@@ -166,7 +170,7 @@ export class PlatformServices {
       runner: this.batches,
       synced: () => this.synced,
       waitMs: config.server.batch_reconcile_wait,
-      replicaId: opts.replicaId ?? 'server',
+      replicaId: batchOwner,
       leaseMs: config.server.batch_lease_ttl,
       exclusiveDatabase: opts.exclusiveDatabase ?? false,
       logger: this.log.child({ component: 'batch-reconciler' }),
