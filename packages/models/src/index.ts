@@ -7,6 +7,7 @@ export * from './health.js';
 export * from './metrics.js';
 export * from './operations.js';
 export * from './batch.js';
+export * from './configs.js';
 export * from './errors.js';
 export * from './protocol.js';
 export * from './bundle.js';

@@ -18,6 +18,8 @@ import { BatchActionSchema, ConfigItemSchema } from './batch.js';
 import { OperationIdSchema, OperationStateSchema, ResultReasonSchema } from './operations.js';
 import { AgentHealthSchema, ServiceHealthSchema } from './health.js';
 import { ServiceMetricsSchema, SystemMetricsSchema } from './metrics.js';
+import { ConfigFileContentSchema, ConfigFileListSchema } from './configs.js';
+import { ConfigFileNameSchema, PackageNameSchema } from './names.js';
 
 export const AGENT_CONNECT_PATH = '/api/v1/agents/connect';
 export const AGENT_CODE_HEADER = 'x-opsplane-agent-code';
@@ -117,6 +119,10 @@ export const AgentRequestSchema = z.discriminatedUnion('op', [
     package: z.string().optional(),
     running_only: z.boolean().optional(),
   }),
+  /** The files in a package's config_dir (read-only). */
+  z.object({ op: z.literal('config_files'), package: PackageNameSchema }),
+  /** One file of a package's config_dir (read-only; a plain file name, never a path). */
+  z.object({ op: z.literal('config_read'), package: PackageNameSchema, file_name: ConfigFileNameSchema }),
 ]);
 export type AgentRequest = z.infer<typeof AgentRequestSchema>;
 export type AgentOp = AgentRequest['op'];
@@ -131,6 +137,8 @@ export const AgentResultSchemas = {
   health_package: ServiceHealthSchema,
   metrics_system: SystemMetricsSchema,
   metrics_services: ServiceMetricsSchema,
+  config_files: ConfigFileListSchema,
+  config_read: ConfigFileContentSchema,
 } as const;
 
 export const RequestMessageSchema = z.object({

@@ -19,6 +19,8 @@ import {
   BatchConfigRequestSchema,
   BatchOperationRequestSchema,
   BatchOperationResultSchema,
+  ConfigFileContentSchema,
+  ConfigFileListSchema,
   ControllerStatusResponseSchema,
   DEFAULT_PAGE_SIZE,
   MAX_PAGE_SIZE,
@@ -44,6 +46,8 @@ import {
   type BatchConfigRequestInput,
   type BatchOperationRequestInput,
   type BatchOperationResult,
+  type ConfigFileContent,
+  type ConfigFileList,
   type ControllerStatusResponse,
   type ServiceHealth,
   type ServiceMetrics,
@@ -386,6 +390,37 @@ export class ControllerClient {
       signal,
       agentId,
       ...(opts.package ? { pkg: opts.package } : {}),
+    });
+  }
+
+  /** The files in a package's config dir on the agent (read-only). */
+  async listConfigFiles(agentId: string, pkg: string, signal?: AbortSignal): Promise<ConfigFileList> {
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}/packages/${encodeSegment('package', pkg)}/configs`,
+      schema: ConfigFileListSchema,
+      signal,
+      agentId,
+      pkg,
+    });
+  }
+
+  /** One file of a package's config dir as it is on the agent now (`exists: false` when absent). */
+  async readConfigFile(
+    agentId: string,
+    pkg: string,
+    fileName: string,
+    signal?: AbortSignal,
+  ): Promise<ConfigFileContent> {
+    return this.call({
+      method: 'GET',
+      path:
+        `/agents/${encodeSegment('agent id', agentId)}/packages/${encodeSegment('package', pkg)}` +
+        `/configs/${encodeSegment('file name', fileName)}`,
+      schema: ConfigFileContentSchema,
+      signal,
+      agentId,
+      pkg,
     });
   }
 
