@@ -92,7 +92,9 @@ function parseRequirement(raw: string): SelectorRequirement {
   }
   if (part.startsWith('!')) return { key: checkKey(part.slice(1).trim(), part), op: '!exists', values: [] };
   if (/\s/.test(part))
-    throw new SelectorError(`'${part}': expected key=value, key!=value, key in (…), key notin (…), key or !key`);
+    throw new SelectorError(
+      `'${part}': expected key=value, key!=value, key in (…), key notin (…), key or !key`,
+    );
   return { key: checkKey(part, part), op: 'exists', values: [] };
 }
 
@@ -167,5 +169,5 @@ export const LabelSelectorSchema = z
     }
   })
   .describe(
-    "label selector: env=prod,role!=db, tier in (web,api), tier notin (cache), canary, !canary (all must hold)",
+    'label selector: env=prod,role!=db, tier in (web,api), tier notin (cache), canary, !canary (all must hold)',
   );
