@@ -36,6 +36,7 @@ import { AlertNotifier } from './services/alert-notifier.js';
 import { DeploymentService } from './services/deployments.js';
 import { DeviceStatusSync } from './services/device-status-sync.js';
 import { PlatformServices } from './services/platform.js';
+import { MetricsHistoryService } from './services/metrics-history.js';
 
 const SESSION_PURGE_INTERVAL_MS = 10 * 60_000;
 
@@ -73,6 +74,8 @@ export interface RunningServer {
   /** Alert evaluation (and its webhook notifier). */
   readonly alerts: AlertEngine;
   readonly notifier: AlertNotifier;
+  /** Metrics over time (sampling and the history). */
+  readonly metricsHistory: MetricsHistoryService;
   stop(): Promise<void>;
 }
 
@@ -133,6 +136,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let alerts: AlertEngine | undefined;
   let statusSync: DeviceStatusSync | undefined;
   let notifier: AlertNotifier | undefined;
+  let history: MetricsHistoryService | undefined;
   let context: ServerContext | undefined;
   try {
     const boot = await ensureFirstAdmin(store, opts.adminPassword ?? process.env.OPSPLANE_ADMIN_PASSWORD);
@@ -180,7 +184,19 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger: logger.child({ component: 'device-status' }),
     });
     statusSync.start();
+    const mh = config.server.metrics_history;
+    history = new MetricsHistoryService({
+      store,
+      platform,
+      intervalMs: mh.interval,
+      retentionMs: mh.retention,
+      maxWorkers: config.concurrency.max_workers,
+      logger: logger.child({ component: 'metrics-history' }),
+    });
+    history.start();
     const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
+    const plat = platform;
+    const agentArea = async (code: string) => (await plat.locate(code).catch(() => undefined))?.area;
     const ctx: ServerContext = {
       config,
       logger,
@@ -197,9 +213,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       devices: new DeviceService(store, audit),
       areas: new AreaService(platform, store, audit),
       controllers: new ControllerService(platform, store),
-      agents: new AgentService(platform, logger.child({ component: 'agents' })),
-      batches: new BatchService(store, platform.batches, audit),
-      alerts: new AlertService(store, audit),
+      agents: new AgentService(platform, logger.child({ component: 'agents' }), history),
+      batches: new BatchService(store, platform.batches, audit, async (code, pkg, file) => {
+        const r = await plat.onAgent(code, (c) =>
+          c.readConfigFile(code, pkg, file, AbortSignal.timeout(5000)),
+        );
+        return r.value.exists ? r.value.content : null;
+      }),
+      alerts: new AlertService(store, audit, agentArea),
       deploymentRequests: new DeploymentRequests(store, deployments, audit),
     };
     context = ctx;
@@ -207,6 +228,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     const { host, port } = parseListen(config.server.listen);
     await app.listen({ host, port });
   } catch (e) {
+    await history?.stop().catch(() => undefined);
     await statusSync?.stop().catch(() => undefined);
     await alerts?.stop().catch(() => undefined);
     await notifier?.stop(0).catch(() => undefined);
@@ -221,6 +243,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const alertEngine = alerts;
   const deviceStatus = statusSync;
   const alertNotifier = notifier;
+  const metricsHistory = history as MetricsHistoryService;
   const ctx = context as ServerContext;
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr : { address: '127.0.0.1', port: 0, family: 'IPv4' };
@@ -245,12 +268,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     deployments: deploys,
     alerts: alertEngine,
     notifier: alertNotifier,
+    metricsHistory,
     stop() {
       stopping ??= (async () => {
         clearInterval(purge);
         // Alerts and device status first: what the stop of the rest looks like (agents gone, …)
         // is neither an alert nor a device going offline.
         await deviceStatus.stop();
+        await metricsHistory.stop();
         await alertEngine.stop().catch((err: unknown) => logger.warn({ err }, 'stopping alerts failed'));
         await alertNotifier.stop();
         // Running deployments go back to the queue (their leases released) for the next start.

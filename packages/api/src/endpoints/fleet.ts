@@ -147,6 +147,7 @@ export const agentEndpoints = {
     method: 'GET',
     path: '/agents/:code/packages/:package/configs',
     access: 'operator',
+    scope: 'area',
     summary: "The files in a package's config dir on the agent (read-only)",
     tags: ['agents'],
     params: ConfigParamsSchema,
@@ -156,6 +157,7 @@ export const agentEndpoints = {
     method: 'GET',
     path: '/agents/:code/packages/:package/configs/:file',
     access: 'operator',
+    scope: 'area',
     summary:
       'One config file of a package as it is on the agent now (read-only), e.g. to diff a push against',
     description:

@@ -19,8 +19,8 @@ import type { Logger } from 'pino';
 import type { Controller } from '@opsplane/models';
 import type { AgentView, Alert, AlertKind, AlertStatus } from '@opsplane/api';
 import type { NewAlert } from '../storage/alerts-repo.js';
-import { toAlert } from './alerts.js';
-import type { AlertRow } from '../storage/schema.js';
+import { silenceOf, toAlert } from './alerts.js';
+import type { AlertRow, SilenceRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import {
   agentRules,
@@ -130,6 +130,8 @@ export class AlertEngine {
   readonly #pass = new SerialTask<void>(() => this.#run());
   #stopped = false;
   #evaluations = 0;
+  /** Active silences, read at the start of each evaluation. */
+  #silences: SilenceRow[] = [];
 
   constructor(opts: AlertEngineOptions) {
     this.#o = opts;
@@ -178,6 +180,7 @@ export class AlertEngine {
   async #run(): Promise<void> {
     const { store, sources } = this.#o;
     const now = Date.now();
+    this.#silences = await store.silences.list(false);
     const firing = await store.alerts.firing();
     const snapshot = sources.agents();
     if (snapshot && this.#scan?.version !== snapshot.version) {
@@ -279,7 +282,7 @@ export class AlertEngine {
     const row = await this.#o.store.alerts.fire(a);
     if (!row) return; // fires already (another server was first)
     this.#log.warn({ alert: row.id, kind: row.kind, subject: row.subject }, `alert firing: ${row.title}`);
-    this.#o.notifier?.notify('firing', toAlert(row));
+    this.#notify('firing', row);
   }
 
   async #resolve(a: AlertRow, why: string): Promise<void> {
@@ -289,7 +292,17 @@ export class AlertEngine {
       { alert: row.id, kind: row.kind, subject: row.subject, why },
       `alert resolved: ${row.title}`,
     );
-    this.#o.notifier?.notify('resolved', toAlert(row));
+    this.#notify('resolved', row);
+  }
+
+  /** Hands the change to the notifier, unless an active silence matches the alert. */
+  #notify(event: AlertStatus, row: AlertRow): void {
+    const silence = silenceOf(this.#silences, row);
+    if (silence) {
+      this.#log.info({ alert: row.id, silence: silence.id, event }, 'alert silenced: not notified');
+      return;
+    }
+    this.#o.notifier?.notify(event, toAlert(row));
   }
 
   /** Evaluates again when the earliest pending condition is due. */

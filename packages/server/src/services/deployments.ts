@@ -28,6 +28,7 @@ import type {
   DeviceListQuery,
   DeviceStatus,
 } from '@opsplane/api';
+import { matchesSelector, parseSelector } from '@opsplane/api';
 import type { AgentBundleStore, StoredBundle } from '../storage/agent-bundles.js';
 import { DeploymentQueue, type AbortReason } from './deployment-queue.js';
 import { DeploymentRecorder, type RecorderSink } from './deployment-recorder.js';
@@ -145,7 +146,11 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
     }
     const all: Device[] = [];
     const filter: Pick<DeviceListQuery, 'function_area' | 'status'> =
-      input.area !== undefined ? { function_area: input.area } : { status: ['new'] };
+      input.area !== undefined
+        ? { function_area: input.area }
+        : input.selector !== undefined
+          ? {}
+          : { status: ['new'] };
     for (let page = 1; ; page++) {
       const { rows, total } = await store.devices.list({
         page,
@@ -155,9 +160,17 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
         ...filter,
       });
       all.push(...rows.map(toDevice));
-      if (all.length >= total || rows.length === 0) break;
+      if (page * 500 >= total || rows.length === 0) break;
     }
-    return all;
+    if (input.selector === undefined) return all;
+    // A device's metadata is its labels.
+    const selector = parseSelector(input.selector);
+    const matched = all.filter((d) => matchesSelector(selector, d.metadata));
+    if (matched.length === 0)
+      throw new DeviceNotFoundError(
+        `no device${input.area !== undefined ? ` of area ${input.area}` : ''} matches the selector '${input.selector}'`,
+      );
+    return matched;
   }
 
   /** Kicks the queue after a commit that added work. */

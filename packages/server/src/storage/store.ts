@@ -12,6 +12,8 @@ import type { Database } from './database.js';
 import { DeploymentsRepo } from './deployments-repo.js';
 import { DevicesRepo } from './devices-repo.js';
 import { HostKeysRepo } from './host-keys-repo.js';
+import { MetricsRepo } from './metrics-repo.js';
+import { SilencesRepo } from './silences-repo.js';
 import { SecretsRepo, SettingsRepo } from './secrets-repo.js';
 import { SessionsRepo } from './sessions-repo.js';
 import { TokensRepo } from './tokens-repo.js';
@@ -30,6 +32,8 @@ export class Store {
   readonly deployments: DeploymentsRepo;
   readonly hostKeys: HostKeysRepo;
   readonly alerts: AlertsRepo;
+  readonly silences: SilencesRepo;
+  readonly metrics: MetricsRepo;
 
   constructor(
     readonly db: Database,
@@ -47,6 +51,8 @@ export class Store {
     this.deployments = new DeploymentsRepo(db);
     this.hostKeys = new HostKeysRepo(db);
     this.alerts = new AlertsRepo(db);
+    this.silences = new SilencesRepo(db);
+    this.metrics = new MetricsRepo(db);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
