@@ -114,8 +114,9 @@ export class DeploymentRequests {
       actor,
       { action: `deployment.${body.type}`, targetType: 'rollout', details: { request: body } },
       async (tx, spec) => {
-        const r = await this.svc.createRollout(tx, body, actor.username);
-        requireInAreas(actor, new Set(r.deployments.map((d) => d.area)), 'operator', `this ${body.type}`);
+        const r = await this.svc.createRollout(tx, body, actor.username, undefined, (areas) =>
+          requireInAreas(actor, areas, 'operator', `this ${body.type}`),
+        );
         spec.targetId = r.rollout.id;
         spec.details = {
           ...spec.details,

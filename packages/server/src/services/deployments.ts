@@ -98,9 +98,17 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
   // ------------------------------------------------------------------------------ requests
 
   /** Resolves the request into devices and creates the rollout (in `tx`, with its audit record). */
-  async createRollout(store: Store, input: DeploymentCreateInput, requestedBy: string, retryOf?: string) {
+  async createRollout(
+    store: Store,
+    input: DeploymentCreateInput,
+    requestedBy: string,
+    retryOf?: string,
+    /** Sees the areas of the devices before anything is created (the caller's role check). */
+    authorize?: (areas: readonly string[]) => void,
+  ) {
     const type = input.type as DeploymentType;
     const devices = await this.#resolveDevices(store, input);
+    authorize?.([...new Set(devices.map((d) => d.function_area))]);
     let bundle: StoredBundle | undefined;
     if (type === 'install' || type === 'upgrade') bundle = await this.bundles.get(input.version);
     else if (input.version !== undefined)
