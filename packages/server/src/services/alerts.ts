@@ -191,13 +191,16 @@ export class AlertService {
   }
 
   async expireSilence(caller: AreaActor, id: string): Promise<Silence> {
+    // The areas are looked up before the transaction (the agent's area reads outside it).
+    const found = await this.store.silences.get(id);
+    const areas = found ? await this.silenceAreas(found) : [];
     const row = await this.audit.run(
       caller,
       { action: 'silence.expire', targetType: 'silence', targetId: id },
       async (tx, spec) => {
         const cur = await tx.silences.get(id);
         if (!cur) throw new NotFoundError(`silence ${id} not found`);
-        requireInAreas(caller, await this.silenceAreas(cur), 'operator', 'ending this silence');
+        requireInAreas(caller, areas, 'operator', 'ending this silence');
         const r = (await tx.silences.expire(id)) ?? cur;
         spec.changes = changesBetween(toSilence(cur), toSilence(r), ['id', 'created_at']);
         return r;
