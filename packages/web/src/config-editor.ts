@@ -73,8 +73,8 @@ export interface ConfigEditor {
 }
 
 export function configEditor(): ConfigEditor {
-  const pkg = textInput('config-package', '', { placeholder: 'web', required: true });
-  const file = textInput('config-file', '', { placeholder: 'web.yaml', required: true });
+  const pkg = textInput('config-package', '', { placeholder: 'web' });
+  const file = textInput('config-file', '', { placeholder: 'web.yaml' });
   const ref = textInput('config-reference', '', { placeholder: 'agent code' });
   const editor = h('textarea', {
     id: 'config-content',

@@ -20,6 +20,13 @@ export function searchBox(
     clearTimeout(timer);
     timer = setTimeout(() => onChange(input.value.trim()), 250);
   });
+  // Enter searches now; inside a form it must not submit the form.
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter') return;
+    ev.preventDefault();
+    clearTimeout(timer);
+    onChange(input.value.trim());
+  });
   ctx.onCleanup(() => clearTimeout(timer));
   return input;
 }
@@ -80,10 +87,10 @@ export function selectorBox(
     timer = setTimeout(() => onChange(input.value.trim()), 400);
   });
   input.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Enter') {
-      clearTimeout(timer);
-      onChange(input.value.trim());
-    }
+    if (ev.key !== 'Enter') return;
+    ev.preventDefault(); // applies the selector; inside a form it must not submit the form
+    clearTimeout(timer);
+    onChange(input.value.trim());
   });
   ctx.onCleanup(() => clearTimeout(timer));
   return input;

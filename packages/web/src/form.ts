@@ -5,14 +5,18 @@
  */
 import { h, option, type Attrs } from './dom.js';
 
-/** A labelled control; `hint` is shown under it and tied to it with aria-describedby. */
+/**
+ * A labelled control: a <label for> naming it (its accessible name is exactly `label`) and, when
+ * given, a hint under it tied to it with aria-describedby.
+ */
 export function labelled(label: string, control: HTMLElement, hint?: string): HTMLElement {
   const hintId = hint && control.id ? `${control.id}-hint` : undefined;
   if (hintId) control.setAttribute('aria-describedby', hintId);
+  if (!control.id) return h('label', { class: 'field' }, h('span', { class: 'field-label' }, label), control);
   return h(
-    'label',
+    'div',
     { class: 'field' },
-    h('span', { class: 'field-label' }, label),
+    h('label', { class: 'field-label', for: control.id }, label),
     control,
     hint ? h('span', { class: 'field-hint muted', id: hintId }, hint) : null,
   );

@@ -207,7 +207,12 @@ function usersSection(ctx: PageContext): HTMLElement {
                   type: 'button',
                   class: 'btn btn-small',
                   'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.username}`,
-                  on: { click: () => void setDisabled(u, !u.disabled) },
+                  on: {
+                    click: () => {
+                      const cur = users.find((x) => x.id === u.id) ?? u;
+                      void setDisabled(cur, !cur.disabled);
+                    },
+                  },
                 },
                 u.disabled ? 'Enable' : 'Disable',
               ),
@@ -390,7 +395,10 @@ function areasSection(ctx: PageContext): HTMLElement {
   const thead = h('thead');
   const tbody = h('tbody');
   const editor = h('div', { id: 'area-editor' });
-  const edit = (a: Area) => {
+  let areas: Area[] = [];
+  const edit = (name: string) => {
+    const a = areas.find((x) => x.name === name);
+    if (!a) return;
     const secretIn = h('input', {
       type: 'password',
       id: 'area-agent-secret',
@@ -481,7 +489,7 @@ function areasSection(ctx: PageContext): HTMLElement {
                 type: 'button',
                 class: 'btn btn-small',
                 'aria-label': `Set the credentials of ${a.name}`,
-                on: { click: () => edit(a) },
+                on: { click: () => edit(a.name) },
               },
               'Credentials…',
             )
@@ -493,6 +501,7 @@ function areasSection(ctx: PageContext): HTMLElement {
   const poller = ctx.poll(async () => {
     try {
       const r = await api.call('GET /areas');
+      areas = r.areas;
       syncRows(tbody, r.areas, (a) => a.name, columns, {
         empty: 'No areas yet.',
         init: (tr, a) => (tr.dataset.area = a.name),

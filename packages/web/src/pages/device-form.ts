@@ -21,7 +21,7 @@ export function deviceForm(
   cancel: () => void,
 ): DeviceForm {
   const editing = current !== undefined;
-  const id = (n: string) => `device-${n}`;
+  const id = (n: string) => `devform-${n}`;
   const name = textInput(id('name'), current?.name ?? '', { required: true, maxlength: 128 });
   const ip = textInput(id('ip'), current?.ip ?? '', { required: true });
   const area = textInput(id('area'), current?.function_area ?? '', { required: true, list: id('areas') });

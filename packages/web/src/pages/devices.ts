@@ -99,7 +99,8 @@ export function devicesPage(ctx: PageContext): void {
                 class: 'btn btn-small',
                 'aria-label': `Edit ${d.name}`,
                 data: { action: 'edit', device: d.name },
-                on: { click: () => openForm(d) },
+                // The row's cells outlive refreshes: edit what the last refresh loaded.
+                on: { click: () => openForm(shown.find((x) => x.id === d.id) ?? d) },
               },
               'Edit',
             ),
