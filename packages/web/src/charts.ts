@@ -91,7 +91,8 @@ export interface ChartPanel {
 export function chartPanel(): ChartPanel {
   const el = h('div', { class: 'charts', id: 'agent-charts' });
   const plots = new Map<string, { plot: uPlot; key: string; caption: HTMLElement }>();
-  const width = () => Math.max(260, Math.min(560, (el.clientWidth || 900) / 2 - 24));
+  /** The chart fills its figure (laid out by the grid), within bounds. */
+  const widthOf = (fig: HTMLElement) => Math.max(260, Math.min(900, (fig.clientWidth || 480) - 18));
   return {
     el,
     update(hst) {
@@ -124,7 +125,7 @@ export function chartPanel(): ChartPanel {
         box = fig;
         const plot = new uPlot(
           {
-            width: width(),
+            width: widthOf(fig),
             height: 180,
             series: [
               {},

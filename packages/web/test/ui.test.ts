@@ -118,7 +118,12 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
   };
   const screenshot = async (name: string) => {
     const path = join(work.path, name);
-    await page.screenshot({ path, fullPage: true });
+    // The whole page, without scrolling (a full-page capture would draw the sticky header mid-page).
+    const size = page.viewportSize() ?? { width: 1360, height: 860 };
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: size.width, height: Math.min(Math.max(height, size.height), 3000) });
+    await page.screenshot({ path });
+    await page.setViewportSize(size);
     const dir = process.env.OPSPLANE_UI_SCREENSHOTS;
     if (dir) {
       await mkdir(dir, { recursive: true });

@@ -118,11 +118,14 @@ export function batchNewPage(ctx: PageContext): void {
     q: f.q,
     selector: f.selector,
   });
+  let loads = 0;
   const load = async () => {
+    const my = ++loads;
     try {
       const r = await api.call('GET /agents', {
         query: { ...query(), page: f.page, pageSize: f.pageSize, sort: 'id' },
       });
+      if (my !== loads || !ctx.active) return; // a newer filter was asked for meanwhile
       shown = r.agents;
       matching = r.total;
       put(countFilter, String(r.total));
@@ -266,7 +269,8 @@ export function batchNewPage(ctx: PageContext): void {
     pageHeader('New batch', { crumbs: [['Batches', '#/batches']] }),
     h(
       'form',
-      { class: 'batch-form', 'aria-label': 'New batch', on: { submit } },
+      // A refusal shown below the button goes once the form is changed.
+      { class: 'batch-form', 'aria-label': 'New batch', on: { submit, input: () => put(message) } },
       h(
         'section',
         { class: 'panel', 'aria-labelledby': 'which-title' },
