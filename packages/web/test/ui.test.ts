@@ -544,8 +544,9 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     await page.click('button[aria-label="Delete imp-01"]');
     await until(async () => (await count('#devices-table tbody tr:has-text("imp-01")')) === 0, 'imp-01 gone');
 
-    // Deploy the new device.
-    await page.check('input[aria-label="Select edge-02"]');
+    // Deploy the new device, chosen by its metadata (a label selector) rather than ticked.
+    await page.fill('#deploy-selector', 'role=edge,env in (lab)');
+    assert.match(await text('#selection-info'), /matches the selector/);
     await page.selectOption('#deploy-type', 'install');
     await page.click('#deploy-button');
     await page.waitForURL(/#\/rollouts\/[0-9a-f-]+$/);
