@@ -37,6 +37,7 @@ export {
   HISTORY_DIR,
   type ConfigUpdate,
 } from './packages/config-writer.js';
+export { ConfigReadError, listConfigFiles, readConfigFile } from './packages/config-reader.js';
 export { createRequestHandler } from './requests/request-handler.js';
 export { SystemMetricsCollector } from './metrics/system-metrics.js';
 export { ServiceMetricsCollector } from './metrics/service-metrics.js';

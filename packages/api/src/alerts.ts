@@ -4,6 +4,8 @@
  * webhooks receive.
  */
 import { z } from 'zod';
+import { DurationSchema } from '@opsplane/kit';
+import { AgentCodeSchema, AreaNameSchema } from '@opsplane/models';
 import { PageQuery, TimestampOut } from './common.js';
 
 export const ALERT_KINDS = [
@@ -44,6 +46,10 @@ export const AlertSchema = z
     resolved_at: TimestampOut.nullable(),
     acknowledged_by: z.string().nullable(),
     acknowledged_at: TimestampOut.nullable(),
+    silenced_by: z
+      .uuid()
+      .nullable()
+      .describe('an active silence that matches it (its notifications are not sent); null when none'),
   })
   .meta({ id: 'Alert' });
 export type Alert = z.infer<typeof AlertSchema>;
@@ -54,6 +60,10 @@ export const AlertListQuerySchema = z
     status: AlertStatusSchema.optional(),
     kind: AlertKindSchema.optional(),
     area: z.string().max(128).optional(),
+    silenced: z
+      .enum(['true', 'false'])
+      .optional()
+      .describe('true: only alerts an active silence matches; false: only the others'),
   })
   .strict();
 export type AlertListQuery = z.infer<typeof AlertListQuerySchema>;
@@ -76,3 +86,63 @@ export const AlertNotificationSchema = z
   })
   .meta({ id: 'AlertNotification' });
 export type AlertNotification = z.infer<typeof AlertNotificationSchema>;
+
+// ------------------------------------------------------------------------------ silences
+
+/**
+ * A silence: while active (until expires_at), alerts it matches are still recorded and shown,
+ * but no webhook is notified of them. It matches an alert when every matcher it has holds:
+ * `kind` (the rule), `area`, `agent_code` (the agent's own alerts and its packages').
+ */
+export const SilenceSchema = z
+  .object({
+    id: z.uuid(),
+    kind: AlertKindSchema.nullable(),
+    area: z.string().nullable(),
+    agent_code: z.string().nullable(),
+    comment: z.string(),
+    created_by: z.string(),
+    created_at: TimestampOut,
+    expires_at: TimestampOut,
+    active: z.boolean().describe('not expired (nor ended) yet'),
+  })
+  .meta({ id: 'Silence' });
+export type Silence = z.infer<typeof SilenceSchema>;
+
+export const MAX_SILENCE_MS = 90 * 24 * 3600_000;
+
+export const SilenceCreateSchema = z
+  .object({
+    kind: AlertKindSchema.optional(),
+    area: AreaNameSchema.optional(),
+    agent_code: AgentCodeSchema.optional(),
+    comment: z.string().max(500).default(''),
+    duration: DurationSchema.pipe(
+      z
+        .number()
+        .min(60_000, { message: 'duration must be at least 1m' })
+        .max(MAX_SILENCE_MS, { message: 'duration must be at most 90 days' }),
+    ).describe("how long, e.g. '2h'"),
+  })
+  .strict()
+  .refine((s) => s.kind !== undefined || s.area !== undefined || s.agent_code !== undefined, {
+    message: 'a silence needs at least one of kind, area, agent_code',
+  });
+export type SilenceCreate = z.infer<typeof SilenceCreateSchema>;
+export type SilenceCreateInput = z.input<typeof SilenceCreateSchema>;
+
+export const SilenceListQuerySchema = z
+  .object({
+    all: z
+      .enum(['true', 'false'])
+      .default('false')
+      .transform((v) => v === 'true')
+      .describe('also the expired ones (newest first)'),
+  })
+  .strict();
+
+export const SilenceListResponseSchema = z.object({
+  silences: z.array(SilenceSchema),
+  total: z.number().int(),
+});
+export type SilenceListResponse = z.infer<typeof SilenceListResponseSchema>;

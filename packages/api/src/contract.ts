@@ -6,7 +6,7 @@
  */
 import type { EndpointSpec, RequestOf, ResponseOf } from './endpoint.js';
 import { authEndpoints, tokenEndpoints, userEndpoints } from './endpoints/accounts.js';
-import { alertEndpoints } from './endpoints/alerts.js';
+import { alertEndpoints, silenceEndpoints } from './endpoints/alerts.js';
 import { agentBundleEndpoints, deploymentEndpoints, rolloutEndpoints } from './endpoints/deployments.js';
 import { agentEndpoints, batchEndpoints, controllerEndpoints } from './endpoints/fleet.js';
 import { areaEndpoints, auditEndpoints, deviceEndpoints } from './endpoints/inventory.js';
@@ -31,6 +31,7 @@ export const ENDPOINTS = {
   alerts: alertEndpoints,
   revocations: revocationEndpoints,
   certificates: certificateEndpoints,
+  silences: silenceEndpoints,
 } as const;
 
 export const SYSTEM_ENDPOINTS = systemEndpoints;

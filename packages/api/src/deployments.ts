@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { PageQuery, TimestampOut } from './common.js';
 import { DeviceNameSchema } from './devices.js';
+import { LabelSelectorSchema } from './selectors.js';
 
 export const DEPLOYMENT_TYPES = ['install', 'upgrade', 'uninstall', 'restart'] as const;
 export const DeploymentTypeSchema = z.enum(DEPLOYMENT_TYPES);
@@ -122,6 +123,10 @@ export const DeploymentCreateSchema = z
     area: z.string().min(1).max(128).optional(),
     /** Every device in status `new` (never deployed). */
     all_new: z.boolean().optional(),
+    /** Devices whose metadata (their labels) matches; with `area`, of that area only. */
+    selector: LabelSelectorSchema.optional().describe(
+      'devices whose metadata matches this label selector (e.g. role=web,env in (prod)); combines with area',
+    ),
     /** Agent version for install/upgrade; default: the newest bundle the server has. */
     version: AgentVersionSchema.optional(),
     /** Rolling: at most this many devices at once (default: the server's max_workers). */
@@ -133,9 +138,12 @@ export const DeploymentCreateSchema = z
   })
   .strict()
   .refine(
-    (b) => [b.devices !== undefined, b.area !== undefined, b.all_new === true].filter(Boolean).length === 1,
+    (b) =>
+      [b.devices !== undefined, b.area !== undefined || b.selector !== undefined, b.all_new === true].filter(
+        Boolean,
+      ).length === 1,
     {
-      message: 'give exactly one of devices, area or all_new',
+      message: 'give exactly one of devices, area (and/or selector) or all_new',
     },
   )
   .meta({ id: 'DeploymentCreate' });

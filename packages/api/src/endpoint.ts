@@ -16,6 +16,12 @@ export interface EndpointSpec {
   readonly method: HttpMethod;
   readonly path: string;
   readonly access: Access;
+  /**
+   * 'area': the change concerns areas, and `access` is judged per area by the service (a user
+   * may be operator in one area and viewer in another); the edge lets in callers who have the
+   * role in at least one area.
+   */
+  readonly scope?: 'area';
   /** The audit action of a change (also recorded when a caller is denied). */
   readonly action?: string;
   readonly summary: string;

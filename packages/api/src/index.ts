@@ -6,6 +6,7 @@
  */
 export * from './common.js';
 export * from './roles.js';
+export * from './selectors.js';
 export * from './devices.js';
 export * from './users.js';
 export * from './audit.js';

@@ -8,6 +8,7 @@ import {
   AgentCodeSchema,
   AgentStatusSchema,
   AreaNameSchema,
+  ConfigFileNameSchema,
   ConfigItemSchema,
   ControllerFlavorSchema,
   ControllerStatusSchema,
@@ -18,6 +19,7 @@ import {
 import { DurationSchema } from '@opsplane/kit';
 import { PageQuery, TimestampOut } from './common.js';
 import { DeviceSchema } from './devices.js';
+import { LabelSelectorSchema } from './selectors.js';
 
 // ------------------------------------------------------------------------------ shared pieces
 
@@ -197,6 +199,9 @@ export const AgentFilterShape = {
     .max(200)
     .optional()
     .describe('free text (case-insensitive substring) over id, hostname, address and device name'),
+  selector: LabelSelectorSchema.optional().describe(
+    "label selector over the agents' labels: env=prod,role!=db, tier in (web,api), tier notin (cache), canary, !canary",
+  ),
 };
 
 export const AgentListQuerySchema = z
@@ -217,7 +222,7 @@ export const AgentListQuerySchema = z
 export type AgentListQuery = z.infer<typeof AgentListQuerySchema>;
 export type AgentFilter = Pick<
   AgentListQuery,
-  'area' | 'status' | 'health_status' | 'controller_id' | 'version' | 'zone' | 'q'
+  'area' | 'status' | 'health_status' | 'controller_id' | 'version' | 'zone' | 'q' | 'selector'
 >;
 
 export const AgentListResponseSchema = z.object({
@@ -462,6 +467,77 @@ export type ControllerHistoryEntry = z.infer<typeof ControllerHistoryEntrySchema
 export type ServiceMetricsQuery = z.infer<typeof ServiceMetricsQuerySchema>;
 export type BatchCreateQuery = z.infer<typeof BatchCreateQuerySchema>;
 export type BatchListQuery = z.infer<typeof BatchListQuerySchema>;
+
+/**
+ * The events of GET /batches/{id}/events by name, each the JSON `data` of its event (the stream
+ * is text/event-stream, outside what the response schemas describe).
+ */
+export interface BatchStreamEvents {
+  /** The job without results: first, and whenever its counts change. */
+  job: BatchJob;
+  /** One (agent, package) result, final (the event's id is its seq). */
+  result: BatchResult;
+  /** The finished job; then the stream closes. */
+  end: BatchJob;
+}
+
+// ------------------------------------------------------------------------------ metrics history
+
+export const MAX_METRICS_WINDOW_MS = 24 * 3600_000;
+
+export const MetricsHistoryQuerySchema = z
+  .object({
+    window: DurationSchema.pipe(
+      z
+        .number()
+        .min(60_000, { message: 'window must be at least 1m' })
+        .max(MAX_METRICS_WINDOW_MS, { message: 'window must be at most 24h' }),
+    )
+      .default(3600_000)
+      .describe("how far back, e.g. '1h' (default), '6h', '24h' (the server keeps 24 h)"),
+    package: PackageNameSchema.optional().describe('only this package (default: every package)'),
+  })
+  .strict();
+export type MetricsHistoryQuery = z.infer<typeof MetricsHistoryQuerySchema>;
+
+export const SystemPointSchema = z.object({
+  at: TimestampOut,
+  cpu_percent: z.number(),
+  memory_used_bytes: z.number(),
+  memory_total_bytes: z.number(),
+  memory_used_percent: z.number(),
+  load1: z.number(),
+  rx_bytes: z.number().describe('bytes received since the host booted (a counter)'),
+  tx_bytes: z.number(),
+});
+export type SystemPoint = z.infer<typeof SystemPointSchema>;
+
+export const PackagePointSchema = z.object({
+  at: TimestampOut,
+  cpu_percent: z.number(),
+  rss_bytes: z.number(),
+  restarts: z.number().int(),
+  running: z.boolean(),
+});
+export type PackagePoint = z.infer<typeof PackagePointSchema>;
+
+export const MetricsHistorySchema = z
+  .object({
+    agent_code: z.string(),
+    interval_ms: z.number().int().describe('one sample per interval (server.metrics_history.interval)'),
+    retention_ms: z.number().int(),
+    from: TimestampOut,
+    to: TimestampOut,
+    system: z.array(SystemPointSchema).describe('oldest first'),
+    packages: z.array(z.object({ name: z.string(), points: z.array(PackagePointSchema) })),
+  })
+  .meta({ id: 'MetricsHistory' });
+export type MetricsHistory = z.infer<typeof MetricsHistorySchema>;
+
+// ------------------------------------------------------------------------------ config files
+
+export const ConfigParamsSchema = z.object({ code: AgentCodeSchema, package: PackageNameSchema });
+export const ConfigFileParamsSchema = ConfigParamsSchema.extend({ file: ConfigFileNameSchema });
 
 /** Where a batch's event stream resumes: after this result (or the Last-Event-ID header). */
 export const BatchEventsQuerySchema = z

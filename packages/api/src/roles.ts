@@ -17,3 +17,14 @@ export function roleAtLeast(role: Role, min: Role): boolean {
 export function lowerRole(a: Role, b: Role): Role {
   return RANK[a] <= RANK[b] ? a : b;
 }
+
+export function higherRole(a: Role, b: Role): Role {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+/** The highest of `roles` (viewer when there are none). */
+export function highestRole(roles: Iterable<Role>): Role {
+  let out: Role = 'viewer';
+  for (const r of roles) out = higherRole(out, r);
+  return out;
+}

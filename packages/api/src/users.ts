@@ -1,6 +1,7 @@
 /** Users, login, sessions and API tokens on the wire. */
 import { z } from 'zod';
 import { DurationSchema } from '@opsplane/kit';
+import { AreaNameSchema } from '@opsplane/models';
 import { RoleSchema } from './roles.js';
 import { TimestampOut } from './common.js';
 
@@ -21,11 +22,23 @@ export const NewPasswordSchema = z
   .min(MIN_PASSWORD_LENGTH, { message: `password must be at least ${MIN_PASSWORD_LENGTH} characters` })
   .max(MAX_PASSWORD_LENGTH, { message: `password must be at most ${MAX_PASSWORD_LENGTH} characters` });
 
+/**
+ * Roles per area: a user's `role` holds in every area unless `area_roles` names another for an
+ * area (higher or lower) — e.g. operator in area-1 and viewer elsewhere. Changes that concern an
+ * area (its devices, agents, batches, deployments, alerts, credentials) are judged by the role
+ * in that area; the rest (users, tokens, bundles) by `role`.
+ */
+export const AreaRolesSchema = z
+  .record(AreaNameSchema, RoleSchema)
+  .refine((m) => Object.keys(m).length <= 200, { message: 'at most 200 area roles' });
+export type AreaRoles = z.infer<typeof AreaRolesSchema>;
+
 export const UserSchema = z
   .object({
     id: z.uuid(),
     username: z.string(),
-    role: RoleSchema,
+    role: RoleSchema.describe('the role in every area without an entry in area_roles'),
+    area_roles: z.record(z.string(), RoleSchema).describe('role per area, where it differs from role'),
     disabled: z.boolean(),
     created_at: TimestampOut,
     updated_at: TimestampOut,
@@ -35,7 +48,12 @@ export const UserSchema = z
 export type User = z.infer<typeof UserSchema>;
 
 export const UserCreateSchema = z
-  .object({ username: UsernameSchema, password: NewPasswordSchema, role: RoleSchema.default('viewer') })
+  .object({
+    username: UsernameSchema,
+    password: NewPasswordSchema,
+    role: RoleSchema.default('viewer'),
+    area_roles: AreaRolesSchema.optional(),
+  })
   .strict();
 
 export const UserUpdateSchema = z
@@ -43,6 +61,10 @@ export const UserUpdateSchema = z
     role: RoleSchema.optional(),
     disabled: z.boolean().optional(),
     password: NewPasswordSchema.optional(),
+    area_roles: z
+      .record(AreaNameSchema, RoleSchema.nullable())
+      .optional()
+      .describe('per area: a role sets it, null removes it (back to role); areas not named keep theirs'),
   })
   .strict()
   .refine((u) => Object.keys(u).length > 0, { message: 'nothing to update' });
@@ -62,6 +84,10 @@ export const MeResponseSchema = z.object({
   auth: z.enum(['session', 'token', 'metrics_token']),
   /** The effective role (a token may carry less than its owner). */
   role: RoleSchema,
+  /** Effective roles per area where they differ from `role` (the token's scope applied). */
+  area_roles: z.record(z.string(), RoleSchema),
+  /** A token limited to these areas acts as viewer in every other area; null = not limited. */
+  token_areas: z.array(z.string()).nullable(),
   session_expires_at: TimestampOut.optional(),
 });
 
@@ -71,6 +97,10 @@ export const TokenSchema = z
     name: z.string(),
     role: RoleSchema,
     prefix: z.string().describe('first characters after opsp_, to recognise a token'),
+    areas: z
+      .array(z.string())
+      .nullable()
+      .describe('scope: the areas it may change things in (viewer elsewhere); null = every area'),
     user_id: z.uuid(),
     username: z.string(),
     created_at: TimestampOut,
@@ -85,6 +115,12 @@ export const TokenCreateSchema = z
   .object({
     name: z.string().min(1).max(100),
     role: RoleSchema.optional().describe('at most your own role; default your role'),
+    areas: z
+      .array(AreaNameSchema)
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('scope: only these areas may be changed with it (it reads everything); default every area'),
     expires_in: DurationSchema.pipe(z.number().min(60_000, { message: 'expires_in must be at least 1m' }))
       .optional()
       .describe("e.g. '720h'; default: never"),

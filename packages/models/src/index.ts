@@ -9,6 +9,7 @@ export * from './operations.js';
 export * from './go-shapes.js';
 export * from './controller-answers.js';
 export * from './batch.js';
+export * from './configs.js';
 export * from './errors.js';
 export * from './protocol.js';
 export * from './pki-frames.js';

@@ -19,6 +19,8 @@ import { OperationIdSchema, OperationStateSchema, ResultReasonSchema } from './o
 import { AgentHealthSchema, ServiceHealthSchema } from './health.js';
 import { ServiceMetricsSchema, SystemMetricsSchema } from './metrics.js';
 import { CertificateMessageSchema, CsrMessageSchema } from './pki-frames.js';
+import { ConfigFileContentSchema, ConfigFileListSchema } from './configs.js';
+import { ConfigFileNameSchema, PackageNameSchema } from './names.js';
 
 export const AGENT_CONNECT_PATH = '/api/v1/agents/connect';
 export const AGENT_CODE_HEADER = 'x-opsplane-agent-code';
@@ -118,6 +120,10 @@ export const AgentRequestSchema = z.discriminatedUnion('op', [
     package: z.string().optional(),
     running_only: z.boolean().optional(),
   }),
+  /** The files in a package's config_dir (read-only). */
+  z.object({ op: z.literal('config_files'), package: PackageNameSchema }),
+  /** One file of a package's config_dir (read-only; a plain file name, never a path). */
+  z.object({ op: z.literal('config_read'), package: PackageNameSchema, file_name: ConfigFileNameSchema }),
 ]);
 export type AgentRequest = z.infer<typeof AgentRequestSchema>;
 export type AgentOp = AgentRequest['op'];
@@ -132,6 +138,8 @@ export const AgentResultSchemas = {
   health_package: ServiceHealthSchema,
   metrics_system: SystemMetricsSchema,
   metrics_services: ServiceMetricsSchema,
+  config_files: ConfigFileListSchema,
+  config_read: ConfigFileContentSchema,
 } as const;
 
 export const RequestMessageSchema = z.object({

@@ -221,6 +221,18 @@ export const ServerSectionSchema = z
     web_root: z.string().min(1).optional(),
     /** Alert evaluation and webhook notifications. */
     alerts: AlertsSectionSchema.prefault({}),
+    /** Metrics over time: every online agent's system and package metrics, sampled and kept. */
+    metrics_history: z
+      .object({
+        /** Sampling period (one point per agent and package per interval); 0s turns sampling off. */
+        interval: DurationSchema.default(60_000),
+        /** How long samples are kept (GET /agents/{code}/metrics/history answers at most this far back). */
+        retention: DurationSchema.default(24 * 3600_000).pipe(
+          z.number().min(60_000, { message: 'retention must be at least 1m' }),
+        ),
+      })
+      .strict()
+      .default({ interval: 60_000, retention: 24 * 3600_000 }),
     /** Agent deployment (the worker count is concurrency.max_workers). */
     deploy: z
       .object({

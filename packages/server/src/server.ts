@@ -44,6 +44,7 @@ import { PkiService } from './services/pki.js';
 import { loadTlsMaterial, TlsReloader } from '@opsplane/pki';
 import type { Server as TlsServer } from 'node:tls';
 import type { WebhookOutbox } from './services/webhook-outbox.js';
+import { MetricsHistoryService } from './services/metrics-history.js';
 
 export interface StartOptions {
   logger?: Logger;
@@ -83,6 +84,8 @@ export interface RunningServer {
   readonly duties: ClusterDuties;
   /** This replica's name (batch ownership, leader election). */
   readonly replicaId: string;
+  /** Metrics over time (sampling on the leader, and the history). */
+  readonly metricsHistory: MetricsHistoryService;
   stop(): Promise<void>;
 }
 
@@ -186,7 +189,17 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       agentTls: (code, area) => pkiHolder.pki?.issueAgent(code, area) ?? Promise.resolve(undefined),
     });
     await deployments.start({ exclusiveDatabase: database.embedded });
+    const mh = config.server.metrics_history;
+    const history = new MetricsHistoryService({
+      store,
+      platform,
+      intervalMs: mh.interval,
+      retentionMs: mh.retention,
+      maxWorkers: config.concurrency.max_workers,
+      logger: logger.child({ component: 'metrics-history' }),
+    });
     duties = new ClusterDuties({
+      metricsHistory: history,
       config,
       store,
       platform,
@@ -202,6 +215,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     pki = new PkiService({ config, platform, audit, logger });
     await pki.start();
     pkiHolder.pki = pki;
+    const plat = platform;
+    const agentArea = async (code: string) => (await plat.locate(code).catch(() => undefined))?.area;
     const ctx: ServerContext = {
       config,
       logger,
@@ -219,9 +234,14 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       devices: new DeviceService(store, audit),
       areas: new AreaService(platform, store, audit),
       controllers: new ControllerService(platform, store),
-      agents: new AgentService(platform, logger.child({ component: 'agents' })),
-      batches: new BatchService(store, platform.batches, audit),
-      alerts: new AlertService(store, audit),
+      agents: new AgentService(platform, logger.child({ component: 'agents' }), history),
+      batches: new BatchService(store, platform.batches, audit, async (code, pkg, file) => {
+        const r = await plat.onAgent(code, (c) =>
+          c.readConfigFile(code, pkg, file, AbortSignal.timeout(5000)),
+        );
+        return r.value.exists ? r.value.content : null;
+      }),
+      alerts: new AlertService(store, audit, agentArea),
       deploymentRequests: new DeploymentRequests(store, deployments, audit),
       pki,
     };
@@ -280,6 +300,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     alerts: clusterDuties.alerts,
     outbox: clusterDuties.outbox,
     duties: clusterDuties,
+    metricsHistory: clusterDuties.metricsHistory,
     replicaId,
     stop() {
       stopping ??= (async () => {

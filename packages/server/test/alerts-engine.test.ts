@@ -191,4 +191,38 @@ describe('alert engine: pending_for, held state, deployment_failed', { timeout: 
     await engine.evaluate();
     assert.equal((await rows(`deployment:${failed}`)).length, 1, 'a resolved failure does not fire again');
   });
+
+  it('a silenced alert fires and resolves without notifying anyone; once the silence ends it notifies again', async () => {
+    const silence = await store.silences.create({
+      kind: null,
+      area: 'area-1',
+      agentCode: 'a9',
+      comment: 'maintenance',
+      createdBy: 'test',
+      expiresAt: new Date(Date.now() + 3600_000),
+    });
+    const before = sent.length;
+    const notified = () => sent.slice(before).filter((s) => s.alert.subject === 'agent:a9');
+    show(agent('a9', 'online'));
+    await engine.evaluate();
+    show(agent('a9', 'offline'));
+    await engine.evaluate();
+    await sleep(PENDING_MS + 50);
+    await engine.evaluate();
+    assert.equal((await rows('agent:a9'))[0]?.status, 'firing', 'it fires');
+    show(agent('a9', 'online'));
+    await engine.evaluate();
+    assert.equal((await rows('agent:a9'))[0]?.status, 'resolved', 'and resolves');
+    assert.deepEqual(notified(), [], 'nobody was notified');
+
+    await store.silences.expire(silence.id);
+    show(agent('a9', 'offline'));
+    await engine.evaluate();
+    await sleep(PENDING_MS + 50);
+    await engine.evaluate();
+    assert.deepEqual(
+      notified().map((s) => s.event),
+      ['firing'],
+    );
+  });
 });

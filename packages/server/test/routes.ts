@@ -238,6 +238,31 @@ export const ROUTES: RouteCase[] = [
     prepare: async (t) => ({ path: `/api/v1/agents/${await newDeviceCode(t)}/${sub}` }),
   })),
   {
+    // Nothing sampled for an unknown code: an empty history.
+    method: 'GET',
+    route: '/api/v1/agents/:code/metrics/history',
+    access: 'viewer',
+    ok: 200,
+    prepare: async () => ({ path: `/api/v1/agents/agt-${unique()}/metrics/history?window=1h` }),
+  },
+  {
+    // Operators (of the agent's area); no controller there: a typed 503 once past auth.
+    method: 'GET',
+    route: '/api/v1/agents/:code/packages/:package/configs',
+    access: 'operator',
+    ok: 503,
+    prepare: async (t) => ({ path: `/api/v1/agents/${await newDeviceCode(t)}/packages/web/configs` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/agents/:code/packages/:package/configs/:file',
+    access: 'operator',
+    ok: 503,
+    prepare: async (t) => ({
+      path: `/api/v1/agents/${await newDeviceCode(t)}/packages/web/configs/web.yaml`,
+    }),
+  },
+  {
     method: 'POST',
     route: '/api/v1/batches',
     access: 'operator',
@@ -378,6 +403,31 @@ export const ROUTES: RouteCase[] = [
     prepare: async () => ({ path: `/api/v1/revocations/agents/agt-${unique()}` }),
   },
   { method: 'GET', route: '/api/v1/certificates', access: 'viewer', ok: 503 },
+  { method: 'GET', route: '/api/v1/silences', access: 'viewer', ok: 200 },
+  {
+    method: 'POST',
+    route: '/api/v1/silences',
+    access: 'operator',
+    ok: 201,
+    prepare: async () => ({ body: { kind: 'agent_offline', duration: '1h', comment: `fx-${unique()}` } }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/silences/:id',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => {
+      const s = await t.server.store.silences.create({
+        kind: 'agent_offline',
+        area: null,
+        agentCode: null,
+        comment: 'fixture',
+        createdBy: 'fixture',
+        expiresAt: new Date(Date.now() + 3600_000),
+      });
+      return { path: `/api/v1/silences/${s.id}` };
+    },
+  },
   { method: 'GET', route: '/api/v1/agent-bundles', access: 'viewer', ok: 200 },
   {
     method: 'POST',

@@ -13,10 +13,11 @@ import { ALL_TABLES } from '../src/storage/schema.js';
 import { MigrationError } from '../src/storage/migrations.js';
 import { DeviceCreateSchema, type DeviceCreateInput } from '@opsplane/api';
 import { AuditTrail } from '../src/services/audit-trail.js';
+import { systemActor } from '../src/services/access.js';
 import { DeviceService, deviceInput } from '../src/services/devices.js';
 import { DRIVERS, TEST_MASTER_KEY, driverSkip, testEnv, testLogger, type TestEnv } from './helpers.js';
 
-const actor = { username: 'storage-test', userId: null, ip: null };
+const actor = systemActor('storage-test');
 
 const PEM =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';

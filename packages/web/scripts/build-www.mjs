@@ -1,67 +1,68 @@
 #!/usr/bin/env node
 /**
- * Assembles the static site the server serves (dist/www): public/* as is, and the browser
- * modules tsc compiled to dist/src/**.js as dist/www/js/** (only those whose src/**.ts still
- * exists, so a deleted module's stale output is not shipped; without their source-map
- * comments: maps and sources are not shipped). Fails when a module imports anything but
- * another module of the UI: the browser could not load it, and the contract's types must not
- * bring zod along. Rebuilt from scratch each time. Run by the root `npm run build` after tsc.
+ * Assembles the static site the server serves (dist/www): public/* as is, uPlot's stylesheet as
+ * ui/vendor/uplot.min.css, and one browser bundle, js/main.js, built by esbuild from the modules
+ * tsc compiled to dist/src/** (so what ships is what was type-checked). Besides the UI's own
+ * modules the bundle may contain only the browser libraries the UI uses — uPlot (charts), yaml
+ * (validating config files in the editor) and diff (the config push diff): the build fails on
+ * anything else, so neither the contract's zod nor another @opsplane package can ride along (the
+ * UI imports their types only). No source maps are shipped. Rebuilt from scratch each time. Run
+ * by the root `npm run build` after tsc.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const pkgDir = fileURLToPath(new URL('..', import.meta.url));
 const compiled = join(pkgDir, 'dist', 'src');
 const out = join(pkgDir, 'dist', 'www');
+const entry = join(compiled, 'main.js');
 
-if (!existsSync(join(compiled, 'main.js'))) {
-  console.error(
-    `build-www: ${compiled}/main.js does not exist; run tsc first (npx tsc -b tsconfig.build.json)`,
-  );
+/** The libraries the bundle may contain (besides the UI's own modules). */
+const ALLOWED_PACKAGES = ['uplot', 'yaml', 'diff'];
+
+if (!existsSync(entry)) {
+  console.error(`build-www: ${entry} does not exist; run tsc first (npx tsc -b tsconfig.build.json)`);
   process.exit(1);
-}
-
-function jsFiles(dir, acc = []) {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) jsFiles(p, acc);
-    else if (e.name.endsWith('.js')) acc.push(p);
-  }
-  return acc;
 }
 
 rmSync(out, { recursive: true, force: true });
-mkdirSync(out, { recursive: true });
+mkdirSync(join(out, 'vendor'), { recursive: true });
 cpSync(join(pkgDir, 'public'), out, { recursive: true });
-/**
- * Import specifiers that are not relative (a browser cannot load them, and no zod may ride
- * along). tsc emits an import or re-export as `import { a, b } from '…'`, `import '…'` or
- * `export … from '…'` at the start of a line; dynamic imports as `import('…')`.
- */
-const IMPORT_RE =
-  /^(?:import|export)\s+(?:[\w$*\s{},]*?\s*from\s*)?['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
-const bareImports = (code) =>
-  [...code.matchAll(IMPORT_RE)]
-    .map((m) => m[1] ?? m[2])
-    .filter((s) => !s.startsWith('./') && !s.startsWith('../'));
+const require = createRequire(import.meta.url);
+const uplotDir = dirname(require.resolve('uplot/package.json'));
+cpSync(join(uplotDir, 'dist', 'uPlot.min.css'), join(out, 'vendor', 'uplot.min.css'));
 
-let count = 0;
-const bare = [];
-for (const file of jsFiles(compiled)) {
-  const rel = relative(compiled, file);
-  if (!existsSync(join(pkgDir, 'src', rel.replace(/\.js$/, '.ts')))) continue;
-  const code = readFileSync(file, 'utf8');
-  for (const spec of bareImports(code)) bare.push(`${rel}: ${spec}`);
-  const target = join(out, 'js', rel);
-  mkdirSync(dirname(target), { recursive: true });
-  writeFileSync(target, code.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '\n'));
-  count++;
+const result = await build({
+  entryPoints: [entry],
+  outfile: join(out, 'js', 'main.js'),
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: ['es2022'],
+  minify: true,
+  legalComments: 'eof',
+  metafile: true,
+  logLevel: 'warning',
+});
+
+const foreign = [];
+for (const input of Object.keys(result.metafile.inputs)) {
+  const abs = join(process.cwd(), input);
+  if (abs.startsWith(compiled + sep)) continue;
+  const m = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(input);
+  if (m && ALLOWED_PACKAGES.includes(m[1])) continue;
+  foreign.push(input);
 }
-if (bare.length > 0) {
+if (foreign.length > 0) {
   console.error(
-    `build-www: the browser modules may import only each other (types from @opsplane/api with import type):\n  ${bare.join('\n  ')}`,
+    `build-www: the bundle may hold only the UI's modules and ${ALLOWED_PACKAGES.join(', ')} (types from @opsplane/api with import type):\n  ${foreign.join('\n  ')}`,
   );
   process.exit(1);
 }
-console.log(`build-www: ${relative(process.cwd(), out) || out} (${count} modules)`);
+const bytes = result.metafile.outputs[relative(process.cwd(), join(out, 'js', 'main.js'))]?.bytes ?? 0;
+console.log(
+  `build-www: ${relative(process.cwd(), out) || out} (${Object.keys(result.metafile.inputs).length} modules, ${Math.round(bytes / 1024)} kB)`,
+);

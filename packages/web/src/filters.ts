@@ -20,6 +20,13 @@ export function searchBox(
     clearTimeout(timer);
     timer = setTimeout(() => onChange(input.value.trim()), 250);
   });
+  // Enter searches now; inside a form it must not submit the form.
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter') return;
+    ev.preventDefault();
+    clearTimeout(timer);
+    onChange(input.value.trim());
+  });
   ctx.onCleanup(() => clearTimeout(timer));
   return input;
 }
@@ -52,4 +59,39 @@ export function areaSelect(id: string, current: string, onChange: (v: string) =>
     })
     .catch((e: unknown) => console.warn('areas:', errorMessage(e)));
   return sel;
+}
+
+/**
+ * A label selector box (`env=prod,role!=db`, `tier in (web,api)`): applied 400 ms after typing
+ * stops. The server checks it; a bad one shows the server's message where the list goes.
+ */
+export function selectorBox(
+  ctx: PageContext,
+  id: string,
+  value: string,
+  onChange: (selector: string) => void,
+): HTMLInputElement {
+  const input = h('input', {
+    type: 'text',
+    id,
+    class: 'selector-input',
+    placeholder: 'env=prod,role!=db',
+    spellcheck: 'false',
+    autocomplete: 'off',
+    title: 'Label selector: key=value, key!=value, key in (a,b), key notin (a,b), key, !key — all must hold',
+    props: { value },
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => onChange(input.value.trim()), 400);
+  });
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Enter') return;
+    ev.preventDefault(); // applies the selector; inside a form it must not submit the form
+    clearTimeout(timer);
+    onChange(input.value.trim());
+  });
+  ctx.onCleanup(() => clearTimeout(timer));
+  return input;
 }

@@ -14,7 +14,10 @@ export const NAV: readonly { id: string; label: string; href: string }[] = [
   { id: 'controllers', label: 'Controllers', href: '#/controllers' },
   { id: 'devices', label: 'Devices', href: '#/devices' },
   { id: 'deployments', label: 'Deployments', href: '#/deployments' },
+  { id: 'batches', label: 'Batches', href: '#/batches' },
   { id: 'alerts', label: 'Alerts', href: '#/alerts' },
+  { id: 'audit', label: 'Audit', href: '#/audit' },
+  { id: 'admin', label: 'Admin', href: '#/admin' },
 ];
 
 /** The last known number of firing alerts (kept across pages so the badge does not blink). */
@@ -114,9 +117,16 @@ export function appFrame(activeNav: string | undefined): HTMLElement {
       logoutButton,
     ),
   );
-  const main = h('main', { class: 'main', id: 'main' });
-  appRoot().replaceChildren(header, main);
+  const main = h('main', { class: 'main', id: 'main', tabindex: -1 });
+  const skip = h('a', { class: 'skip-link', href: '#main', on: { click: skipToMain } }, 'Skip to content');
+  appRoot().replaceChildren(skip, header, main);
   return main;
+}
+
+/** The skip link moves focus to the page (the hash is the router's, so no navigation). */
+function skipToMain(ev: MouseEvent): void {
+  ev.preventDefault();
+  document.getElementById('main')?.focus();
 }
 
 /** Page heading with optional breadcrumb and actions on the right. */

@@ -17,6 +17,10 @@ import { devicesPage } from './pages/devices.js';
 import { loginPage } from './pages/login.js';
 import { overviewPage } from './pages/overview.js';
 import { rolloutPage } from './pages/rollout.js';
+import { adminPage } from './pages/admin.js';
+import { auditPage } from './pages/audit.js';
+import { batchNewPage } from './pages/batch-new.js';
+import { batchPage, batchesPage } from './pages/batches.js';
 import { currentLocation, link, navigate, startRouter, type Location, type Route } from './router.js';
 import { loadSession, session, setSession } from './session.js';
 
@@ -31,6 +35,11 @@ const routes: Route[] = [
   { pattern: /^\/deployments\/([^/]+)$/, render: deploymentPage, nav: 'deployments', title: 'Deployment' },
   { pattern: /^\/rollouts\/([^/]+)$/, render: rolloutPage, nav: 'deployments', title: 'Rollout' },
   { pattern: /^\/alerts$/, render: alertsPage, nav: 'alerts', title: 'Alerts' },
+  { pattern: /^\/batches$/, render: batchesPage, nav: 'batches', title: 'Batches' },
+  { pattern: /^\/batches\/new$/, render: batchNewPage, nav: 'batches', title: 'New batch' },
+  { pattern: /^\/batches\/([^/]+)$/, render: batchPage, nav: 'batches', title: 'Batch' },
+  { pattern: /^\/audit$/, render: auditPage, nav: 'audit', title: 'Audit log' },
+  { pattern: /^\/admin$/, render: adminPage, nav: 'admin', title: 'Administration' },
 ];
 
 const hashOf = (loc: Location): string => link(loc.path, Object.fromEntries(loc.query));

@@ -17,9 +17,36 @@ export function setSession(me: Me | undefined): void {
   current = me;
 }
 
-/** Operators and admins may act (batches, deployments); viewers only look. */
+type Role = Me['role'];
+const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+
+/** The role in an area: the per-area one where there is one, else the global one. */
+export function roleIn(area: string): Role {
+  return current ? (current.area_roles[area] ?? current.role) : 'viewer';
+}
+
+/** The highest role the user has anywhere (roles are per area). */
+export function bestRole(): Role {
+  if (!current) return 'viewer';
+  return [current.role, ...Object.values(current.area_roles)].reduce((a, b) => (RANK[b] > RANK[a] ? b : a));
+}
+
+/**
+ * Operators and admins (in some area) may act: batches, deployments, devices; viewers only
+ * look. The server checks the area of each change.
+ */
 export function canOperate(): boolean {
-  return current?.role === 'operator' || current?.role === 'admin';
+  return RANK[bestRole()] >= RANK.operator;
+}
+
+/** May act in this area (operator or admin there). */
+export function canOperateIn(area: string): boolean {
+  return RANK[roleIn(area)] >= RANK.operator;
+}
+
+/** Admins of the platform (users, all tokens, bundles). */
+export function isAdmin(): boolean {
+  return current?.role === 'admin';
 }
 
 /** The session from the server; undefined when there is none (401). Other errors are thrown. */

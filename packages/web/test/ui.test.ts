@@ -24,6 +24,7 @@ import {
   startFleet,
   startServerProcess,
   tempDir,
+  sleep,
   waitFor,
   type Fleet,
   type ServerProcess,
@@ -83,6 +84,7 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
   let base: string;
   let cookie: string;
   let silent: Server | undefined;
+  let sshPort = 0;
   const sockets = new Set<Socket>();
   const problems: string[] = [];
   const expected401: string[] = [];
@@ -120,7 +122,12 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
   };
   const screenshot = async (name: string) => {
     const path = join(work.path, name);
-    await page.screenshot({ path, fullPage: true });
+    // The whole page, without scrolling (a full-page capture would draw the sticky header mid-page).
+    const size = page.viewportSize() ?? { width: 1360, height: 860 };
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: size.width, height: Math.min(Math.max(height, size.height), 3000) });
+    await page.screenshot({ path });
+    await page.setViewportSize(size);
     const dir = process.env.OPSPLANE_UI_SCREENSHOTS;
     if (dir) {
       await mkdir(dir, { recursive: true });
@@ -142,7 +149,12 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
         { name: 'area-2', controllers: 1, agents: 1 },
       ],
     });
-    await fleet.addAgent({ area: 'area-1', code: XSS_AGENT, agentConfig: { hostname: XSS_HOSTNAME } });
+    await fleet.addAgent({
+      area: 'area-1',
+      code: XSS_AGENT,
+      labels: { role: 'web', env: 'test' },
+      agentConfig: { hostname: XSS_HOSTNAME },
+    });
 
     // A "device" whose SSH port accepts connections and never answers: its deployment runs
     // until the connect timeout, long enough to follow it live.
@@ -151,7 +163,7 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
       s.on('close', () => sockets.delete(s));
       s.on('error', () => undefined);
     });
-    const sshPort = await freePort();
+    sshPort = await freePort();
     await new Promise<void>((resolve) => silent?.listen(sshPort, '127.0.0.1', resolve));
 
     server = await startServerProcess({
@@ -162,6 +174,7 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
         agents_refresh_interval: '1s',
         deploy: { connect_timeout: '6s', online_timeout: '10s' },
         alerts: { pending_for: '0s', interval: '1s' },
+        metrics_history: { interval: '1s' },
       },
       adminPassword: ADMIN_PASSWORD,
     });
@@ -415,7 +428,8 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     assert.deepEqual(cells.slice(0, 3), ['firing', 'critical', 'agent_offline']);
     assert.match(cells[3] ?? '', new RegExp(`Agent ${OFFLINE_AGENT}.*offline`));
     assert.equal(cells[4], 'area-2');
-    assert.equal(cells[8], '—', 'not acknowledged yet');
+    assert.equal(cells[8], '—', 'not silenced');
+    assert.equal(cells[9], '—', 'not acknowledged yet');
     assert.equal(await page.locator(`${row} a`).first().getAttribute('href'), `#/agents/${OFFLINE_AGENT}`);
     assert.ok(Number(await text('#nav-alerts-count')) >= 1);
     const failedRow = `#alerts-table tbody tr[data-key="${failed.id}"]`;
@@ -432,7 +446,10 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
       'the acknowledgement',
     );
     await until(async () => (await text(`${row} td.acked`)).includes('admin'), 'acknowledged by admin');
-    await until(async () => (await count(`${row} button`)) === 0, 'no Acknowledge button any more');
+    await until(
+      async () => (await count(`${row} button:has-text("Acknowledge")`)) === 0,
+      'no Acknowledge button any more',
+    );
     assert.equal((await alertOf('&status=firing'))?.acknowledged_by, 'admin');
     await snap('alerts-acknowledged.png');
 
@@ -453,6 +470,359 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
       const r = await call<{ total: number }>('GET', '/api/v1/agents?status=online');
       return r.json.total === 3 && (await alertOf('&status=firing')) === undefined;
     }, 'all agents online again');
+  });
+
+  /** Controls without an accessible name (a <label>, aria-label or aria-labelledby) on the page now. */
+  const unlabelled = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('input, select, textarea')]
+        .filter((el) => {
+          const e = el as HTMLInputElement;
+          if (e.type === 'hidden' || e.closest('[hidden]')) return false;
+          return !e.labels?.length && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby');
+        })
+        .map((e) => e.id || e.outerHTML.slice(0, 80)),
+    );
+
+  it('creates, edits and imports devices in the UI (secrets write-only) and deploys the new one', async () => {
+    await go('#/devices');
+    await page.locator('#devices-table tbody tr[data-key]').first().waitFor();
+    await page.click('#new-device');
+    await page.locator('#device-form').waitFor();
+    assert.deepEqual(await unlabelled(), [], 'every control of the device form has a label');
+    await page.getByLabel('Name', { exact: true }).fill('edge-02');
+    await page.getByLabel('IP address').fill('127.0.0.1');
+    await page.fill('#devform-area', 'area-1');
+    await page.getByLabel('Port').fill(String(sshPort));
+    await page.getByLabel('Login user').fill('deploy');
+    await page.getByLabel('Password', { exact: true }).fill('ui-device-secret-1');
+    await page.getByLabel('Metadata (key=value per line)').fill('role=edge');
+    await page.click('#devform-save');
+    await until(async () => /Created edge-02/.test(await text('#device-results')), 'the device created');
+    const row = '#devices-table tbody tr:has-text("edge-02")';
+    await page.locator(row).waitFor();
+    const created = (
+      await call<{ devices: { id: string; login: { has_password: boolean } }[] }>(
+        'GET',
+        '/api/v1/devices?name=edge-02',
+      )
+    ).json.devices[0];
+    assert.equal(created?.login.has_password, true);
+
+    // Edit: the password field is empty (write-only) and says it is set; leaving it keeps it.
+    await page.click('button[aria-label="Edit edge-02"]');
+    await page.locator('#device-form').waitFor();
+    assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), '');
+    assert.match(await text('#device-form'), /set — leave empty to keep it/);
+    await page.getByLabel('Metadata (key=value per line)').fill('role=edge\nenv=lab');
+    await page.getByLabel('Login user').fill('ops');
+    await page.click('#devform-save');
+    await until(async () => /Saved edge-02/.test(await text('#device-results')), 'the device saved');
+    const edited = (
+      await call<{
+        devices: { metadata: Record<string, string>; login: { username: string; has_password: boolean } }[];
+      }>('GET', '/api/v1/devices?name=edge-02')
+    ).json.devices[0];
+    assert.deepEqual(edited?.metadata, { env: 'lab', role: 'edge' });
+    assert.deepEqual([edited?.login.username, edited?.login.has_password], ['ops', true]);
+    assert.ok(!(await page.content()).includes('ui-device-secret-1'), 'the secret never comes back');
+
+    // Import: a pasted CSV with one bad row; the per-row report.
+    await page.click('#import-devices');
+    await page
+      .getByLabel('…or paste it')
+      .fill(
+        'name,ip,function_area,os,username\nimp-01,10.0.9.1,area-1,linux,root\nimp-bad,not-an-ip,area-1,linux,root\n',
+      );
+    await page.click('#import-button');
+    await until(
+      async () => /2 row\(s\): 1 created, 0 updated, 1 rejected/.test(await text('#import-report')),
+      'the report',
+    );
+    assert.match(await text('#import-rejected'), /imp-bad/);
+    await snap('devices-import.png');
+
+    // Delete the imported one (two clicks: delete, confirm).
+    await page.locator('#devices-table tbody tr:has-text("imp-01")').waitFor();
+    await page.click('button[aria-label="Delete imp-01"]');
+    await page.click('button[aria-label="Delete imp-01"]');
+    await until(async () => (await count('#devices-table tbody tr:has-text("imp-01")')) === 0, 'imp-01 gone');
+
+    // Deploy the new device, chosen by its metadata (a label selector) rather than ticked.
+    await page.fill('#deploy-selector', 'role=edge,env in (lab)');
+    assert.match(await text('#selection-info'), /matches the selector/);
+    await page.selectOption('#deploy-type', 'install');
+    await page.click('#deploy-button');
+    await page.waitForURL(/#\/rollouts\/[0-9a-f-]+$/);
+    await until(
+      async () => (await text('#rollout-table tbody tr[data-key]')).includes('edge-02'),
+      'the rollout of edge-02',
+    );
+  });
+
+  it('runs a batch restart on the agents a label selector picks, with results as they arrive', async () => {
+    await go('#/batches');
+    await page.click('#new-batch');
+    await page.waitForURL(/#\/batches\/new$/);
+    await page.fill('#pick-selector', 'role=web');
+    await page.press('#pick-selector', 'Enter');
+    await until(async () => (await text('#count-filter')) === '1', 'one agent matches role=web');
+    assert.deepEqual(
+      await page
+        .locator('#pick-table tbody tr[data-key]')
+        .evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.key)),
+      [XSS_AGENT],
+    );
+    assert.equal(await page.locator('#mode-filter').isChecked(), true);
+    await page.selectOption('#batch-action', 'restart');
+    await page.fill('#batch-packages', 'web');
+    assert.deepEqual(await unlabelled(), [], 'every control of the batch form has a label');
+    const before = (await packagesOf(XSS_AGENT)).find((p) => p.name === 'web');
+    await page.click('#batch-run');
+    await page.waitForURL(/#\/batches\/[0-9a-f-]{36}$/);
+    const id = page.url().split('/').pop() ?? '';
+    await until(async () => (await text('#batch-live')) === 'finished', 'the batch to finish', 60_000);
+    await until(async () => (await count('#batch-results tbody tr[data-key]')) === 1, 'one result row');
+    assert.equal(
+      await page.locator('#batch-results tbody tr[data-key]').getAttribute('data-success'),
+      'true',
+    );
+    assert.match(
+      await text('#batch-results tbody tr[data-key]'),
+      new RegExp(`${XSS_AGENT}\\s*web\\s*area-1\\s*succeeded\\s*done`),
+    );
+    assert.match(await text('#batch-counts'), /1 of 1 agents · 1 ok · 0 failed/);
+    assert.ok(
+      requests.some((u) => u.includes(`/api/v1/batches/${id}/events`)),
+      'results came from the event stream',
+    );
+    const after = (await packagesOf(XSS_AGENT)).find((p) => p.name === 'web');
+    assert.notEqual(after?.pid, before?.pid, 'really restarted');
+    const job = await call<{ request: { filter?: { selector?: string } } }>('GET', `/api/v1/batches/${id}`);
+    assert.equal(job.json.request.filter?.selector, 'role=web');
+    await screenshot('batch-live.png');
+
+    await page.click('nav.nav >> text=Batches');
+    await until(
+      async () => (await count(`#batches-table tbody tr[data-key="${id}"]`)) === 1,
+      'the batch in the history',
+    );
+  });
+
+  it('pushes a config with a validating editor and its diff; the audit page shows before and after', async () => {
+    await go(`#/batches/new?agents=${AGENT}`);
+    await until(async () => (await text('#count-chosen')) === '1', 'the agent chosen');
+    assert.equal(await page.locator('#mode-chosen').isChecked(), true);
+    await page.selectOption('#batch-action', 'configs');
+    await page.fill('#config-package', 'web');
+    assert.equal(await page.inputValue('#config-file'), 'web.yaml');
+    assert.equal(await page.inputValue('#config-reference'), AGENT);
+    await page.click('#config-edit-current');
+    await until(
+      async () => (await page.inputValue('#config-content')).includes('message: hello'),
+      'the current file',
+    );
+    assert.match(await text('#config-diff'), /No changes/);
+
+    await page.fill('#config-content', 'message: [unclosed\n');
+    await until(async () => /Not valid YAML/.test(await text('#config-validity')), 'the YAML error');
+    await page.click('#batch-run');
+    await until(
+      async () => /Not valid YAML/.test(await text('#batch-message')),
+      'refused to push invalid YAML',
+    );
+    assert.match(page.url(), /#\/batches\/new/);
+
+    const current = (
+      await call<{ content: string }>('GET', `/api/v1/agents/${AGENT}/packages/web/configs/web.yaml`)
+    ).json.content;
+    await page.fill('#config-content', current.replace(/^message: .*$/m, 'message: pushed from the web UI'));
+    await until(async () => /valid YAML/.test(await text('#config-validity')), 'valid again');
+    await until(
+      async () =>
+        (await count('#config-diff .diff-add')) === 1 && (await count('#config-diff .diff-del')) === 1,
+      'a one-line diff',
+    );
+    assert.match(await text('#config-diff .diff-del'), /message: hello/);
+    assert.match(await text('#config-diff .diff-add'), /message: pushed from the web UI/);
+    await screenshot('config-push-diff.png');
+    await page.click('#batch-run');
+    await page.waitForURL(/#\/batches\/[0-9a-f-]{36}$/);
+    const id = page.url().split('/').pop() ?? '';
+    await until(async () => (await text('#batch-live')) === 'finished', 'the push to finish', 90_000);
+    assert.equal(
+      await page.locator('#batch-results tbody tr[data-key]').getAttribute('data-success'),
+      'true',
+    );
+    const now = await call<{ content: string }>(
+      'GET',
+      `/api/v1/agents/${AGENT}/packages/web/configs/web.yaml`,
+    );
+    assert.match(now.json.content, /message: pushed from the web UI/);
+
+    // The audit page: the push with the file before and after, and the device edit field by field.
+    await page.click('nav.nav >> text=Audit');
+    await page.waitForURL(/#\/audit$/);
+    await page.fill('#audit-action', 'batch.configs');
+    await page.press('#audit-action', 'Enter');
+    const pushRow = `#audit-table tbody tr[data-target="${id}"]`;
+    await page.locator(pushRow).waitFor();
+    const field = `${AGENT}/web/web.yaml`;
+    const change = page.locator(`${pushRow} table.changes tr[data-field="${field}"]`);
+    assert.match((await change.locator('td.before').textContent()) ?? '', /message: hello/);
+    assert.match((await change.locator('td.after').textContent()) ?? '', /message: pushed from the web UI/);
+    await page.fill('#audit-action', 'device.update');
+    await page.press('#audit-action', 'Enter');
+    const devRow = '#audit-table tbody tr[data-action="device.update"]';
+    await until(async () => (await count(devRow)) >= 1, 'the device edit in the log');
+    const ds = async (f: string) =>
+      page
+        .locator(`${devRow} table.changes tr[data-field="${f}"] td`)
+        .evaluateAll((tds) => tds.map((td) => (td.textContent ?? '').trim()));
+    assert.deepEqual(await ds('login.username'), ['deploy', 'ops']);
+    assert.deepEqual(await ds('metadata.env'), ['∅', 'lab']);
+    assert.match(await text(devRow), /admin/);
+    assert.ok(!(await page.content()).includes('ui-device-secret-1'), 'no secret in the audit page');
+    assert.deepEqual(await unlabelled(), []);
+    await screenshot('audit.png');
+  });
+
+  it('draws the agent’s metrics over time with uPlot', async () => {
+    await go(`#/agents/${AGENT}`);
+    await until(
+      async () => Number((await page.locator('#chart-host').getAttribute('data-points')) ?? 0) >= 3,
+      'three samples in the host chart',
+      30_000,
+    );
+    assert.ok((await count('#chart-host canvas')) >= 1, 'uPlot drew on a canvas');
+    assert.ok((await count('#chart-pkg-rss canvas')) >= 1, 'a chart per package series');
+    assert.match(
+      (await page.locator('#chart-host .chart-canvas').getAttribute('aria-label')) ?? '',
+      /CPU now .* %, peak/,
+    );
+    assert.match(await text('#chart-pkg-rss figcaption'), /collector now .*, peak .*; web now/);
+    await page.selectOption('#history-window', '6h');
+    assert.match(page.url(), /window=6h/);
+    await page.locator('#chart-host canvas').first().scrollIntoViewIfNeeded();
+    await screenshot('agent-charts.png');
+  });
+
+  it('silences alerts by rule and area, and ends a silence', async () => {
+    await go('#/alerts');
+    await page.locator('#silences-table').waitFor();
+    await page.selectOption('#silence-kind', 'agent_offline');
+    await page.fill('#silence-area', 'area-2');
+    await page.selectOption('#silence-duration', '1h');
+    await page.fill('#silence-comment', 'area-2 maintenance');
+    await page.press('#silence-comment', 'Enter'); // submits with the keyboard
+    await until(async () => /Silenced/.test(await text('#silence-results')), 'the silence created');
+    await until(async () => /area-2 maintenance/.test(await text('#silences-table')), 'listed');
+    assert.match(await text('#silences-table tbody tr[data-key]'), /rule agent_offline, area area-2/);
+    const s = (await call<{ silences: { id: string; area: string }[] }>('GET', '/api/v1/silences')).json
+      .silences;
+    assert.equal(s[0]?.area, 'area-2');
+    assert.deepEqual(await unlabelled(), []);
+    await page.click('#silences-table button:has-text("End")');
+    await page.click('#silences-table button:has-text("Confirm end")');
+    await until(async () => /No active silence/.test(await text('#silences-table')), 'the silence ended');
+  });
+
+  it('administers users with roles per area, API tokens and area credentials', async () => {
+    await go('#/admin');
+    await page.locator('#users-table tbody tr[data-key]').first().waitFor();
+    await page.click('#new-user');
+    await page.getByLabel('Username').fill('dora');
+    await page.getByLabel('Role (every area)').selectOption('viewer');
+    await page.getByLabel('Roles per area (area=role per line)').fill('area-1=operator');
+    await page.getByLabel('Password', { exact: true }).fill('dora-password-123');
+    assert.deepEqual(await unlabelled(), []);
+    await page.click('#user-save');
+    await until(async () => /Created dora/.test(await text('#user-results')), 'dora created');
+    await until(
+      async () => /area-1: operator/.test(await text('#users-table tr[data-user="dora"]')),
+      'her area role',
+    );
+    await page.click('button[aria-label="Disable dora"]');
+    await until(
+      async () => /disabled/.test(await text('#users-table tr[data-user="dora"]')),
+      'dora disabled',
+    );
+
+    await page.fill('#token-name', 'ui-ci');
+    await page.selectOption('#token-expires', '168h');
+    await page.fill('#token-areas', 'area-1');
+    await page.click('#token-create');
+    const secret = await until(
+      async () =>
+        (await page
+          .locator('#token-value')
+          .inputValue()
+          .catch(() => '')) || undefined,
+      'the secret shown once',
+    );
+    assert.match(secret, /^opsp_/);
+    await until(
+      async () => /area-1/.test(await text('#tokens-table tr[data-token="ui-ci"]')),
+      'listed with its scope',
+    );
+    assert.ok(!(await text('#tokens-table')).includes(secret), 'never listed');
+    await page.click('button[aria-label="Revoke ui-ci"]');
+    await page.click('button[aria-label="Revoke ui-ci"]');
+    await until(async () => /revoked/.test(await text('#tokens-table tr[data-token="ui-ci"]')), 'revoked');
+
+    await page.click('button[aria-label="Set the credentials of area-2"]');
+    await page.getByLabel('Controller API token').fill('area-2-ui-token-0123456789');
+    await page.click('#area-save');
+    await until(async () => /Credentials of area-2 saved/.test(await text('#area-results')), 'saved');
+    await until(
+      async () => /set/.test(await text('#areas-table tr[data-area="area-2"] td:nth-child(6)')),
+      'the token set',
+    );
+    // Back as it was (the fleet's controllers take no token): remove it.
+    await page.click('button[aria-label="Set the credentials of area-2"]');
+    await page.check('#area-clear-token');
+    await page.click('#area-save');
+    await until(
+      async () => /not set/.test(await text('#areas-table tr[data-area="area-2"] td:nth-child(6)')),
+      'removed again',
+    );
+    await screenshot('admin.png');
+  });
+
+  it('can be used with the keyboard: skip link, navigation, forms', async () => {
+    await go('#/batches');
+    await page.locator('#batches-table').waitFor();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.className), 'skip-link');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'new-batch');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/#\/batches\/new$/);
+    await page.focus('#pick-search');
+    await page.keyboard.type(AGENT);
+    await until(
+      async () => (await count('#pick-table tbody tr[data-key]')) === 1,
+      'searched with the keyboard',
+    );
+    await page.focus(`input[aria-label="Choose ${AGENT}"]`);
+    await page.keyboard.press('Space');
+    await until(async () => (await text('#count-chosen')) === '1', 'chosen with the space bar');
+    for (const hash of [
+      '#/devices',
+      '#/agents',
+      `#/agents/${AGENT}`,
+      '#/alerts',
+      '#/audit',
+      '#/admin',
+      '#/batches',
+    ]) {
+      await go(hash);
+      await page.locator('main h1').waitFor();
+      await sleep(300);
+      assert.deepEqual(await unlabelled(), [], `unlabelled controls on ${hash}`);
+    }
   });
 
   it('goes to the login page when the session is gone, and back after logging in', async () => {
@@ -492,6 +862,17 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     await page.locator('#devices-table tbody tr[data-key]').first().waitFor();
     assert.equal(await count('#deploy-button'), 0);
     assert.equal(await count('input.select-device'), 0);
+    assert.equal(await count('#new-device'), 0);
+    assert.equal(await count('button[aria-label^="Edit "]'), 0);
+    await go('#/batches');
+    await page.locator('#batches-table').waitFor();
+    assert.equal(await count('#new-batch'), 0);
+    await go('#/admin');
+    await page.locator('#tokens-table').waitFor();
+    assert.equal(await count('#users-table'), 0, 'users are for admins');
+    assert.equal(await count('#token-create'), 0);
+    await go('#/devices');
+    await page.locator('#devices-table tbody tr[data-key]').first().waitFor();
     await snap('devices-viewer.png');
 
     await go('#/deployments');

@@ -10,6 +10,7 @@ import type { ServiceMetricsCollector } from '../metrics/service-metrics.js';
 import type { OperationJournal } from '../operations/operation-journal.js';
 import type { SystemMetricsCollector } from '../metrics/system-metrics.js';
 import { applyConfigUpdate } from '../packages/config-writer.js';
+import { ConfigReadError, listConfigFiles, readConfigFile } from '../packages/config-reader.js';
 import type { Supervisor } from '../packages/supervisor.js';
 
 export interface RequestHandlerDeps {
@@ -102,6 +103,20 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
           }),
         };
       }
+      case 'config_files':
+      case 'config_read':
+        try {
+          return {
+            ok: true,
+            result:
+              req.op === 'config_files'
+                ? await listConfigFiles(sup, deps.agentId, req.package)
+                : await readConfigFile(sup, deps.agentId, req.package, req.file_name),
+          };
+        } catch (e) {
+          if (e instanceof ConfigReadError) return { ok: false, error: { code: e.code, message: e.message } };
+          throw e;
+        }
     }
   }
 

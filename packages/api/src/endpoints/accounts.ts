@@ -127,11 +127,13 @@ export const tokenEndpoints = {
     method: 'POST',
     path: '/tokens',
     access: 'operator',
+    scope: 'area',
     action: 'token.create',
     summary: 'Create an API token; the secret is in this response only',
     description:
-      "`Authorization: Bearer opsp_…`. A token's role is at most its creator's, and its owner's current role " +
-      'still caps it. The secret is stored as a SHA-256 hash.',
+      "`Authorization: Bearer opsp_…`. A token's role is at most its creator's (in each of its `areas` when it " +
+      "is scoped to some: it acts as viewer in the others), and its owner's current roles still cap it. " +
+      'Operators of some area may create tokens scoped to those areas. The secret is stored as a SHA-256 hash.',
     tags: ['tokens'],
     body: TokenCreateSchema,
     response: { 201: TokenCreatedSchema, ...withErrors(404) },
@@ -140,6 +142,7 @@ export const tokenEndpoints = {
     method: 'DELETE',
     path: '/tokens/:id',
     access: 'operator',
+    scope: 'area',
     action: 'token.revoke',
     summary: 'Revoke an API token (idempotent)',
     tags: ['tokens'],

@@ -6,6 +6,8 @@
 import {
   AgentHealthSchema,
   AgentPackagesResponseSchema,
+  ConfigFileContentSchema,
+  ConfigFileListSchema,
   ServiceMetricsSchema,
   SystemMetricsSchema,
 } from '@opsplane/models';
@@ -27,6 +29,10 @@ import {
   ControllerHistoryResponseSchema,
   ControllerListQuerySchema,
   ControllerListResponseSchema,
+  ConfigFileParamsSchema,
+  ConfigParamsSchema,
+  MetricsHistoryQuerySchema,
+  MetricsHistorySchema,
   ServiceMetricsQuerySchema,
 } from '../platform.js';
 
@@ -122,6 +128,45 @@ export const agentEndpoints = {
     querystring: ServiceMetricsQuerySchema,
     response: { 200: ServiceMetricsSchema, ...agentErrors },
   }),
+  metricsHistory: endpoint({
+    method: 'GET',
+    path: '/agents/:code/metrics/history',
+    access: 'viewer',
+    summary:
+      "The agent's system metrics and each package's cpu, rss and restarts over time (kept by the server)",
+    description:
+      'The server samples every online agent every server.metrics_history.interval (default 1m) and keeps ' +
+      'server.metrics_history.retention (default 24h). Points are oldest first; gaps mean no sample ' +
+      '(the agent was offline or its controller did not answer).',
+    tags: ['agents'],
+    params: AgentCodeParamsSchema,
+    querystring: MetricsHistoryQuerySchema,
+    response: { 200: MetricsHistorySchema, ...commonErrors },
+  }),
+  configFiles: endpoint({
+    method: 'GET',
+    path: '/agents/:code/packages/:package/configs',
+    access: 'operator',
+    scope: 'area',
+    summary: "The files in a package's config dir on the agent (read-only)",
+    tags: ['agents'],
+    params: ConfigParamsSchema,
+    response: { 200: ConfigFileListSchema, ...agentErrors },
+  }),
+  configFile: endpoint({
+    method: 'GET',
+    path: '/agents/:code/packages/:package/configs/:file',
+    access: 'operator',
+    scope: 'area',
+    summary:
+      'One config file of a package as it is on the agent now (read-only), e.g. to diff a push against',
+    description:
+      'Operators only: config files may hold secrets. `exists: false` when the package has no such file. ' +
+      "The agent reads only plain file names inside the package's config dir.",
+    tags: ['agents'],
+    params: ConfigFileParamsSchema,
+    response: { 200: ConfigFileContentSchema, ...agentErrors },
+  }),
 } as const;
 
 export const batchEndpoints = {
@@ -129,6 +174,7 @@ export const batchEndpoints = {
     method: 'POST',
     path: '/batches',
     access: 'operator',
+    scope: 'area',
     action: 'batch.create',
     summary: 'Start/stop/restart packages or push configs on agents of any area, as a recorded job',
     description:

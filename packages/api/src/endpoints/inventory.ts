@@ -45,6 +45,7 @@ export const deviceEndpoints = {
     method: 'POST',
     path: '/devices',
     access: 'operator',
+    scope: 'area',
     action: 'device.create',
     summary: 'Create a device (its agent code is generated)',
     tags: ['devices'],
@@ -55,6 +56,7 @@ export const deviceEndpoints = {
     method: 'PATCH',
     path: '/devices/:id',
     access: 'operator',
+    scope: 'area',
     action: 'device.update',
     summary: 'Update a device; login secrets: a string sets, null clears, absent keeps',
     description:
@@ -71,6 +73,7 @@ export const deviceEndpoints = {
     method: 'DELETE',
     path: '/devices/:id',
     access: 'operator',
+    scope: 'area',
     action: 'device.delete',
     summary: 'Delete a device (its agent code is never issued again)',
     tags: ['devices'],
@@ -81,6 +84,7 @@ export const deviceEndpoints = {
     method: 'POST',
     path: '/devices/import',
     access: 'operator',
+    scope: 'area',
     action: 'device.import',
     summary: 'Bulk create/update devices from CSV or JSON (matched by name) with a per-row report',
     description:
@@ -112,6 +116,7 @@ export const areaEndpoints = {
     method: 'PUT',
     path: '/areas/:area/credentials',
     access: 'admin',
+    scope: 'area',
     action: 'area.credentials',
     summary: "Set or remove an area's agent secret and controller API token (write-only)",
     description:

@@ -1,9 +1,11 @@
 /**
- * `opsplane agents list|get` — the aggregated agent view across every area (filter, search,
- * sort, page), and one agent live from its controller joined with its device.
+ * `opsplane agents list|get|metrics` — the aggregated agent view across every area (filter,
+ * label selector, search, sort, page), one agent live from its controller joined with its
+ * device, and its metrics over time (system and per package, kept by the server).
  */
-import type { AgentListResponse } from '@opsplane/api';
+import { parseSelector, SelectorError, type AgentListResponse, type MetricsHistory } from '@opsplane/api';
 import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
+import { fmtBytes, sparkline } from '../client/spark.js';
 import { connect } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
 import { jsonOption, serverOption } from '../client/common-options.js';
@@ -27,6 +29,18 @@ export default defineCommand({
     controller: { type: 'string', value: '<id>', description: 'list: only agents held by this controller' },
     version: { type: 'string', value: '<v>', description: 'list: only this agent version' },
     q: { type: 'string', value: '<text>', description: 'list: search id, hostname, address, device name' },
+    selector: {
+      type: 'string',
+      short: 'l',
+      value: '<selector>',
+      description: "list: label selector, e.g. 'env=prod,role!=db' or 'tier in (web,api)'",
+    },
+    window: {
+      type: 'string',
+      value: '<duration>',
+      description: 'metrics: how far back (default 1h, at most 24h)',
+    },
+    package: { type: 'string', value: '<name>', description: 'metrics: only this package' },
     sort: {
       type: 'string',
       value: '<[-]field>',
@@ -45,15 +59,19 @@ export default defineCommand({
     'Examples:',
     '  opsplane agents list --area area-1 --status online',
     '  opsplane agents list --q web --sort -last_heartbeat --page-size 20',
+    "  opsplane agents list --selector 'env=prod,role in (web,api)'",
     '  opsplane agents get agt-abcdefgh2345',
+    '  opsplane agents metrics agt-abcdefgh2345 --window 6h',
   ].join('\n'),
   async run(v, io) {
     const [action, ...rest] = v._;
     if (action === 'list') {
       if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'agents');
+      checkSelector(v.selector);
       const api = await connect(v.server);
       const r = await api.call('GET /agents', {
         query: {
+          selector: v.selector,
           area: v.area,
           status: v.status,
           health_status: v.health,
@@ -149,6 +167,89 @@ export default defineCommand({
         io.out(l);
       return EXIT.ok;
     }
-    throw new UsageError(action ? `unknown action '${action}' (list or get)` : 'say list or get', 'agents');
+    if (action === 'metrics') {
+      const [code, ...extra] = rest;
+      if (!code)
+        throw new UsageError('metrics needs an agent code: opsplane agents metrics <code>', 'agents');
+      if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'agents');
+      const api = await connect(v.server);
+      const h = await api.call('GET /agents/:code/metrics/history', {
+        params: { code },
+        query: { window: v.window, package: v.package },
+      });
+      if (v.json) io.out(json(h));
+      else printHistory(h, io);
+      return EXIT.ok;
+    }
+    throw new UsageError(
+      action ? `unknown action '${action}' (list, get or metrics)` : 'say list, get or metrics',
+      'agents',
+    );
   },
 });
+
+/** A selector checked before it is sent: a typo is a usage error (exit 2) naming the part. */
+export function checkSelector(s: string | undefined, command = 'agents'): void {
+  if (s === undefined) return;
+  try {
+    parseSelector(s);
+  } catch (e) {
+    if (e instanceof SelectorError) throw new UsageError(`--selector: ${e.message}`, command);
+    throw e;
+  }
+}
+
+const last = <T>(xs: readonly T[]): T | undefined => xs[xs.length - 1];
+
+/** One line per series: name, latest value, min–max and a sparkline over the window. */
+export function printHistory(h: MetricsHistory, io: CliIO): void {
+  const n = h.system.length;
+  io.out(
+    `${h.agent_code}: ${n} sample(s) from ${h.from} to ${h.to}, one per ${Math.round(h.interval_ms / 1000)} s` +
+      (n === 0 ? ' — none yet (is the agent online? the server samples every interval)' : ''),
+  );
+  const rows: string[][] = [];
+  const series = (name: string, values: number[], fmt: (x: number) => string) => {
+    if (values.length === 0) return;
+    rows.push([
+      name,
+      fmt(last(values) ?? 0),
+      `${fmt(Math.min(...values))}–${fmt(Math.max(...values))}`,
+      sparkline(values, 40),
+    ]);
+  };
+  const pct = (x: number) => `${x.toFixed(1)}%`;
+  series(
+    'cpu',
+    h.system.map((p) => p.cpu_percent),
+    pct,
+  );
+  series(
+    'memory',
+    h.system.map((p) => p.memory_used_percent),
+    pct,
+  );
+  series(
+    'load1',
+    h.system.map((p) => p.load1),
+    (x) => x.toFixed(2),
+  );
+  for (const p of h.packages) {
+    series(
+      `${p.name} cpu`,
+      p.points.map((x) => x.cpu_percent),
+      pct,
+    );
+    series(
+      `${p.name} rss`,
+      p.points.map((x) => x.rss_bytes),
+      fmtBytes,
+    );
+    series(
+      `${p.name} restarts`,
+      p.points.map((x) => x.restarts),
+      (x) => String(Math.round(x)),
+    );
+  }
+  if (rows.length) for (const l of table(['SERIES', 'NOW', 'RANGE', 'OVER THE WINDOW'], rows)) io.out(l);
+}

@@ -16,11 +16,13 @@ import { connect, listFlag } from '../client/api.js';
 import { json } from '../client/format.js';
 import { jsonOption, serverOption } from '../client/common-options.js';
 import { followRollout } from './deployments.js';
+import { checkSelector } from './agents.js';
 
 /** The flags `deploymentRequest` reads (a subset of the command's parsed values). */
 export interface DeployFlags {
   devices?: string[] | undefined;
   area?: string | undefined;
+  selector?: string | undefined;
   'all-new'?: boolean | undefined;
   version?: string | undefined;
   'batch-size'?: string | undefined;
@@ -51,11 +53,16 @@ export function deploymentRequest(positionals: readonly string[], f: DeployFlags
   if (devices !== undefined && devices.length === 0)
     throw new UsageError('--devices needs at least one device name or id', 'deploy');
   if (f.area !== undefined && f.area.trim() === '') throw new UsageError('--area needs an area', 'deploy');
-  const targets = [devices !== undefined, f.area !== undefined, f['all-new'] === true].filter(Boolean).length;
+  if (f.selector !== undefined) checkSelector(f.selector, 'deploy');
+  const targets = [
+    devices !== undefined,
+    f.area !== undefined || f.selector !== undefined,
+    f['all-new'] === true,
+  ].filter(Boolean).length;
   if (targets !== 1)
     throw new UsageError(
       targets === 0
-        ? 'say which devices: --devices a,b, --area <area> or --all-new'
+        ? 'say which devices: --devices a,b, --area <area> and/or --selector <labels>, or --all-new'
         : 'give only one of --devices, --area and --all-new',
       'deploy',
     );
@@ -73,6 +80,7 @@ export function deploymentRequest(positionals: readonly string[], f: DeployFlags
     type,
     ...(devices !== undefined ? { devices } : {}),
     ...(f.area !== undefined ? { area: f.area.trim() } : {}),
+    ...(f.selector !== undefined ? { selector: f.selector } : {}),
     ...(f['all-new'] ? { all_new: true } : {}),
     ...(f.version !== undefined ? { version: f.version } : {}),
     ...(batchSize !== undefined ? { batch_size: batchSize } : {}),
@@ -95,6 +103,13 @@ export default defineCommand({
       description: 'these devices (names or ids)',
     },
     area: { type: 'string', value: '<area>', description: 'every device of this area' },
+    selector: {
+      type: 'string',
+      short: 'l',
+      value: '<selector>',
+      description:
+        "devices whose metadata matches, e.g. 'role=web,env in (prod)' (with --area: of that area)",
+    },
     'all-new': { type: 'boolean', description: 'every device never deployed (status new)' },
     version: {
       type: 'string',
@@ -119,7 +134,7 @@ export default defineCommand({
     json: { ...jsonOption, description: 'print the rollout as JSON (at the end; no progress bars)' },
   },
   details: [
-    'The action defaults to install. Give exactly one of --devices, --area and --all-new.',
+    'The action defaults to install. Give exactly one of --devices, --area (and/or --selector) and --all-new.',
     'Exit code 0 when every deployment succeeded, 1 when any failed or was cancelled.',
     'Ctrl-C stops watching only (exit code 130); the rollout keeps running (resume with',
     "'opsplane deployments watch <rollout-id>', stop it with 'opsplane deployments cancel <rollout-id>').",
@@ -128,6 +143,7 @@ export default defineCommand({
     '  opsplane deploy --devices web-01,web-02',
     '  opsplane deploy upgrade --area area-1 --version 1.4.0 --batch-size 5 --max-failures 2',
     '  opsplane deploy --all-new --detach',
+    "  opsplane deploy upgrade --selector 'role=web' --batch-size 2",
     '  opsplane deploy restart --devices web-03',
   ].join('\n'),
   async run(v, io) {

@@ -56,7 +56,7 @@ export function progressTarget(io: CliIO, quiet: boolean): ProgressTarget {
  * Ctrl-C while watching: aborts the returned signal (the watch returns, the server keeps going);
  * a second Ctrl-C exits at once.
  */
-function interruptible(): { signal: AbortSignal; dispose(): void } {
+export function interruptible(): { signal: AbortSignal; dispose(): void } {
   const ac = new AbortController();
   const onSigint = () => {
     if (ac.signal.aborted) process.exit(EXIT_INTERRUPTED);

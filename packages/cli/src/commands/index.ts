@@ -37,12 +37,12 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'devices',
-    summary: 'list devices, or import them from CSV/JSON',
+    summary: 'list, show, create, update, delete devices, or import them from CSV/JSON',
     load: () => load(import('./devices.js')),
   },
   {
     name: 'agents',
-    summary: 'list the agents of every area, or show one',
+    summary: 'list the agents of every area (filters, label selectors), show one, its metrics',
     load: () => load(import('./agents.js')),
   },
   {
@@ -69,6 +69,26 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'ca',
     summary: 'create the built-in certificate authority, or issue a certificate from it',
     load: () => load(import('./ca.js')),
+  },
+  {
+    name: 'users',
+    summary: 'manage users, their roles and roles per area (admins)',
+    load: () => load(import('./users.js')),
+  },
+  {
+    name: 'tokens',
+    summary: 'list, create (expiry, role, area scope) or revoke API tokens',
+    load: () => load(import('./tokens.js')),
+  },
+  {
+    name: 'alerts',
+    summary: 'list and acknowledge alerts; silence them by rule, area or agent',
+    load: () => load(import('./alerts.js')),
+  },
+  {
+    name: 'audit',
+    summary: 'show the audit log: who changed what (before → after), when, from where',
+    load: () => load(import('./audit.js')),
   },
   {
     name: 'demo',

@@ -5,36 +5,10 @@
  */
 import { hostname } from 'node:os';
 import { useCaFile } from '../client/tls.js';
-import { createInterface } from 'node:readline';
-import { Writable } from 'node:stream';
 import { CliError, EXIT, UsageError, defineCommand } from '../command.js';
 import { ApiClient, ApiError, DEFAULT_SERVER, normalizeServer } from '../client/api.js';
 import { readCredentials, writeCredentials } from '../client/credentials.js';
-
-/** Reads one line from stdin; on a terminal without echo (passwords). */
-async function prompt(question: string, hidden: boolean): Promise<string> {
-  const tty = process.stdin.isTTY === true;
-  let muted = false;
-  const output = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      if (!muted) process.stderr.write(chunk);
-      cb();
-    },
-  });
-  const rl = createInterface({ input: process.stdin, output: tty ? output : undefined, terminal: tty });
-  try {
-    if (tty) process.stderr.write(question);
-    muted = hidden;
-    const line = await new Promise<string>((resolve, reject) => {
-      rl.once('line', resolve);
-      rl.once('close', () => reject(new CliError('no input')));
-    });
-    if (tty && hidden) process.stderr.write('\n');
-    return line;
-  } finally {
-    rl.close();
-  }
-}
+import { prompt } from '../client/prompt.js';
 
 export default defineCommand({
   name: 'login',

@@ -13,6 +13,9 @@ import type { z } from 'zod';
 import {
   AgentHealthAnswerSchema,
   AgentPackagesAnswerSchema,
+  ConfigFileContentSchema,
+  ConfigFileListSchema,
+  ConfigFileNameSchema,
   ErrorBodySchema,
   PackageNameSchema,
   ServiceHealthAnswerSchema,
@@ -38,6 +41,7 @@ const errors = {
 };
 
 const PackageParamsSchema = AgentParamsSchema.extend({ package: PackageNameSchema });
+const ConfigFileParamsSchema = PackageParamsSchema.extend({ file_name: ConfigFileNameSchema });
 
 export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx }) => {
   const timeout = () => ctx.config.agents.requestTimeoutMs;
@@ -166,6 +170,46 @@ export const agentDetailRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app
         );
         return toServiceMetricsAnswer({ ...m, services, agent_id: id }, q.package);
       });
+      return r.kind === 'value' ? r.value : reply;
+    },
+  );
+
+  app.get(
+    '/agents/:agent_id/packages/:package/configs',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: "The files in a package's config dir (read-only)",
+        params: PackageParamsSchema,
+        response: { 200: ConfigFileListSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { agent_id: id, package: pkg } = req.params;
+      const r = await onAgent(ctx, req, reply, id, async (conn) => ({
+        ...(await conn.request({ op: 'config_files', package: pkg }, timeout())),
+        agent_id: id,
+      }));
+      return r.kind === 'value' ? r.value : reply;
+    },
+  );
+
+  app.get(
+    '/agents/:agent_id/packages/:package/configs/:file_name',
+    {
+      schema: {
+        tags: ['agents'],
+        summary: "One file of a package's config dir, as it is now (read-only; exists=false when absent)",
+        params: ConfigFileParamsSchema,
+        response: { 200: ConfigFileContentSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const { agent_id: id, package: pkg, file_name: file } = req.params;
+      const r = await onAgent(ctx, req, reply, id, async (conn) => ({
+        ...(await conn.request({ op: 'config_read', package: pkg, file_name: file }, timeout())),
+        agent_id: id,
+      }));
       return r.kind === 'value' ? r.value : reply;
     },
   );

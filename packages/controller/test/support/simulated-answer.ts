@@ -153,5 +153,32 @@ export function simulatedAnswer(
           collected_at: now(),
         },
       };
+    case 'config_files':
+      return has(req.package)
+        ? {
+            ok: true,
+            result: {
+              agent_id: agentId,
+              package: req.package,
+              files: [{ file_name: `${req.package}.yaml`, bytes: 12, modified_at: now() }],
+            },
+          }
+        : { ok: false, error: { code: 'package_not_found', message: `no package '${req.package}'` } };
+    case 'config_read':
+      return has(req.package)
+        ? {
+            ok: true,
+            result: {
+              agent_id: agentId,
+              package: req.package,
+              file_name: req.file_name,
+              exists: req.file_name === `${req.package}.yaml`,
+              content: req.file_name === `${req.package}.yaml` ? 'simulated: 1\n' : '',
+              bytes: req.file_name === `${req.package}.yaml` ? 13 : 0,
+              sha256: '',
+              modified_at: null,
+            },
+          }
+        : { ok: false, error: { code: 'package_not_found', message: `no package '${req.package}'` } };
   }
 }

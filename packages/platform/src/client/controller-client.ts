@@ -20,6 +20,8 @@ import {
   BatchOperationRequestSchema,
   BatchOperationResultSchema,
   ControllerStatusReadSchema,
+  ConfigFileContentSchema,
+  ConfigFileListSchema,
   DEFAULT_PAGE_SIZE,
   MAX_PAGE_SIZE,
   PackageNotFoundError,
@@ -44,6 +46,8 @@ import {
   type BatchConfigRequestInput,
   type BatchOperationRequestInput,
   type BatchOperationResult,
+  type ConfigFileContent,
+  type ConfigFileList,
   type ControllerStatusResponse,
   type ServiceHealth,
   type ServiceMetrics,
@@ -437,6 +441,37 @@ export class ControllerClient {
     });
     const services = opts.runningOnly ? m.services.filter((s) => s.is_running !== false) : m.services;
     return { ...m, services, agent_id: m.agent_id || agentId };
+  }
+
+  /** The files in a package's config dir on the agent (read-only). */
+  async listConfigFiles(agentId: string, pkg: string, signal?: AbortSignal): Promise<ConfigFileList> {
+    return this.call({
+      method: 'GET',
+      path: `/agents/${encodeSegment('agent id', agentId)}/packages/${encodeSegment('package', pkg)}/configs`,
+      schema: ConfigFileListSchema,
+      signal,
+      agentId,
+      pkg,
+    });
+  }
+
+  /** One file of a package's config dir as it is on the agent now (`exists: false` when absent). */
+  async readConfigFile(
+    agentId: string,
+    pkg: string,
+    fileName: string,
+    signal?: AbortSignal,
+  ): Promise<ConfigFileContent> {
+    return this.call({
+      method: 'GET',
+      path:
+        `/agents/${encodeSegment('agent id', agentId)}/packages/${encodeSegment('package', pkg)}` +
+        `/configs/${encodeSegment('file name', fileName)}`,
+      schema: ConfigFileContentSchema,
+      signal,
+      agentId,
+      pkg,
+    });
   }
 
   /** GET /status (a Go controller's answer is read too: `controller_id` → id, `function_area` → area). */

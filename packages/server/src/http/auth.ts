@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from '@opsplane/models';
 import { roleAtLeast, type Access, type Role } from '@opsplane/api';
 import type { Caller } from '../services/accounts.js';
+import { bestRole } from '../services/access.js';
 import { ANONYMOUS, type Actor } from '../services/audit-trail.js';
 import type { ServerContext } from './context.js';
 
@@ -24,6 +25,8 @@ declare module 'fastify' {
     access?: Access;
     /** Audit action for this route (recorded when a caller is denied). */
     action?: string;
+    /** 'area': the caller needs the role in some area; the service checks the areas concerned. */
+    scope?: 'area';
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -81,8 +84,12 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext): void {
     req.principal = await authenticate(req, reply);
     const min: Role = access === 'metrics' ? 'viewer' : access;
     // Audited as a refusal (rejections.ts) when the route changes something.
-    if (!roleAtLeast(req.principal.role, min)) {
-      throw new ForbiddenError(`this needs the ${min} role; you act as ${req.principal.role}`);
+    const perArea = req.routeOptions.config.scope === 'area';
+    const have = perArea ? bestRole(req.principal) : req.principal.role;
+    if (!roleAtLeast(have, min)) {
+      throw new ForbiddenError(
+        `this needs the ${min} role${perArea ? ' (in the areas it concerns)' : ''}; you act as ${have}`,
+      );
     }
   });
 }

@@ -27,7 +27,11 @@ export function endpointRoute<const E extends EndpointSpec>(e: E) {
   return {
     method: e.method,
     url: e.path,
-    config: { access: e.access, ...(e.action !== undefined ? { action: e.action } : {}) },
+    config: {
+      access: e.access,
+      ...(e.action !== undefined ? { action: e.action } : {}),
+      ...(e.scope !== undefined ? { scope: e.scope } : {}),
+    },
     schema: schema as RouteSchemaOf<E>,
   };
 }

@@ -16,7 +16,6 @@ import {
 import {
   iso,
   isoOrNull,
-  lowerRole,
   type MeResponse,
   type PasswordChange,
   type Role,
@@ -31,13 +30,15 @@ import type { UserRow } from '../storage/schema.js';
 import type { UserPatch } from '../storage/users-repo.js';
 import { dummyHash, hashPassword, needsRehash, verifyPassword } from '../security/passwords.js';
 import { looksLikeApiToken, newSessionId, sha256Hex } from '../security/tokens.js';
-import type { Actor, AuditTrail } from './audit-trail.js';
+import { changesBetween, secretChange, type Actor, type AuditTrail } from './audit-trail.js';
+import { effectiveRoles, type AreaAccess } from './access.js';
 
-export function toUser(r: UserRow): User {
+export function toUser(r: UserRow, areaRoles: Record<string, string> = {}): User {
   return {
     id: r.id,
     username: r.username,
     role: r.role as Role,
+    area_roles: areaRoles as Record<string, Role>,
     disabled: r.disabled,
     created_at: iso(r.createdAt),
     updated_at: iso(r.updatedAt),
@@ -46,11 +47,18 @@ export function toUser(r: UserRow): User {
 }
 
 /** An authenticated caller of the API. */
-export interface Caller extends Actor {
+export interface Caller extends Actor, AreaAccess {
   userId: string;
   user: User;
-  /** Effective role: the user's, capped by the token's. */
+  /**
+   * Effective role where `areaRoles` names none, and for what concerns no area: the user's,
+   * capped by the token's (viewer for a token scoped to areas).
+   */
   role: Role;
+  /** Effective roles per area (access.ts). */
+  areaRoles: Record<string, Role>;
+  /** The token's scope, when it has one. */
+  tokenAreas: string[] | null;
   via: 'session' | 'token';
   sessionHash?: string;
   sessionExpiresAt?: Date;
@@ -81,9 +89,12 @@ export class Accounts {
     if (!found) throw new UnauthorizedError('invalid, expired or revoked API token');
     if (found.user.disabled) throw new UnauthorizedError('account disabled');
     this.touchLater(`t:${found.token.id}`, () => this.o.store.tokens.touch(found.token.id));
+    const areaRoles = (await this.o.store.users.areaRoles(found.user.id)) as Record<string, Role>;
+    const areas = found.token.areas ?? null;
     return {
-      ...this.callerOf(found.user, ip),
-      role: lowerRole(found.user.role as Role, found.token.role as Role),
+      ...this.callerOf(found.user, ip, areaRoles),
+      ...effectiveRoles(found.user.role as Role, areaRoles, { role: found.token.role as Role, areas }),
+      tokenAreas: areas,
       via: 'token',
       tokenId: found.token.id,
     };
@@ -97,8 +108,9 @@ export class Accounts {
       throw new UnauthorizedError(found ? 'account disabled' : 'session expired or invalid; log in again');
     }
     this.touchLater(`s:${hash}`, () => this.o.store.sessions.touch(hash));
+    const areaRoles = (await this.o.store.users.areaRoles(found.user.id)) as Record<string, Role>;
     return {
-      ...this.callerOf(found.user, ip),
+      ...this.callerOf(found.user, ip, areaRoles),
       via: 'session',
       sessionHash: hash,
       sessionExpiresAt: found.session.expiresAt,
@@ -145,10 +157,13 @@ export class Accounts {
         await tx.users.update(user.id, { passwordHash: await hashPassword(password) });
     });
     void store.sessions.purgeExpired().catch(() => undefined);
+    const areaRoles = await store.users.areaRoles(user.id);
     const me: MeResponse = {
-      user: toUser(user),
+      user: toUser(user, areaRoles),
       auth: 'session',
       role: user.role as Role,
+      area_roles: areaRoles as Record<string, Role>,
+      token_areas: null,
       session_expires_at: expiresAt.toISOString(),
     };
     return { sid, me, expiresAt };
@@ -170,6 +185,8 @@ export class Accounts {
       user: caller.user,
       auth: caller.via,
       role: caller.role,
+      area_roles: caller.areaRoles,
+      token_areas: caller.tokenAreas,
       ...(caller.sessionExpiresAt ? { session_expires_at: caller.sessionExpiresAt.toISOString() } : {}),
     };
   }
@@ -182,7 +199,8 @@ export class Accounts {
 
   async listUsers(): Promise<UserListResponse> {
     const rows = await this.o.store.users.list();
-    return { users: rows.map(toUser), total: rows.length };
+    const roles = await this.o.store.users.areaRolesOf(rows.map((r) => r.id));
+    return { users: rows.map((r) => toUser(r, roles.get(r.id))), total: rows.length };
   }
 
   async getUser(caller: Caller, id: string): Promise<User> {
@@ -190,22 +208,25 @@ export class Accounts {
       throw new ForbiddenError('only admins can see other users');
     const row = await this.o.store.users.get(id);
     if (!row) throw new NotFoundError(`user ${id} not found`);
-    return toUser(row);
+    return toUser(row, await this.o.store.users.areaRoles(id));
   }
 
   async createUser(caller: Caller, input: UserCreate): Promise<User> {
     const { username, password, role } = input;
+    const areaRoles = input.area_roles ?? {};
     const passwordHash = await hashPassword(password);
-    const row = await this.o.audit.run(
+    return this.o.audit.run(
       caller,
       { action: 'user.create', targetType: 'user', details: { username, role } },
       async (tx, spec) => {
         const u = await tx.users.create({ username, role, passwordHash });
+        await tx.users.setAreaRoles(u.id, areaRoles);
         spec.targetId = u.id;
-        return u;
+        const user = toUser(u, areaRoles);
+        spec.changes = [...changesBetween(null, user), secretChange('password', false, 'set')];
+        return user;
       },
     );
-    return toUser(row);
   }
 
   async updateUser(caller: Caller, id: string, body: UserUpdate): Promise<User> {
@@ -217,22 +238,29 @@ export class Accounts {
       action: 'user.update',
       targetType: 'user',
       targetId: id,
-      details: { changed: Object.keys(body), role: body.role, disabled: body.disabled },
+      details: { changed: Object.keys(body) },
     };
-    const row = await this.o.audit.run(caller, spec, async (tx, s) => {
+    return this.o.audit.run(caller, spec, async (tx, s) => {
       const cur = await tx.users.get(id);
       if (!cur) throw new NotFoundError(`user ${id} not found`);
       if (cur.role === 'admin' && ((body.role && body.role !== 'admin') || body.disabled === true)) {
         await ensureAnotherAdmin(tx, id, body.disabled ? 'disable' : 'demote');
       }
-      const updated = await tx.users.update(id, patch);
+      const before = toUser(cur, await tx.users.areaRoles(id));
+      const updated = (await tx.users.update(id, patch)) as UserRow;
+      if (body.area_roles) await tx.users.setAreaRoles(id, body.area_roles);
+      s.details = { username: cur.username, changed: Object.keys(body) };
       // A disabled account or a password reset ends the user's sessions and revokes its tokens.
       if (body.disabled === true || body.password !== undefined) {
         s.details = { ...s.details, ...(await signOutEverywhere(tx, id)) };
       }
-      return updated as UserRow;
+      const after = toUser(updated, await tx.users.areaRoles(id));
+      s.changes = [
+        ...changesBetween(before, after),
+        ...(body.password !== undefined ? [secretChange('password', true, 'set')] : []),
+      ];
+      return after;
     });
-    return toUser(row);
   }
 
   async deleteUser(caller: Caller, id: string): Promise<void> {
@@ -244,6 +272,7 @@ export class Accounts {
         const cur = await tx.users.get(id);
         if (!cur) throw new NotFoundError(`user ${id} not found`);
         spec.details = { username: cur.username };
+        spec.changes = changesBetween(toUser(cur, await tx.users.areaRoles(id)), null);
         if (cur.role === 'admin') await ensureAnotherAdmin(tx, id, 'delete');
         await tx.users.delete(id);
       },
@@ -260,6 +289,7 @@ export class Accounts {
       caller,
       { action: 'user.password', targetType: 'user', targetId: caller.userId },
       async (tx, s) => {
+        s.changes = [secretChange('password', true, 'set')];
         const cur = await tx.users.get(caller.userId);
         if (!cur || !(await verifyPassword(body.current_password, cur.passwordHash))) {
           throw new ValidationError('current_password: wrong password');
@@ -272,13 +302,19 @@ export class Accounts {
 
   // ----------------------------------------------------------------------------- internals
 
-  private callerOf(user: UserRow, ip: string | null): Omit<Caller, 'via'> & { via: 'session' } {
+  private callerOf(
+    user: UserRow,
+    ip: string | null,
+    areaRoles: Record<string, Role> = {},
+  ): Omit<Caller, 'via'> & { via: 'session' } {
     return {
       username: user.username,
       userId: user.id,
       ip,
-      user: toUser(user),
+      user: toUser(user, areaRoles),
       role: user.role as Role,
+      areaRoles: { ...areaRoles },
+      tokenAreas: null,
       via: 'session',
     };
   }

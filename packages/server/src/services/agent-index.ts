@@ -13,7 +13,14 @@
  * A refresh builds a new index and swaps it in; readers of the old one are unaffected.
  */
 import { timestampMs } from '@opsplane/models';
-import type { AgentFilter, AgentSortField, AgentView } from '@opsplane/api';
+import {
+  matchesSelector,
+  parseSelector,
+  type AgentFilter,
+  type AgentSortField,
+  type AgentView,
+  type LabelSelector,
+} from '@opsplane/api';
 
 export interface AgentQuery extends AgentFilter {
   page: number;
@@ -67,6 +74,8 @@ interface Masks {
   version: Uint8Array | undefined;
   zone: Uint8Array | undefined;
   needle: string | undefined;
+  /** A label selector over the agents' labels (tested last: it reads objects). */
+  selector: LabelSelector | undefined;
 }
 
 export class AgentIndex {
@@ -194,8 +203,12 @@ export class AgentIndex {
       version: this.versionCol.mask(f.version),
       zone: this.zoneCol.mask(f.zone),
       needle: f.q ? f.q.toLowerCase() : undefined,
+      selector: f.selector ? parseSelector(f.selector) : undefined,
     };
-    return m.area || m.status || m.health || m.controller || m.version || m.zone || m.needle ? m : undefined;
+    if (m.selector?.length === 0) m.selector = undefined;
+    return m.area || m.status || m.health || m.controller || m.version || m.zone || m.needle || m.selector
+      ? m
+      : undefined;
   }
 
   private matches(m: Masks, i: number): boolean {
@@ -206,6 +219,8 @@ export class AgentIndex {
     if (m.version && m.version[this.versionCol.codes[i] as number] !== 1) return false;
     if (m.zone && m.zone[this.zoneCol.codes[i] as number] !== 1) return false;
     if (m.needle !== undefined && !(this.text[i] as string).includes(m.needle)) return false;
+    if (m.selector !== undefined && !matchesSelector(m.selector, (this.agents[i] as AgentView).labels))
+      return false;
     return true;
   }
 

@@ -6,6 +6,8 @@
  */
 import {
   ForbiddenError,
+  type ConfigFileContent,
+  type ConfigFileList,
   type AgentHealth,
   type AgentPackagesResponse,
   type ServiceMetrics,
@@ -17,6 +19,8 @@ import {
   type AgentListQuery,
   type AgentListResponse,
   type AgentSortField,
+  type MetricsHistory,
+  type MetricsHistoryQuery,
   type ServiceMetricsQuery,
 } from '@opsplane/api';
 import type { Logger } from '@opsplane/kit';
@@ -24,11 +28,14 @@ import type { Caller } from './accounts.js';
 import { toDevice } from './devices.js';
 import { toAgentView } from './fleet-view.js';
 import type { PlatformServices } from './platform.js';
+import { requireInAreas, type AreaAccess } from './access.js';
+import type { MetricsHistoryService } from './metrics-history.js';
 
 export class AgentService {
   constructor(
     private readonly platform: PlatformServices,
     private readonly logger: Logger,
+    private readonly history?: MetricsHistoryService,
   ) {}
 
   /** The aggregated view; `refresh` (operators) rebuilds it first. */
@@ -98,5 +105,23 @@ export class AgentService {
       ...(q.running_only !== undefined ? { runningOnly: q.running_only } : {}),
     };
     return (await this.platform.onAgent(code, (c, s) => c.getServiceMetrics(code, opts, s))).value;
+  }
+
+  async metricsHistory(code: string, q: MetricsHistoryQuery): Promise<MetricsHistory> {
+    if (!this.history) throw new ForbiddenError('metrics history is not kept by this server');
+    return this.history.history(code, q);
+  }
+
+  /** The files of a package's config dir; operators of the agent's area only (configs may hold secrets). */
+  async configFiles(caller: AreaAccess, code: string, pkg: string): Promise<ConfigFileList> {
+    const { area } = await this.platform.locate(code);
+    requireInAreas(caller, [area], 'operator', "reading an agent's config files");
+    return (await this.platform.onAgent(code, (c, s) => c.listConfigFiles(code, pkg, s))).value;
+  }
+
+  async configFile(caller: AreaAccess, code: string, pkg: string, file: string): Promise<ConfigFileContent> {
+    const { area } = await this.platform.locate(code);
+    requireInAreas(caller, [area], 'operator', "reading an agent's config files");
+    return (await this.platform.onAgent(code, (c, s) => c.readConfigFile(code, pkg, file, s))).value;
   }
 }

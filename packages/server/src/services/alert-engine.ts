@@ -19,8 +19,8 @@ import type { Logger } from 'pino';
 import type { Controller } from '@opsplane/models';
 import type { AgentView, Alert, AlertKind, AlertStatus } from '@opsplane/api';
 import type { NewAlert } from '../storage/alerts-repo.js';
-import { toAlert } from './alerts.js';
-import type { AlertRow } from '../storage/schema.js';
+import { silenceOf, toAlert } from './alerts.js';
+import type { AlertRow, SilenceRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import {
   agentRules,
@@ -136,6 +136,8 @@ export class AlertEngine {
   readonly #pass = new SerialTask<void>(() => this.#run());
   #stopped = false;
   #evaluations = 0;
+  /** Active silences, read at the start of each evaluation. */
+  #silences: SilenceRow[] = [];
 
   constructor(opts: AlertEngineOptions) {
     this.#o = opts;
@@ -207,6 +209,7 @@ export class AlertEngine {
   async #run(): Promise<void> {
     const { store, sources } = this.#o;
     const now = Date.now();
+    this.#silences = await store.silences.list(false);
     const firing = await store.alerts.firing();
     await this.#prime();
     const snapshot = sources.agents();
@@ -317,7 +320,7 @@ export class AlertEngine {
   async #fire(a: NewAlert): Promise<void> {
     const row = await this.#write(async (tx) => {
       const r = await tx.alerts.fire(a);
-      if (r) await this.#o.notify?.(tx, 'firing', toAlert(r));
+      if (r) await this.#notify(tx, 'firing', r);
       return r;
     });
     if (!row) return; // fires already (another server was first)
@@ -327,7 +330,7 @@ export class AlertEngine {
   async #resolve(a: AlertRow, why: string): Promise<void> {
     const row = await this.#write(async (tx) => {
       const r = await tx.alerts.resolve(a.id);
-      if (r) await this.#o.notify?.(tx, 'resolved', toAlert(r));
+      if (r) await this.#notify(tx, 'resolved', r);
       return r;
     });
     if (!row) return;
@@ -335,6 +338,16 @@ export class AlertEngine {
       { alert: row.id, kind: row.kind, subject: row.subject, why },
       `alert resolved: ${row.title}`,
     );
+  }
+
+  /** Queues the change's notification (in its transaction), unless an active silence matches. */
+  async #notify(tx: Store, event: AlertStatus, row: AlertRow): Promise<void> {
+    const silence = silenceOf(this.#silences, row);
+    if (silence) {
+      this.#log.info({ alert: row.id, silence: silence.id, event }, 'alert silenced: not notified');
+      return;
+    }
+    await this.#o.notify?.(tx, event, toAlert(row));
   }
 
   /** Evaluates again when the earliest pending condition is due. */

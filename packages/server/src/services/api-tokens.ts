@@ -19,7 +19,8 @@ import type { ApiTokenRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { newApiToken, sha256Hex } from '../security/tokens.js';
 import type { Caller } from './accounts.js';
-import type { AuditTrail } from './audit-trail.js';
+import { changesBetween, type AuditTrail } from './audit-trail.js';
+import { areasWithout, roleIn } from './access.js';
 
 export function toToken(r: ApiTokenRow, username: string): Token {
   return {
@@ -27,6 +28,7 @@ export function toToken(r: ApiTokenRow, username: string): Token {
     name: r.name,
     role: r.role as Role,
     prefix: r.prefix,
+    areas: r.areas ?? null,
     user_id: r.userId,
     username,
     created_at: iso(r.createdAt),
@@ -49,15 +51,26 @@ export class ApiTokens {
   }
 
   async create(caller: Caller, body: TokenCreate): Promise<TokenCreated> {
-    const role = body.role ?? caller.role;
-    if (!roleAtLeast(caller.role, role))
+    const areas = body.areas ? [...new Set(body.areas)].sort() : null;
+    // Scoped to areas: at most the caller's role in each of them; else at most the caller's role.
+    const best = areas
+      ? areas.map((a) => roleIn(caller, a)).reduce((x, y) => (roleAtLeast(x, y) ? y : x))
+      : caller.role;
+    const role = body.role ?? best;
+    if (areas) {
+      const short = areasWithout(caller, areas, role);
+      if (short.length > 0)
+        throw new ForbiddenError(
+          `you cannot create a token with the ${role} role in ${short.join(', ')}: you do not have it there`,
+        );
+    } else if (!roleAtLeast(caller.role, role))
       throw new ForbiddenError(`you cannot create a token with more than your role (${caller.role})`);
     const { token, prefix } = newApiToken();
     const expiresAt = body.expires_in !== undefined ? new Date(Date.now() + body.expires_in) : null;
     const spec = {
       action: 'token.create',
       targetType: 'api_token',
-      details: { name: body.name, role, prefix },
+      details: { name: body.name, role, prefix, areas },
     };
     const row = await this.audit.run(caller, spec, async (tx, s) => {
       const t = await tx.tokens.create({
@@ -67,8 +80,10 @@ export class ApiTokens {
         tokenHash: sha256Hex(token),
         prefix,
         expiresAt,
+        areas,
       });
       s.targetId = t.id;
+      s.changes = changesBetween(null, toToken(t, caller.username), ['id', 'created_at', 'last_used_at']);
       return t;
     });
     return { ...toToken(row, caller.username), token };
@@ -85,7 +100,14 @@ export class ApiTokens {
           throw new ForbiddenError("only admins can revoke other users' tokens");
         }
         spec.details = { name: found.token.name, owner: found.username };
-        await tx.tokens.revoke(id);
+        if (await tx.tokens.revoke(id)) {
+          const after = await tx.tokens.get(id);
+          if (after)
+            spec.changes = changesBetween(
+              toToken(found.token, found.username),
+              toToken(after.token, after.username),
+            );
+        }
       },
     );
   }

@@ -7,7 +7,8 @@
 import type { Area, AreaCredentialsUpdate, AreaListResponse } from '@opsplane/api';
 import type { Store } from '../storage/store.js';
 import { AreaCredentials } from './area-credentials.js';
-import type { Actor, AuditTrail } from './audit-trail.js';
+import { secretChange, type AuditTrail } from './audit-trail.js';
+import { requireInAreas, type AreaActor } from './access.js';
 import type { PlatformServices } from './platform.js';
 
 export class AreaService {
@@ -21,16 +22,25 @@ export class AreaService {
     return { areas: await this.describe() };
   }
 
-  async setCredentials(actor: Actor, area: string, body: AreaCredentialsUpdate): Promise<Area> {
+  async setCredentials(actor: AreaActor, area: string, body: AreaCredentialsUpdate): Promise<Area> {
+    const had = this.platform.credentials.flagsOf(area);
     await this.audit.run(
       actor,
       { action: 'area.credentials.update', targetType: 'area', targetId: area },
       async (tx, s) => {
+        requireInAreas(actor, [area], 'admin', `setting the credentials of ${area}`);
         const changed = await AreaCredentials.update(tx, area, body);
         s.details = {
           set: changed.filter((f) => body[f as keyof typeof body] !== null),
           removed: changed.filter((f) => body[f as keyof typeof body] === null),
         };
+        s.changes = changed.map((f) =>
+          secretChange(
+            f,
+            f === 'agent_secret' ? had.has_agent_secret : had.has_controller_token,
+            body[f as keyof typeof body] === null ? 'removed' : 'set',
+          ),
+        );
       },
     );
     await this.platform.credentialsChanged(area);

@@ -134,8 +134,16 @@ export class BatchRunner extends EventEmitter<BatchEvents> {
     return this.stopped;
   }
 
-  /** Resolves the agents, records the job with its targets and starts it; the caller may await `done`. */
-  async start(req: BatchCreate, requestedBy: string): Promise<StartedBatch> {
+  /**
+   * Resolves the agents, records the job with its targets and starts it; the caller may await
+   * `done`. `beforeStart` sees the agents and their areas before anything is written or sent
+   * (the role check per area; what a config push replaces) and may refuse by throwing.
+   */
+  async start(
+    req: BatchCreate,
+    requestedBy: string,
+    beforeStart?: (agents: readonly string[], areaOf: ReadonlyMap<string, string>) => Promise<void>,
+  ): Promise<StartedBatch> {
     if (this.stopped)
       throw new OpsplaneError('unavailable', 'the server is stopping; no new batches', { status: 503 });
     const { store, view } = this.opts;
@@ -159,6 +167,7 @@ export class BatchRunner extends EventEmitter<BatchEvents> {
       if (area) areaOf.set(code, area);
     }
 
+    await beforeStart?.(agents, areaOf);
     const timeoutMs = req.timeout ?? this.opts.defaultTimeoutMs;
     const job = await store.transaction((tx) =>
       tx.batches.create({

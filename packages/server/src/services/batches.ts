@@ -26,8 +26,10 @@ import {
 import type { ResultReason } from '@opsplane/models';
 import type { BatchJobRow, BatchResultRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
-import type { Actor, AuditTrail } from './audit-trail.js';
+import { requireInAreas, type AreaActor } from './access.js';
+import { REDACTED, type AuditTrail } from './audit-trail.js';
 import type { BatchRunner } from './batch-runner.js';
+import type { AuditChange } from '@opsplane/api';
 
 export function toBatchResult(r: BatchResultRow): BatchResult {
   return {
@@ -63,23 +65,57 @@ export function toBatchJob(j: BatchJobRow, targets: number, results?: BatchResul
   };
 }
 
+/** Config pushes to at most this many agents record each file's content before and after. */
+export const CONFIG_AUDIT_MAX_AGENTS = 10;
+const CONFIG_AUDIT_MAX_CHARS = 2000;
+const SECRET_LINE =
+  /^(\s*["']?[\w.-]*(?:pass(?:word|phrase)?|private_?key|secret|token|credential|api_?key)[\w.-]*["']?\s*[:=]\s*)(.+)$/gim;
+
+/** A config file's text for the audit log: values of secret-looking keys replaced, long files cut. */
+export function redactConfigText(text: string): string {
+  const red = text.replace(SECRET_LINE, (_m, key: string, value: string) =>
+    value.trim() === '' || value.trim() === '{' || value.trim() === '['
+      ? `${key}${value}`
+      : `${key}${REDACTED}`,
+  );
+  return red.length > CONFIG_AUDIT_MAX_CHARS ? `${red.slice(0, CONFIG_AUDIT_MAX_CHARS)}…` : red;
+}
+
+/** Reads a config file as it is on an agent now (undefined when it cannot be read). */
+export type ConfigReader = (agent: string, pkg: string, file: string) => Promise<string | null | undefined>;
+
 export class BatchService {
   constructor(
     private readonly store: Store,
     private readonly runner: BatchRunner,
     private readonly audit: AuditTrail,
+    private readonly readConfig?: ConfigReader,
   ) {}
 
-  /** Starts a job; `finished` tells whether it ended within `waitMs` (then with its results). */
+  /**
+   * Starts a job; `finished` tells whether it ended within `waitMs` (then with its results).
+   * The caller must be an operator in every area of the agents (else 403, nothing sent). A
+   * config push to a few agents records each file before and after (secrets redacted).
+   */
   async create(
-    actor: Actor,
+    actor: AreaActor,
     body: BatchCreate,
     waitMs: number,
   ): Promise<{ finished: boolean; job: BatchJob }> {
     const action = `batch.${body.action}`;
     let started;
+    let changes: AuditChange[] = [];
     try {
-      started = await this.runner.start(body, actor.username);
+      started = await this.runner.start(body, actor.username, async (agents, areaOf) => {
+        requireInAreas(actor, new Set(areaOf.values()), 'operator', `this batch (${agents.length} agents)`);
+        if (
+          body.action === 'configs' &&
+          body.configs &&
+          body.package &&
+          agents.length <= CONFIG_AUDIT_MAX_AGENTS
+        )
+          changes = await this.configChanges(agents, body.package, body.configs);
+      });
     } catch (e) {
       await this.audit.record(actor, {
         action,
@@ -99,6 +135,7 @@ export class BatchService {
       targetType: 'batch',
       targetId: job.id,
       result: 'success',
+      changes,
       details: {
         agents,
         ...(body.filter ? { filter: body.filter } : {}),
@@ -119,6 +156,33 @@ export class BatchService {
     return finished && current.job.status !== 'running'
       ? { finished: true, job: toBatchJob(current.job, agents, current.results) }
       : { finished: false, job: toBatchJob(current.job, agents) };
+  }
+
+  /** Each pushed file before (as read from the agent now) and after, per agent. */
+  private async configChanges(
+    agents: readonly string[],
+    pkg: string,
+    configs: readonly { file_name: string; content: string }[],
+  ): Promise<AuditChange[]> {
+    const read = this.readConfig;
+    const rows = await Promise.all(
+      agents.flatMap((agent) =>
+        configs.map(async (c): Promise<AuditChange> => {
+          const before = read ? await read(agent, pkg, c.file_name).catch(() => undefined) : undefined;
+          return {
+            field: `${agent}/${pkg}/${c.file_name}`,
+            before:
+              before === undefined
+                ? '(could not be read)'
+                : before === null
+                  ? null
+                  : redactConfigText(before),
+            after: redactConfigText(c.content),
+          };
+        }),
+      ),
+    );
+    return rows.filter((r) => r.before !== r.after);
   }
 
   async list(q: BatchListQuery): Promise<BatchListResponse> {

@@ -1,7 +1,8 @@
 /**
  * ClusterDuties: the work that must happen once cluster-wide, run by the elected leader among
  * the server replicas (cluster-leadership.ts) — alert evaluation and its webhook outbox, the
- * device status sync, controller history, purging expired sessions and rate-limit windows.
+ * device status sync, controller history, sampling metrics over time, purging expired sessions
+ * and rate-limit windows.
  * Every write they make is fenced by the leader's term. On election they start (from what the
  * database says); on demotion they stop; other replicas serve the API and run batches and
  * deployments (those are owned through leases in the database, not by the leader).
@@ -18,6 +19,7 @@ import { ClusterLeadership } from './cluster-leadership.js';
 import type { DeploymentService } from './deployments.js';
 import { DeviceStatusSync } from './device-status-sync.js';
 import type { ServerMetrics } from './metrics.js';
+import type { MetricsHistoryService } from './metrics-history.js';
 import type { PlatformServices } from './platform.js';
 import { WebhookOutbox } from './webhook-outbox.js';
 
@@ -29,6 +31,8 @@ export interface ClusterDutiesOptions {
   platform: PlatformServices;
   deployments: DeploymentService;
   metrics: ServerMetrics;
+  /** Samples every online agent's metrics each interval: one replica is enough. */
+  metricsHistory: MetricsHistoryService;
   /** undefined with an embedded database: this replica is the only one and leads alone. */
   etcd: Etcd3 | undefined;
   replicaId: string;
@@ -41,12 +45,14 @@ export class ClusterDuties {
   readonly alerts: AlertEngine;
   readonly outbox: WebhookOutbox;
   readonly deviceStatus: DeviceStatusSync;
+  readonly metricsHistory: MetricsHistoryService;
   private purgeTimer: NodeJS.Timeout | undefined;
   /** Stops of the previous leadership, awaited before the next start. */
   private stopping: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ClusterDutiesOptions) {
     const { config, store, platform, logger } = o;
+    this.metricsHistory = o.metricsHistory;
     this.leadership = new ClusterLeadership({
       store,
       etcd: o.etcd,
@@ -112,6 +118,7 @@ export class ClusterDuties {
     const { platform, store, logger } = this.o;
     this.outbox.start();
     this.deviceStatus.start();
+    this.metricsHistory.start();
     // Controller history after the alert engine has read which controllers it says are
     // present: those gone while no leader watched must still alert.
     void this.alerts.start().then(() => {
@@ -132,6 +139,7 @@ export class ClusterDuties {
     clearInterval(this.purgeTimer);
     this.o.platform.tracker.follow();
     await this.deviceStatus.stop();
+    await this.metricsHistory.stop();
     await this.alerts.stop();
     await this.outbox.stop();
   }

@@ -24,7 +24,8 @@ import type { StoredBundle } from '../storage/agent-bundles.js';
 import { DeviceNotFoundError } from './install-targets.js';
 import type { DeploymentLogRow, DeploymentRow, RolloutRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
-import type { Actor, AuditTrail } from './audit-trail.js';
+import type { AuditTrail } from './audit-trail.js';
+import { requireInAreas, type AreaActor } from './access.js';
 import type { DeploymentService } from './deployments.js';
 
 export function toDeployment(d: DeploymentRow, log?: DeploymentLogRow[]): Deployment {
@@ -108,12 +109,14 @@ export class DeploymentRequests {
     private readonly audit: AuditTrail,
   ) {}
 
-  async create(actor: Actor, body: DeploymentCreate): Promise<Rollout> {
+  async create(actor: AreaActor, body: DeploymentCreate): Promise<Rollout> {
     const created = await this.audit.run(
       actor,
       { action: `deployment.${body.type}`, targetType: 'rollout', details: { request: body } },
       async (tx, spec) => {
-        const r = await this.svc.createRollout(tx, body, actor.username);
+        const r = await this.svc.createRollout(tx, body, actor.username, undefined, (areas) =>
+          requireInAreas(actor, areas, 'operator', `this ${body.type}`),
+        );
         spec.targetId = r.rollout.id;
         spec.details = {
           ...spec.details,
@@ -215,10 +218,11 @@ export class DeploymentRequests {
     }
   }
 
-  async cancel(actor: Actor, id: string): Promise<Deployment> {
+  async cancel(actor: AreaActor, id: string): Promise<Deployment> {
     const { store } = this;
     const cur = await store.deployments.get(id);
     if (!cur) throw new NotFoundError(`deployment ${id} not found`);
+    requireInAreas(actor, [cur.area], 'operator', `cancelling deployment ${id}`);
     if (isFinished(cur.status as DeploymentStatus))
       throw new ConflictError(`deployment ${id} already ${cur.status}`);
     await this.audit.run(
@@ -232,10 +236,11 @@ export class DeploymentRequests {
     return toDeployment(d ?? cur);
   }
 
-  async retry(actor: Actor, id: string): Promise<Deployment> {
+  async retry(actor: AreaActor, id: string): Promise<Deployment> {
     const { store } = this;
     const cur = await store.deployments.get(id);
     if (!cur) throw new NotFoundError(`deployment ${id} not found`);
+    requireInAreas(actor, [cur.area], 'operator', `retrying deployment ${id}`);
     if (cur.status !== 'failed' && cur.status !== 'cancelled') {
       throw new ConflictError(`only a failed or cancelled deployment can be retried; ${id} is ${cur.status}`);
     }
@@ -269,10 +274,16 @@ export class DeploymentRequests {
     return toRollout(found.rollout, found.deployments);
   }
 
-  async cancelRollout(actor: Actor, id: string): Promise<Rollout> {
+  async cancelRollout(actor: AreaActor, id: string): Promise<Rollout> {
     const { store } = this;
     const found = await store.deployments.rollout(id);
     if (!found) throw new NotFoundError(`rollout ${id} not found`);
+    requireInAreas(
+      actor,
+      new Set(found.deployments.map((d) => d.area)),
+      'operator',
+      `cancelling rollout ${id}`,
+    );
     await this.audit.run(actor, { action: 'rollout.cancel', targetType: 'rollout', targetId: id }, (tx) =>
       tx.deployments.cancelRollout(id, `cancelled by ${actor.username}`, 'cancelled'),
     );
@@ -287,7 +298,7 @@ export class DeploymentRequests {
   }
 
   /** Stores an uploaded bundle (validated first; a version is immutable); `created` false when it was there. */
-  async uploadBundle(actor: Actor, body: unknown): Promise<{ bundle: AgentBundle; created: boolean }> {
+  async uploadBundle(actor: AreaActor, body: unknown): Promise<{ bundle: AgentBundle; created: boolean }> {
     if (!Buffer.isBuffer(body) || body.length === 0) {
       throw new ValidationError('send the bundle as the request body with content-type application/gzip');
     }

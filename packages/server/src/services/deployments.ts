@@ -28,6 +28,7 @@ import type {
   DeviceListQuery,
   DeviceStatus,
 } from '@opsplane/api';
+import { matchesSelector, parseSelector } from '@opsplane/api';
 import type { AgentBundleStore, StoredBundle } from '../storage/agent-bundles.js';
 import { DeploymentQueue, type AbortReason } from './deployment-queue.js';
 import { DeploymentRecorder, type RecorderSink } from './deployment-recorder.js';
@@ -105,9 +106,17 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
   // ------------------------------------------------------------------------------ requests
 
   /** Resolves the request into devices and creates the rollout (in `tx`, with its audit record). */
-  async createRollout(store: Store, input: DeploymentCreateInput, requestedBy: string, retryOf?: string) {
+  async createRollout(
+    store: Store,
+    input: DeploymentCreateInput,
+    requestedBy: string,
+    retryOf?: string,
+    /** Sees the areas of the devices before anything is created (the caller's role check). */
+    authorize?: (areas: readonly string[]) => void,
+  ) {
     const type = input.type as DeploymentType;
     const devices = await this.#resolveDevices(store, input);
+    authorize?.([...new Set(devices.map((d) => d.function_area))]);
     let bundle: StoredBundle | undefined;
     if (type === 'install' || type === 'upgrade') bundle = await this.bundles.get(input.version);
     else if (input.version !== undefined)
@@ -153,7 +162,11 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
     }
     const all: Device[] = [];
     const filter: Pick<DeviceListQuery, 'function_area' | 'status'> =
-      input.area !== undefined ? { function_area: input.area } : { status: ['new'] };
+      input.area !== undefined
+        ? { function_area: input.area }
+        : input.selector !== undefined
+          ? {}
+          : { status: ['new'] };
     for (let page = 1; ; page++) {
       const { rows, total } = await store.devices.list({
         page,
@@ -163,9 +176,17 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
         ...filter,
       });
       all.push(...rows.map(toDevice));
-      if (all.length >= total || rows.length === 0) break;
+      if (page * 500 >= total || rows.length === 0) break;
     }
-    return all;
+    if (input.selector === undefined) return all;
+    // A device's metadata is its labels.
+    const selector = parseSelector(input.selector);
+    const matched = all.filter((d) => matchesSelector(selector, d.metadata));
+    if (matched.length === 0)
+      throw new DeviceNotFoundError(
+        `no device${input.area !== undefined ? ` of area ${input.area}` : ''} matches the selector '${input.selector}'`,
+      );
+    return matched;
   }
 
   /** Kicks the queue after a commit that added work. */

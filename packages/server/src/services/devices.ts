@@ -30,7 +30,8 @@ import {
 } from '../storage/devices-repo.js';
 import type { DeviceRow } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
-import type { Actor, AuditTrail } from './audit-trail.js';
+import { areasWithout, requireInAreas, type AreaActor } from './access.js';
+import { changesBetween, secretChange, type AuditTrail } from './audit-trail.js';
 import { readCsv, readJson, validateRows } from './device-import.js';
 
 export function toDevice(r: DeviceRow): Device {
@@ -161,6 +162,8 @@ export function deviceChanges(
   return { changes, changed, secretsDropped, because };
 }
 
+const SECRETS = ['password', 'private_key', 'passphrase'] as const;
+
 export class DeviceService {
   constructor(
     private readonly store: Store,
@@ -178,32 +181,45 @@ export class DeviceService {
     return toDevice(row);
   }
 
-  async create(actor: Actor, body: DeviceCreate): Promise<Device> {
+  async create(caller: AreaActor, body: DeviceCreate): Promise<Device> {
     const spec = {
       action: 'device.create',
       targetType: 'device',
       details: { name: body.name, fields: fieldNames(body) },
     };
-    const row = await this.audit.run(actor, spec, async (tx, s) => {
+    const row = await this.audit.run(caller, spec, async (tx, s) => {
+      requireInAreas(caller, [body.function_area], 'operator', `creating a device in ${body.function_area}`);
       const d = await tx.devices.create(deviceInput(body));
       s.targetId = d.id;
       s.details = { ...s.details, agent_code: d.agentCode };
+      s.changes = [
+        ...changesBetween(null, toDevice(d)),
+        ...SECRETS.filter((f) => body.login[f] !== undefined).map((f) =>
+          secretChange(`login.${f}`, false, 'set'),
+        ),
+      ];
       return d;
     });
     return toDevice(row);
   }
 
-  async update(actor: Actor, id: string, patch: DeviceUpdate): Promise<Device> {
+  async update(caller: AreaActor, id: string, patch: DeviceUpdate): Promise<Device> {
     const spec = {
       action: 'device.update',
       targetType: 'device',
       targetId: id,
       details: { fields: fieldNames(patch) },
     };
-    const row = await this.audit.run(actor, spec, async (tx, s) => {
+    const row = await this.audit.run(caller, spec, async (tx, s) => {
       await tx.devices.lock();
       const cur = await tx.devices.get(id);
       if (!cur) throw new NotFoundError(`device ${id} not found`);
+      requireInAreas(
+        caller,
+        [cur.functionArea, patch.function_area ?? cur.functionArea],
+        'operator',
+        `changing device ${cur.name}`,
+      );
       const { changes, changed, secretsDropped, because } = deviceChanges(cur, patch);
       const d = await tx.devices.update(id, changes);
       s.details = {
@@ -211,29 +227,68 @@ export class DeviceService {
         changed,
         ...(secretsDropped.length ? { dropped: secretsDropped, because } : {}),
       };
+      s.changes = [
+        ...changesBetween(toDevice(cur), toDevice(d)),
+        ...SECRETS.filter((f) => patch.login?.[f] !== undefined || secretsDropped.includes(f)).map((f) =>
+          secretChange(
+            `login.${f}`,
+            hasSecret(cur, f),
+            patch.login?.[f] === null || (patch.login?.[f] === undefined && secretsDropped.includes(f))
+              ? 'removed'
+              : 'set',
+          ),
+        ),
+      ];
       return d;
     });
     return toDevice(row);
   }
 
-  async delete(actor: Actor, id: string): Promise<void> {
+  async delete(caller: AreaActor, id: string): Promise<void> {
     await this.audit.run(
-      actor,
+      caller,
       { action: 'device.delete', targetType: 'device', targetId: id },
       async (tx, s) => {
+        const cur = await tx.devices.get(id);
+        if (!cur) throw new NotFoundError(`device ${id} not found`);
+        requireInAreas(caller, [cur.functionArea], 'operator', `deleting device ${cur.name}`);
         const d = await tx.devices.delete(id);
         if (!d) throw new NotFoundError(`device ${id} not found`);
         await tx.hostKeys.forget(deviceHostKeyId(id));
         s.details = { name: d.name, agent_code: d.agentCode };
+        s.changes = changesBetween(toDevice(d), null);
       },
     );
   }
 
-  /** CSV text (`csv`) or JSON rows; with `dryRun` nothing is written and the report says what would be. */
-  async import(actor: Actor, body: unknown, dryRun: boolean): Promise<ImportReport> {
+  /**
+   * CSV text (`csv`) or JSON rows; with `dryRun` nothing is written and the report says what would
+   * be. Rows that would create or change a device in an area where the caller is not an operator
+   * (its new area, or the area of the device of that name) are rejected, each with the reason.
+   */
+  async import(caller: AreaActor, body: unknown, dryRun: boolean): Promise<ImportReport> {
     const csv = typeof body === 'string';
     const raw = csv ? readCsv(body) : readJson(body);
-    const { valid, rejected } = validateRows(raw, csv);
+    const checked = validateRows(raw, csv);
+    const rejected = [...checked.rejected];
+    const currentAreas = await this.store.devices.areasOfNames(checked.valid.map((v) => v.name));
+    const valid = checked.valid.filter((d, i) => {
+      const areas = [
+        d.function_area,
+        ...(currentAreas.has(d.name) ? [currentAreas.get(d.name) as string] : []),
+      ];
+      const missing = areasWithout(caller, areas, 'operator');
+      if (missing.length === 0) return true;
+      const r = raw.find((x) => x.name === d.name) ?? raw[i];
+      rejected.push({
+        row: r?.row ?? i + 1,
+        ...(r?.line !== undefined ? { line: r.line } : {}),
+        name: d.name,
+        reason: `you are not an operator in area ${missing.join(', ')}`,
+      });
+      return false;
+    });
+    rejected.sort((a, b) => a.row - b.row);
     const report = (created: number, updated: number): ImportReport => ({
       total: raw.length,
       created,
@@ -250,7 +305,7 @@ export class DeviceService {
       targetType: 'device',
       details: { format: csv ? 'csv' : 'json', rows: raw.length, rejected: rejected.length },
     };
-    const { created, updated, secretsDropped } = await this.audit.run(actor, spec, async (tx, s) => {
+    const { created, updated, secretsDropped } = await this.audit.run(caller, spec, async (tx, s) => {
       const r =
         valid.length > 0
           ? await tx.devices.upsertMany(valid.map(deviceInput))

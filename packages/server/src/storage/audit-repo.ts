@@ -4,7 +4,7 @@
  * cannot put a secret into the log, and every string has NUL and lone surrogates replaced (the
  * database refuses them, and a lost audit record is worse than a changed character).
  */
-import { and, count, desc, eq, gte, like, lte, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, gte, like, lte, or, sql, type SQL } from 'drizzle-orm';
 import { safeForMessage } from '@opsplane/models';
 import type { Database } from './database.js';
 import { auditLog, type AuditRow } from './schema.js';
@@ -54,6 +54,8 @@ export interface AuditFilter {
   action?: string | undefined;
   target_type?: string | undefined;
   target_id?: string | undefined;
+  /** Free text (case-insensitive) over actor, action, target and details. */
+  q?: string | undefined;
   result?: AuditResult | undefined;
   since?: string | undefined;
   until?: string | undefined;
@@ -95,6 +97,17 @@ export class AuditRepo {
     if (q.target_type) conds.push(eq(auditLog.targetType, q.target_type));
     if (q.target_id) conds.push(eq(auditLog.targetId, q.target_id));
     if (q.result) conds.push(eq(auditLog.result, q.result));
+    if (q.q) {
+      const needle = `%${escapeLike(q.q.toLowerCase())}%`;
+      conds.push(
+        or(
+          sql`lower(${auditLog.actor}) LIKE ${needle}`,
+          sql`lower(${auditLog.action}) LIKE ${needle}`,
+          sql`lower(coalesce(${auditLog.targetId}, '')) LIKE ${needle}`,
+          sql`lower(${auditLog.details}::text) LIKE ${needle}`,
+        ) as SQL,
+      );
+    }
     if (q.since) conds.push(gte(auditLog.at, new Date(q.since)));
     if (q.until) conds.push(lte(auditLog.at, new Date(q.until)));
     const where = conds.length ? and(...conds) : undefined;

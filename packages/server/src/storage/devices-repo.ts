@@ -340,6 +340,19 @@ export class DevicesRepo {
     return out;
   }
 
+  /** The function_area of each existing device of these names. */
+  async areasOfNames(names: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const part of chunks(names, SELECT_CHUNK)) {
+      const rows = await this.db
+        .select({ name: devices.name, area: devices.functionArea })
+        .from(devices)
+        .where(inArray(devices.name, part));
+      for (const r of rows) out.set(r.name, r.area);
+    }
+    return out;
+  }
+
   async count(): Promise<number> {
     const [row] = await this.db.select({ n: count() }).from(devices);
     return row?.n ?? 0;

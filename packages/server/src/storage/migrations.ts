@@ -326,6 +326,56 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 7,
+    name: 'daily_operations',
+    statements: [
+      // Roles per area: where a user's role differs from their global one (users.role).
+      `CREATE TABLE user_area_roles (
+        user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        area text NOT NULL,
+        role text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        PRIMARY KEY (user_id, area)
+      )`,
+      // A token's scope: the areas it may change things in (NULL = every area).
+      `ALTER TABLE api_tokens ADD COLUMN areas jsonb`,
+      `CREATE TABLE alert_silences (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        kind text,
+        area text,
+        agent_code text,
+        comment text NOT NULL DEFAULT '',
+        created_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL
+      )`,
+      `CREATE INDEX alert_silences_expires_idx ON alert_silences (expires_at)`,
+      // Metrics over time: one sample per agent (and package) per interval, kept for the retention.
+      `CREATE TABLE agent_metrics (
+        agent_code text NOT NULL,
+        at timestamptz NOT NULL,
+        cpu_percent double precision NOT NULL,
+        memory_used_bytes double precision NOT NULL,
+        memory_total_bytes double precision NOT NULL,
+        load1 double precision NOT NULL,
+        rx_bytes double precision NOT NULL,
+        tx_bytes double precision NOT NULL,
+        PRIMARY KEY (agent_code, at)
+      )`,
+      `CREATE INDEX agent_metrics_at_idx ON agent_metrics (at)`,
+      `CREATE TABLE package_metrics (
+        agent_code text NOT NULL,
+        package text NOT NULL,
+        at timestamptz NOT NULL,
+        cpu_percent double precision NOT NULL,
+        rss_bytes double precision NOT NULL,
+        restarts integer NOT NULL,
+        running boolean NOT NULL,
+        PRIMARY KEY (agent_code, package, at)
+      )`,
+      `CREATE INDEX package_metrics_at_idx ON package_metrics (at)`,
+    ],
+  },
 ];
 
 export function migrationChecksum(m: Migration): string {

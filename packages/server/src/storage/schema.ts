@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   boolean,
+  doublePrecision,
   integer,
   jsonb,
   pgTable,
@@ -67,7 +68,22 @@ export const apiTokens = pgTable('api_tokens', {
   expiresAt: ts('expires_at'),
   lastUsedAt: ts('last_used_at'),
   revokedAt: ts('revoked_at'),
+  /** Scope: the areas it may change things in; null = every area. */
+  areas: jsonb('areas').$type<string[]>(),
 });
+
+/** A user's role in one area, where it differs from users.role. */
+export const userAreaRoles = pgTable(
+  'user_area_roles',
+  {
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    area: text('area').notNull(),
+    role: text('role').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.area] })],
+);
 
 /** Every agent code ever issued, so that a code is never handed out twice (even after a delete). */
 export const agentCodes = pgTable('agent_codes', {
@@ -330,6 +346,51 @@ export const alerts = pgTable('alerts', {
   acknowledgedAt: ts('acknowledged_at'),
 });
 
+/** Silences: alerts they match notify nobody until expires_at. Null matchers match anything. */
+export const alertSilences = pgTable('alert_silences', {
+  id: uuid('id')
+    .primaryKey()
+    .default(sql`gen_random_uuid()`),
+  kind: text('kind'),
+  area: text('area'),
+  agentCode: text('agent_code'),
+  comment: text('comment').notNull().default(''),
+  createdBy: text('created_by').notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  expiresAt: ts('expires_at').notNull(),
+});
+
+/** One sample of an agent's system metrics per interval. */
+export const agentMetrics = pgTable(
+  'agent_metrics',
+  {
+    agentCode: text('agent_code').notNull(),
+    at: ts('at').notNull(),
+    cpuPercent: doublePrecision('cpu_percent').notNull(),
+    memoryUsedBytes: doublePrecision('memory_used_bytes').notNull(),
+    memoryTotalBytes: doublePrecision('memory_total_bytes').notNull(),
+    load1: doublePrecision('load1').notNull(),
+    rxBytes: doublePrecision('rx_bytes').notNull(),
+    txBytes: doublePrecision('tx_bytes').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.agentCode, t.at] })],
+);
+
+/** One sample of a package's process metrics per interval. */
+export const packageMetrics = pgTable(
+  'package_metrics',
+  {
+    agentCode: text('agent_code').notNull(),
+    package: text('package').notNull(),
+    at: ts('at').notNull(),
+    cpuPercent: doublePrecision('cpu_percent').notNull(),
+    rssBytes: doublePrecision('rss_bytes').notNull(),
+    restarts: integer('restarts').notNull(),
+    running: boolean('running').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.agentCode, t.package, t.at] })],
+);
+
 export const ALL_TABLES = {
   schema_migrations: schemaMigrations,
   users,
@@ -353,6 +414,10 @@ export const ALL_TABLES = {
   deployment_logs: deploymentLogs,
   host_keys: hostKeys,
   alerts,
+  user_area_roles: userAreaRoles,
+  alert_silences: alertSilences,
+  agent_metrics: agentMetrics,
+  package_metrics: packageMetrics,
 } as const;
 
 export type UserRow = typeof users.$inferSelect;
@@ -370,3 +435,6 @@ export type RolloutRow = typeof rollouts.$inferSelect;
 export type DeploymentRow = typeof deployments.$inferSelect;
 export type DeploymentLogRow = typeof deploymentLogs.$inferSelect;
 export type AlertRow = typeof alerts.$inferSelect;
+export type SilenceRow = typeof alertSilences.$inferSelect;
+export type AgentMetricsRow = typeof agentMetrics.$inferSelect;
+export type PackageMetricsRow = typeof packageMetrics.$inferSelect;

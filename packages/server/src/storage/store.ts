@@ -15,6 +15,8 @@ import { HostKeysRepo } from './host-keys-repo.js';
 import { LeadershipRepo } from './leadership-repo.js';
 import { OutboxRepo } from './outbox-repo.js';
 import { RateLimitsRepo } from './rate-limits-repo.js';
+import { MetricsRepo } from './metrics-repo.js';
+import { SilencesRepo } from './silences-repo.js';
 import { SecretsRepo, SettingsRepo } from './secrets-repo.js';
 import { SessionsRepo } from './sessions-repo.js';
 import { TokensRepo } from './tokens-repo.js';
@@ -36,6 +38,8 @@ export class Store {
   readonly leadership: LeadershipRepo;
   readonly outbox: OutboxRepo;
   readonly rateLimits: RateLimitsRepo;
+  readonly silences: SilencesRepo;
+  readonly metrics: MetricsRepo;
 
   constructor(
     readonly db: Database,
@@ -56,6 +60,8 @@ export class Store {
     this.leadership = new LeadershipRepo(db);
     this.outbox = new OutboxRepo(db);
     this.rateLimits = new RateLimitsRepo(db);
+    this.silences = new SilencesRepo(db);
+    this.metrics = new MetricsRepo(db);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

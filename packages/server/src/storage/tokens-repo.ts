@@ -13,6 +13,8 @@ export class TokensRepo {
     tokenHash: string;
     prefix: string;
     expiresAt: Date | null;
+    /** Scope: the areas it may change things in (null/absent = every area). */
+    areas?: string[] | null;
   }): Promise<ApiTokenRow> {
     const [row] = await this.db.insert(apiTokens).values(t).returning();
     return row as ApiTokenRow;

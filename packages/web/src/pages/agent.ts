@@ -13,6 +13,9 @@ import type { PageContext } from '../router.js';
 import { canOperate } from '../session.js';
 import { messageRow, renderHead, syncRows, type Column } from '../table.js';
 import { details, healthTable, metrics } from './agent-sections.js';
+import { chartPanel } from '../charts.js';
+import { field } from '../dom.js';
+import { selectOf } from '../form.js';
 
 type PackageStatus = RouteResponse<'GET /agents/:code/packages'>['packages'][number];
 
@@ -116,9 +119,61 @@ export function agentPage(ctx: PageContext): void {
     results,
   );
 
+  // Metrics over time (kept by the server): charts, refreshed every 15 s and on a new window.
+  const history = section('agent-history', 'Metrics over time');
+  const charts = chartPanel();
+  ctx.onCleanup(() => charts.destroy());
+  const windowSel = selectOf(
+    'history-window',
+    [
+      ['1h', 'last hour'],
+      ['6h', 'last 6 hours'],
+      ['24h', 'last 24 hours'],
+    ],
+    ctx.query.get('window') ?? '1h',
+  );
+  const historyNote = h('p', { class: 'muted', id: 'history-note' });
+  put(history.body, h('div', { class: 'toolbar' }, field('Window', windowSel)), historyNote, charts.el);
+  const historyPoller = ctx.poll(async () => {
+    try {
+      const r = await api.call('GET /agents/:code/metrics/history', {
+        params: { code },
+        query: { window: windowSel.value },
+      });
+      put(
+        historyNote,
+        r.system.length === 0
+          ? 'No samples yet: the server samples online agents every ' +
+              `${Math.round(r.interval_ms / 1000)} s.`
+          : `${r.system.length} samples, one every ${Math.round(r.interval_ms / 1000)} s.`,
+      );
+      charts.update(r);
+    } catch (e) {
+      put(historyNote, errorBox(errorMessage(e)));
+    }
+  }, 15_000);
+  windowSel.addEventListener('change', () => {
+    const q = new URLSearchParams(ctx.query);
+    q.set('window', windowSel.value);
+    ctx.setQuery(q);
+    void historyPoller.refresh();
+  });
+
   ctx.root.append(
-    pageHeader(title, { crumbs: [['Agents', '#/agents']] }),
+    pageHeader(title, {
+      crumbs: [['Agents', '#/agents']],
+      actions: canOperate()
+        ? [
+            h(
+              'a',
+              { class: 'btn', id: 'agent-batch', href: `#/batches/new?agents=${encodeURIComponent(code)}` },
+              'Batch / config push…',
+            ),
+          ]
+        : [],
+    }),
     h('div', { class: 'panels' }, info.el, system.el, pkgs.el, health.el),
+    history.el,
   );
 
   const guard = async (body: HTMLElement, load: () => Promise<HTMLElement>) => {

@@ -7,7 +7,8 @@ import type { AgentView } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { AGENT_STATUSES, HEALTH_STATUSES } from '../choices.js';
 import { ago, badge, errorBox, field, h, notice, put } from '../dom.js';
-import { areaSelect, filterSelect, searchBox } from '../filters.js';
+import { areaSelect, filterSelect, searchBox, selectorBox } from '../filters.js';
+import { canOperate } from '../session.js';
 import { pageHeader } from '../layout.js';
 import { navigate, type PageContext } from '../router.js';
 import {
@@ -23,6 +24,18 @@ import {
 
 const agentHref = (code: string) => `#/agents/${encodeURIComponent(code)}`;
 
+/** An agent's labels as small `key=value` tags. */
+export function labelTags(labels: Readonly<Record<string, string>>): HTMLElement | string {
+  const entries = Object.entries(labels);
+  return entries.length
+    ? h(
+        'ul',
+        { class: 'tags' },
+        entries.map(([k, v]) => h('li', { class: 'tag' }, `${k}=${v}`)),
+      )
+    : '—';
+}
+
 const COLUMNS: Column<AgentView>[] = [
   { label: 'Agent', sort: 'id', cell: (a) => h('a', { href: agentHref(a.agent_code) }, a.agent_code) },
   { label: 'Hostname', sort: 'hostname', className: 'wrap', cell: (a) => a.hostname },
@@ -32,6 +45,7 @@ const COLUMNS: Column<AgentView>[] = [
   { label: 'Status', sort: 'status', cell: (a) => badge(a.status) },
   { label: 'Health', sort: 'health_status', cell: (a) => badge(a.health_status) },
   { label: 'Version', sort: 'version', cell: (a) => a.version || '—' },
+  { label: 'Labels', className: 'wrap', cell: (a) => labelTags(a.labels) },
   { label: 'Last heartbeat', sort: 'last_heartbeat', cell: (a) => ago(a.last_heartbeat) },
 ];
 
@@ -40,6 +54,7 @@ interface State {
   status: string;
   health: string;
   q: string;
+  selector: string;
   page: number;
   pageSize: number;
   sort: Sort;
@@ -51,6 +66,7 @@ function readState(q: URLSearchParams): State {
     status: q.get('status') ?? '',
     health: q.get('health') ?? '',
     q: q.get('q') ?? '',
+    selector: q.get('selector') ?? '',
     page: Math.max(1, Number(q.get('page')) || 1),
     pageSize: Number(q.get('pageSize')) || 20,
     sort: parseSort(q.get('sort'), { field: 'area', desc: false }),
@@ -63,6 +79,7 @@ function writeState(s: State): URLSearchParams {
   if (s.status) q.set('status', s.status);
   if (s.health) q.set('health', s.health);
   if (s.q) q.set('q', s.q);
+  if (s.selector) q.set('selector', s.selector);
   if (s.page > 1) q.set('page', String(s.page));
   if (s.pageSize !== 20) q.set('pageSize', String(s.pageSize));
   if (sortParam(s.sort) !== 'area') q.set('sort', sortParam(s.sort));
@@ -83,7 +100,7 @@ export function agentsPage(ctx: PageContext): void {
     void poller.refresh();
   };
 
-  const set = (k: 'q' | 'area' | 'status' | 'health') => (v: string) => {
+  const set = (k: 'q' | 'area' | 'status' | 'health' | 'selector') => (v: string) => {
     s[k] = v;
     changed();
   };
@@ -96,8 +113,28 @@ export function agentsPage(ctx: PageContext): void {
   renderHead(thead, COLUMNS, s.sort, onSort);
   messageRow(tbody, COLUMNS.length, 'Loading…');
 
+  const batchLink = h(
+    'a',
+    {
+      class: 'btn',
+      id: 'batch-agents',
+      href: '#/batches/new',
+      on: {
+        click: (ev) => {
+          ev.preventDefault();
+          const q = new URLSearchParams();
+          if (s.area) q.set('area', s.area);
+          if (s.status) q.set('status', s.status);
+          if (s.q) q.set('q', s.q);
+          if (s.selector) q.set('selector', s.selector);
+          navigate(`#/batches/new${q.size ? `?${q.toString()}` : ''}`);
+        },
+      },
+    },
+    'Batch on these agents…',
+  );
   ctx.root.append(
-    pageHeader('Agents'),
+    pageHeader('Agents', { actions: canOperate() ? [batchLink] : [] }),
     h(
       'div',
       { class: 'toolbar' },
@@ -105,6 +142,7 @@ export function agentsPage(ctx: PageContext): void {
       field('Area', areaSelect('agent-area', s.area, set('area'))),
       field('Status', filterSelect('agent-status', 'Any status', AGENT_STATUSES, s.status, set('status'))),
       field('Health', filterSelect('agent-health', 'Any health', HEALTH_STATUSES, s.health, set('health'))),
+      field('Labels', selectorBox(ctx, 'agent-selector', s.selector, set('selector'))),
     ),
     status,
     h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'agents-table' }, thead, tbody)),
@@ -119,6 +157,7 @@ export function agentsPage(ctx: PageContext): void {
           status: s.status,
           health_status: s.health,
           q: s.q,
+          selector: s.selector,
           page: s.page,
           pageSize: s.pageSize,
           sort: sortParam(s.sort),
@@ -132,7 +171,10 @@ export function agentsPage(ctx: PageContext): void {
         ),
       );
       syncRows(tbody, r.agents, (a) => a.agent_code, COLUMNS, {
-        empty: s.q || s.area || s.status || s.health ? 'No agent matches these filters.' : 'No agents yet.',
+        empty:
+          s.q || s.area || s.status || s.health || s.selector
+            ? 'No agent matches these filters.'
+            : 'No agents yet.',
         init: (tr, a) => {
           tr.classList.add('clickable');
           tr.addEventListener('click', (ev) => {

@@ -5,7 +5,7 @@
  * acknowledge a firing alert nobody acknowledged yet (POST /alerts/{id}/ack); an
  * acknowledgement records who is on it, it neither silences nor resolves the alert.
  */
-import type { Alert, AlertKind } from '@opsplane/api';
+import type { Alert, AlertKind, Silence } from '@opsplane/api';
 import { alertTitle } from '../alerts.js';
 import { api, errorMessage } from '../api.js';
 import { ALERT_KINDS, ALERT_STATUSES, isOneOf } from '../choices.js';
@@ -14,6 +14,7 @@ import { areaSelect, filterSelect } from '../filters.js';
 import { pageHeader, setFiringCount } from '../layout.js';
 import type { PageContext } from '../router.js';
 import { canOperate } from '../session.js';
+import { busy, confirmButton, labelled, selectOf, textInput } from '../form.js';
 import { messageRow, renderHead, renderPager, syncRows, type Column } from '../table.js';
 
 type StatusFilter = Alert['status'] | 'all';
@@ -69,6 +70,11 @@ const COLUMNS: Column<Alert>[] = [
         : h('span', null, 'seen ', ago(a.last_seen)),
   },
   {
+    label: 'Silenced',
+    className: 'silenced',
+    cell: (a) => (a.silenced_by ? badge('silenced', 'muted') : '—'),
+  },
+  {
     label: 'Acknowledged by',
     className: 'acked',
     cell: (a) =>
@@ -105,12 +111,26 @@ export function alertsPage(ctx: PageContext): void {
       });
   };
 
+  const silences = silencesPanel(ctx, operator, () => void poller.refresh());
   const columns: Column<Alert>[] = [...COLUMNS];
   if (operator) {
     columns.push({
       label: 'Actions',
       className: 'actions',
-      cell: (a) =>
+      cell: (a) => [
+        a.status === 'firing' && !a.silenced_by
+          ? h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn btn-small',
+                'aria-label': `Silence ${a.title}`,
+                data: { action: 'silence' },
+                on: { click: () => silences.prefill(a) },
+              },
+              'Silence…',
+            )
+          : null,
         a.status === 'firing' && !a.acknowledged_by
           ? h(
               'button',
@@ -125,6 +145,7 @@ export function alertsPage(ctx: PageContext): void {
               'Acknowledge',
             )
           : null,
+      ],
     });
   }
   renderHead(thead, columns);
@@ -191,6 +212,7 @@ export function alertsPage(ctx: PageContext): void {
     results,
     h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'alerts-table' }, thead, tbody)),
     h('div', { class: 'table-foot' }, summary, pager),
+    silences.el,
   );
 
   const poller = ctx.poll(async () => {
@@ -220,4 +242,135 @@ export function alertsPage(ctx: PageContext): void {
       put(status, errorBox(errorMessage(e)));
     }
   });
+}
+
+const DURATIONS: [string, string][] = [
+  ['30m', '30 minutes'],
+  ['1h', '1 hour'],
+  ['2h', '2 hours'],
+  ['8h', '8 hours'],
+  ['24h', '1 day'],
+  ['168h', '7 days'],
+];
+
+/**
+ * Silences: active ones (End for operators) and a form — by rule (kind), area and/or agent,
+ * for a while. Matching alerts still fire and show (as silenced); only their webhook
+ * notifications are held back.
+ */
+function silencesPanel(
+  ctx: PageContext,
+  operator: boolean,
+  changed: () => void,
+): { el: HTMLElement; prefill(a: Alert): void } {
+  const kind = selectOf(
+    'silence-kind',
+    [['', 'any rule'], ...ALERT_KINDS.map((k): [string, string] => [k, k])],
+    '',
+  );
+  const area = textInput('silence-area', '', { placeholder: 'any area' });
+  const agent = textInput('silence-agent', '', { placeholder: 'any agent (code)' });
+  const duration = selectOf('silence-duration', DURATIONS, '2h');
+  const comment = textInput('silence-comment', '', {
+    placeholder: 'why (maintenance, known issue…)',
+    maxlength: 500,
+  });
+  const create = h('button', { type: 'submit', class: 'btn btn-primary', id: 'silence-create' }, 'Silence');
+  const msg = h('div', { id: 'silence-results', 'aria-live': 'polite' });
+  const thead = h('thead');
+  const tbody = h('tbody');
+  const end = (s: Silence) =>
+    api.call('DELETE /silences/:id', { params: { id: s.id } }).then(
+      () => {
+        put(msg, notice('Silence ended.', 'ok'));
+        void poller.refresh();
+        changed();
+      },
+      (e: unknown) => put(msg, errorBox(errorMessage(e))),
+    );
+  const matchers = (s: Silence) =>
+    [s.kind && `rule ${s.kind}`, s.area && `area ${s.area}`, s.agent_code && `agent ${s.agent_code}`]
+      .filter(Boolean)
+      .join(', ');
+  const columns: Column<Silence>[] = [
+    { label: 'Matches', className: 'wrap', cell: matchers },
+    { label: 'Until', cell: (s) => new Date(s.expires_at).toLocaleString() },
+    { label: 'By', cell: (s) => s.created_by },
+    { label: 'Comment', className: 'wrap', cell: (s) => s.comment || '—' },
+    ...(operator
+      ? [
+          {
+            label: 'Actions',
+            className: 'actions',
+            cell: (s: Silence) =>
+              confirmButton('End', 'Confirm end', () => void end(s), {
+                'aria-label': `End the silence of ${matchers(s)}`,
+              }),
+          },
+        ]
+      : []),
+  ];
+  renderHead(thead, columns);
+  messageRow(tbody, columns.length, 'Loading…');
+  const submit = (ev: SubmitEvent) => {
+    ev.preventDefault();
+    const k = kind.value;
+    void busy(create, async () => {
+      try {
+        await api.call('POST /silences', {
+          body: {
+            ...(isOneOf(ALERT_KINDS, k) ? { kind: k } : {}),
+            ...(area.value.trim() ? { area: area.value.trim() } : {}),
+            ...(agent.value.trim() ? { agent_code: agent.value.trim() } : {}),
+            duration: duration.value,
+            comment: comment.value.trim(),
+          },
+        });
+        put(msg, notice('Silenced: matching alerts notify nobody until it ends.', 'ok'));
+        comment.value = '';
+        void poller.refresh();
+        changed();
+      } catch (e) {
+        put(msg, errorBox(errorMessage(e)));
+      }
+    });
+  };
+  const poller = ctx.poll(async () => {
+    try {
+      const r = await api.call('GET /silences');
+      syncRows(tbody, r.silences, (s) => s.id, columns, { empty: 'No active silence.' });
+    } catch (e) {
+      put(msg, errorBox(errorMessage(e)));
+    }
+  }, 10_000);
+  const el = h(
+    'section',
+    { class: 'panel', id: 'silences', 'aria-labelledby': 'silences-title' },
+    h('h2', { id: 'silences-title' }, 'Silences'),
+    operator
+      ? h(
+          'form',
+          { class: 'form-grid', 'aria-label': 'New silence', on: { submit } },
+          labelled('Rule', kind),
+          labelled('Area', area),
+          labelled('Agent', agent),
+          labelled('For', duration),
+          labelled('Comment', comment),
+          h('div', { class: 'form-actions' }, create),
+        )
+      : null,
+    msg,
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'silences-table' }, thead, tbody)),
+  );
+  return {
+    el,
+    prefill(a) {
+      kind.value = a.kind;
+      area.value = a.area;
+      const code = a.labels.agent_code ?? (a.subject.startsWith('agent:') ? a.subject.slice(6) : '');
+      agent.value = code;
+      comment.focus();
+      el.scrollIntoView({ block: 'start' });
+    },
+  };
 }

@@ -1,7 +1,8 @@
 /**
  * The devices page's deploy panel (operators): action (install, upgrade, restart, uninstall),
  * version (GET /agent-bundles; only for install/upgrade), batch size, and the button that
- * sends POST /deployments for the selected devices and opens the rollout page.
+ * sends POST /deployments for the ticked devices — or, when a label selector is given, for every
+ * device whose metadata matches it — and opens the rollout page.
  */
 import { api, errorMessage } from '../api.js';
 import { DEPLOYMENT_TYPES, isOneOf } from '../choices.js';
@@ -31,14 +32,30 @@ export function deployForm(selected: () => readonly string[]): DeployForm {
     max: 1000,
     placeholder: 'all at once',
   });
+  const selector = h('input', {
+    type: 'text',
+    id: 'deploy-selector',
+    class: 'selector-input',
+    placeholder: 'role=web,env in (prod)',
+    spellcheck: 'false',
+    autocomplete: 'off',
+    title: 'Instead of the ticked devices: every device whose metadata matches this label selector',
+  });
 
   const update = () => {
     const n = selected().length;
-    put(info, `${n} device${n === 1 ? '' : 's'} selected`);
-    button.disabled = n === 0;
+    const bySelector = selector.value.trim() !== '';
+    put(
+      info,
+      bySelector
+        ? 'devices whose metadata matches the selector'
+        : `${n} device${n === 1 ? '' : 's'} selected`,
+    );
+    button.disabled = n === 0 && !bySelector;
     version.disabled = type.value !== 'install' && type.value !== 'upgrade';
   };
   type.addEventListener('change', update);
+  selector.addEventListener('input', update);
 
   api
     .call('GET /agent-bundles')
@@ -60,7 +77,7 @@ export function deployForm(selected: () => readonly string[]): DeployForm {
       .call('POST /deployments', {
         body: {
           type: kind,
-          devices: [...selected()],
+          ...(selector.value.trim() ? { selector: selector.value.trim() } : { devices: [...selected()] }),
           ...(version.value && !version.disabled ? { version: version.value } : {}),
           ...(size > 0 ? { batch_size: size } : {}),
         },
@@ -82,6 +99,7 @@ export function deployForm(selected: () => readonly string[]): DeployForm {
       field('Action', type),
       field('Version', version),
       field('Batch size', batch),
+      field('Or by labels', selector),
       h('div', { class: 'deploy-go' }, info, button),
     ),
     error,

@@ -1,16 +1,18 @@
 /**
  * #/devices — the device inventory (GET /devices: search, area/status/os filters, sorting,
- * paging; the state in the hash query). Operators tick devices (kept across refreshes and
- * pages) and deploy the agent to them with the panel of deploy-form.ts.
+ * paging; the state in the hash query). Operators create, edit and delete devices and import
+ * them from CSV/JSON (device-form.ts; secrets write-only), tick devices (kept across refreshes
+ * and pages) and deploy the agent to them with the panel of deploy-form.ts.
  */
 import type { Device, DeviceSortField } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { DEVICE_OSES, DEVICE_STATUSES, isOneOf } from '../choices.js';
-import { append, badge, errorBox, field, h, put } from '../dom.js';
+import { append, badge, errorBox, field, h, notice, put } from '../dom.js';
+import { confirmButton } from '../form.js';
 import { areaSelect, filterSelect, searchBox } from '../filters.js';
 import { pageHeader } from '../layout.js';
 import type { PageContext } from '../router.js';
-import { canOperate } from '../session.js';
+import { canOperate, canOperateIn } from '../session.js';
 import {
   messageRow,
   parseSort,
@@ -21,6 +23,7 @@ import {
   type Sort,
 } from '../table.js';
 import { deployForm } from './deploy-form.js';
+import { deviceForm, deviceImport } from './device-form.js';
 
 const selectBox = (d: Device) =>
   h('input', {
@@ -60,8 +63,56 @@ export function devicesPage(ctx: PageContext): void {
   const operator = canOperate();
   const selected = new Set<string>();
   let shown: Device[] = [];
+  const editor = h('div', { id: 'device-editor' });
+  const flash = h('div', { class: 'results', id: 'device-results', 'aria-live': 'polite' });
+  const closeEditor = () => put(editor);
+  const saved = (what: string) => (d: Device) => {
+    closeEditor();
+    put(flash, notice(`${what} ${d.name} (agent code ${d.agent_code}).`, 'ok'));
+    void poller.refresh();
+  };
+  const openForm = (d?: Device) => {
+    put(editor, deviceForm(d, saved(d ? 'Saved' : 'Created'), closeEditor).el);
+    editor.querySelector<HTMLInputElement>('input')?.focus();
+  };
+  const remove = (d: Device) =>
+    api
+      .call('DELETE /devices/:id', { params: { id: d.id } })
+      .then(() => {
+        selected.delete(d.id);
+        put(flash, notice(`Deleted ${d.name}.`, 'ok'));
+        void poller.refresh();
+      })
+      .catch((e: unknown) => put(flash, errorBox(errorMessage(e))));
+  const actions: Column<Device> = {
+    label: 'Actions',
+    className: 'actions',
+    cell: (d) =>
+      canOperateIn(d.function_area)
+        ? h(
+            'div',
+            { class: 'btn-row' },
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn btn-small',
+                'aria-label': `Edit ${d.name}`,
+                data: { action: 'edit', device: d.name },
+                // The row's cells outlive refreshes: edit what the last refresh loaded.
+                on: { click: () => openForm(shown.find((x) => x.id === d.id) ?? d) },
+              },
+              'Edit',
+            ),
+            confirmButton('Delete', 'Confirm delete', () => void remove(d), {
+              'aria-label': `Delete ${d.name}`,
+              data: { action: 'delete', device: d.name },
+            }),
+          )
+        : null,
+  };
   const columns: Column<Device>[] = operator
-    ? [{ label: '', className: 'select', cell: selectBox }, ...COLUMNS]
+    ? [{ label: '', className: 'select', cell: selectBox }, ...COLUMNS, actions]
     : COLUMNS;
 
   const thead = h('thead');
@@ -126,9 +177,38 @@ export function devicesPage(ctx: PageContext): void {
       );
   };
 
+  const headerActions = operator
+    ? [
+        h(
+          'button',
+          { type: 'button', class: 'btn btn-primary', id: 'new-device', on: { click: () => openForm() } },
+          'New device',
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'btn',
+            id: 'import-devices',
+            on: {
+              click: () => {
+                put(
+                  editor,
+                  deviceImport(() => void poller.refresh()),
+                );
+                editor.querySelector<HTMLInputElement>('input')?.focus();
+              },
+            },
+          },
+          'Import…',
+        ),
+      ]
+    : [];
   append(
     ctx.root,
-    pageHeader('Devices'),
+    pageHeader('Devices', { actions: headerActions }),
+    editor,
+    flash,
     h(
       'div',
       { class: 'toolbar' },

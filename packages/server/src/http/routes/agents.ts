@@ -25,4 +25,17 @@ export const agentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
     ...endpointRoute(E.serviceMetrics),
     handler: async (req) => agents.serviceMetrics(req.params.code, req.query),
   });
+  app.route({
+    ...endpointRoute(E.metricsHistory),
+    handler: async (req) => agents.metricsHistory(req.params.code, req.query),
+  });
+  app.route({
+    ...endpointRoute(E.configFiles),
+    handler: async (req) => agents.configFiles(principalOf(req), req.params.code, req.params.package),
+  });
+  app.route({
+    ...endpointRoute(E.configFile),
+    handler: async (req) =>
+      agents.configFile(principalOf(req), req.params.code, req.params.package, req.params.file),
+  });
 };

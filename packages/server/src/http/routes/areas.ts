@@ -1,7 +1,7 @@
 /** Areas and their write-only credentials (services/areas.ts). */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ENDPOINTS } from '@opsplane/api';
-import { actorOf } from '../auth.js';
+import { principalOf } from '../auth.js';
 import type { RouteOptions } from '../context.js';
 import { endpointRoute } from '../route.js';
 
@@ -12,6 +12,6 @@ export const areaRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ctx
   app.route({ ...endpointRoute(E.list), handler: async () => areas.list() });
   app.route({
     ...endpointRoute(E.setCredentials),
-    handler: async (req) => areas.setCredentials(actorOf(req), req.params.area, req.body),
+    handler: async (req) => areas.setCredentials(principalOf(req), req.params.area, req.body),
   });
 };

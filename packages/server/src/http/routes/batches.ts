@@ -5,7 +5,7 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { API_PREFIX, ENDPOINTS } from '@opsplane/api';
-import { actorOf } from '../auth.js';
+import { principalOf } from '../auth.js';
 import type { RouteOptions } from '../context.js';
 import { endpointRoute } from '../route.js';
 import { resumeAfter, streamEvents } from '../sse.js';
@@ -18,7 +18,7 @@ export const batchRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { ct
     ...endpointRoute(E.create),
     handler: async (req, reply) => {
       const { finished, job } = await batches.create(
-        actorOf(req),
+        principalOf(req),
         req.body,
         req.query.wait ?? ctx.config.server.batch_wait,
       );

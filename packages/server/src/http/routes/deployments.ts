@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ENDPOINTS } from '@opsplane/api';
-import { actorOf } from '../auth.js';
+import { principalOf } from '../auth.js';
 import type { RouteOptions } from '../context.js';
 import { endpointRoute } from '../route.js';
 import { resumeAfter, streamEvents } from '../sse.js';
@@ -18,7 +18,7 @@ export const deploymentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app,
 
   app.route({
     ...endpointRoute(D.create),
-    handler: async (req, reply) => reply.code(202).send(await requests.create(actorOf(req), req.body)),
+    handler: async (req, reply) => reply.code(202).send(await requests.create(principalOf(req), req.body)),
   });
   app.route({ ...endpointRoute(D.list), handler: async (req) => requests.list(req.query) });
   app.route({ ...endpointRoute(D.get), handler: async (req) => requests.get(req.params.id) });
@@ -33,16 +33,17 @@ export const deploymentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app,
 
   app.route({
     ...endpointRoute(D.cancel),
-    handler: async (req) => requests.cancel(actorOf(req), req.params.id),
+    handler: async (req) => requests.cancel(principalOf(req), req.params.id),
   });
   app.route({
     ...endpointRoute(D.retry),
-    handler: async (req, reply) => reply.code(202).send(await requests.retry(actorOf(req), req.params.id)),
+    handler: async (req, reply) =>
+      reply.code(202).send(await requests.retry(principalOf(req), req.params.id)),
   });
   app.route({ ...endpointRoute(R.get), handler: async (req) => requests.rollout(req.params.id) });
   app.route({
     ...endpointRoute(R.cancel),
-    handler: async (req) => requests.cancelRollout(actorOf(req), req.params.id),
+    handler: async (req) => requests.cancelRollout(principalOf(req), req.params.id),
   });
   app.route({ ...endpointRoute(B.list), handler: async () => requests.bundles() });
 
@@ -55,7 +56,7 @@ export const deploymentRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app,
   app.route({
     ...endpointRoute(B.upload),
     handler: async (req, reply) => {
-      const { bundle, created } = await requests.uploadBundle(actorOf(req), req.body);
+      const { bundle, created } = await requests.uploadBundle(principalOf(req), req.body);
       return reply.code(created ? 201 : 200).send(bundle);
     },
   });

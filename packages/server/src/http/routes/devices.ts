@@ -1,7 +1,7 @@
 /** Devices: list/search, CRUD and bulk import (services/devices.ts). */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ENDPOINTS } from '@opsplane/api';
-import { actorOf } from '../auth.js';
+import { principalOf } from '../auth.js';
 import type { RouteOptions } from '../context.js';
 import { endpointRoute } from '../route.js';
 
@@ -18,22 +18,22 @@ export const deviceRoutes: FastifyPluginAsyncZod<RouteOptions> = async (app, { c
   app.route({ ...endpointRoute(E.get), handler: async (req) => devices.get(req.params.id) });
   app.route({
     ...endpointRoute(E.create),
-    handler: async (req, reply) => reply.status(201).send(await devices.create(actorOf(req), req.body)),
+    handler: async (req, reply) => reply.status(201).send(await devices.create(principalOf(req), req.body)),
   });
   app.route({
     ...endpointRoute(E.update),
-    handler: async (req) => devices.update(actorOf(req), req.params.id, req.body),
+    handler: async (req) => devices.update(principalOf(req), req.params.id, req.body),
   });
   app.route({
     ...endpointRoute(E.delete),
     handler: async (req, reply) => {
-      await devices.delete(actorOf(req), req.params.id);
+      await devices.delete(principalOf(req), req.params.id);
       return reply.status(204).send(null);
     },
   });
   app.route({
     ...endpointRoute(E.import),
     bodyLimit: ctx.config.server.import_body_limit,
-    handler: async (req) => devices.import(actorOf(req), req.body, req.query.dry_run),
+    handler: async (req) => devices.import(principalOf(req), req.body, req.query.dry_run),
   });
 };
