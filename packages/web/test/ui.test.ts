@@ -515,7 +515,6 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     assert.equal(await page.getByLabel('Password', { exact: true }).inputValue(), '');
     assert.match(await text('#device-form'), /set — leave empty to keep it/);
     await page.getByLabel('Metadata (key=value per line)').fill('role=edge\nenv=lab');
-    await page.getByLabel('Login user').fill('ops');
     await page.click('#devform-save');
     await until(async () => /Saved edge-02/.test(await text('#device-results')), 'the device saved');
     const edited = (
@@ -524,8 +523,25 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
       }>('GET', '/api/v1/devices?name=edge-02')
     ).json.devices[0];
     assert.deepEqual(edited?.metadata, { env: 'lab', role: 'edge' });
-    assert.deepEqual([edited?.login.username, edited?.login.has_password], ['ops', true]);
+    assert.equal(edited?.login.has_password, true, 'an edit that does not re-point keeps the password');
     assert.ok(!(await page.content()).includes('ui-device-secret-1'), 'the secret never comes back');
+
+    // Another login user re-points the device: the stored password goes unless entered again.
+    await page.click('button[aria-label="Edit edge-02"]');
+    await page.locator('#device-form').waitFor();
+    assert.match(await text('#device-form'), /drops it unless entered again/);
+    await page.getByLabel('Login user').fill('ops');
+    await page.getByLabel('Password', { exact: true }).fill('ui-device-secret-2');
+    await page.click('#devform-save');
+    const repointed = async () =>
+      (
+        await call<{ devices: { login: { username: string; has_password: boolean } }[] }>(
+          'GET',
+          '/api/v1/devices?name=edge-02',
+        )
+      ).json.devices[0];
+    await until(async () => (await repointed())?.login.username === 'ops', 'the device saved again');
+    assert.equal((await repointed())?.login.has_password, true, 'the password entered again is kept');
 
     // Import: a pasted CSV with one bad row; the per-row report.
     await page.click('#import-devices');

@@ -46,8 +46,13 @@ export function deviceForm(
     props: { value: current ? String(current.login.port) : '' },
   });
   const username = textInput(id('username'), current?.login.username ?? '', { required: true });
+  // Secrets are bound to where they are sent: re-pointing the device drops them (server side).
   const setHint = (has: boolean | undefined) =>
-    editing ? (has ? 'set — leave empty to keep it' : 'not set') : undefined;
+    editing
+      ? has
+        ? 'set — leave empty to keep it (a new address, port, user or login method drops it unless entered again)'
+        : 'not set'
+      : undefined;
   const password = h('input', { type: 'password', id: id('password'), autocomplete: 'new-password' });
   const clearPassword = checkbox(id('clear-password'), 'Remove the stored password');
   const key = h('textarea', {
