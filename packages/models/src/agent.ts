@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { TimestampSchema } from './time.js';
+import { DistributionStatusSchema } from './distribution.js';
 
 export const AgentStatusSchema = z.enum(['online', 'offline', 'unknown']);
 export type AgentStatus = z.infer<typeof AgentStatusSchema>;
@@ -78,6 +79,8 @@ export const AgentSchema = z.object({
   os: z.string().optional(),
   arch: z.string().optional(),
   controller_id: z.string().optional(),
+  /** Opsplane: convergence on the platform's desired state (a Go controller never sends it). */
+  distribution: DistributionStatusSchema.optional(),
 });
 export type Agent = z.infer<typeof AgentSchema>;
 export type AgentInput = z.input<typeof AgentSchema>;

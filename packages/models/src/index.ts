@@ -11,6 +11,7 @@ export * from './controller-answers.js';
 export * from './batch.js';
 export * from './configs.js';
 export * from './errors.js';
+export * from './distribution.js';
 export * from './protocol.js';
 export * from './pki-frames.js';
 export * from './bundle.js';

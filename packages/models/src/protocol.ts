@@ -21,6 +21,7 @@ import { ServiceMetricsSchema, SystemMetricsSchema } from './metrics.js';
 import { CertificateMessageSchema, CsrMessageSchema } from './pki-frames.js';
 import { ConfigFileContentSchema, ConfigFileListSchema } from './configs.js';
 import { ConfigFileNameSchema, PackageNameSchema } from './names.js';
+import { DesiredStateSchema, DistributionStatusSchema } from './distribution.js';
 
 export const AGENT_CONNECT_PATH = '/api/v1/agents/connect';
 export const AGENT_CODE_HEADER = 'x-opsplane-agent-code';
@@ -50,6 +51,8 @@ export const HelloMessageSchema = z.object({
   agent: AgentInfoSchema,
   packages: z.array(PackageStatusSchema),
   health_status: HealthStatusSchema,
+  /** Convergence on the desired state the platform gave (absent = never given one). */
+  distribution: DistributionStatusSchema.optional(),
 });
 
 export const HeartbeatMessageSchema = z.object({
@@ -57,6 +60,7 @@ export const HeartbeatMessageSchema = z.object({
   seq: z.number().int().nonnegative(),
   packages: z.array(PackageStatusSchema),
   health_status: HealthStatusSchema,
+  distribution: DistributionStatusSchema.optional(),
 });
 
 /** Result of one package operation on one agent. */
@@ -124,6 +128,13 @@ export const AgentRequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('config_files'), package: PackageNameSchema }),
   /** One file of a package's config_dir (read-only; a plain file name, never a path). */
   z.object({ op: z.literal('config_read'), package: PackageNameSchema, file_name: ConfigFileNameSchema }),
+  /**
+   * Persist this desired state and converge on it in the background (answer at once with the
+   * current status). A desired state with a lower revision than the one held is refused.
+   */
+  z.object({ op: z.literal('desired_state'), desired: DesiredStateSchema }),
+  /** The agent's current distribution status (never acts). */
+  z.object({ op: z.literal('distribution') }),
 ]);
 export type AgentRequest = z.infer<typeof AgentRequestSchema>;
 export type AgentOp = AgentRequest['op'];
@@ -140,6 +151,8 @@ export const AgentResultSchemas = {
   metrics_services: ServiceMetricsSchema,
   config_files: ConfigFileListSchema,
   config_read: ConfigFileContentSchema,
+  desired_state: DistributionStatusSchema,
+  distribution: DistributionStatusSchema,
 } as const;
 
 export const RequestMessageSchema = z.object({

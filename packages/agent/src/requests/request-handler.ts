@@ -117,6 +117,13 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
           if (e instanceof ConfigReadError) return { ok: false, error: { code: e.code, message: e.message } };
           throw e;
         }
+      case 'desired_state':
+      case 'distribution':
+        // Placeholder while the distribution work lands (replaced by the converger).
+        return {
+          ok: false,
+          error: { code: 'unsupported_op', message: `this agent does not support ${req.op} yet` },
+        };
     }
   }
 

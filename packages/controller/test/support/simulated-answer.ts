@@ -180,5 +180,11 @@ export function simulatedAnswer(
             },
           }
         : { ok: false, error: { code: 'package_not_found', message: `no package '${req.package}'` } };
+    case 'desired_state':
+    case 'distribution':
+      return {
+        ok: false,
+        error: { code: 'unsupported_op', message: `simulated agents do not converge (${req.op})` },
+      };
   }
 }
