@@ -16,4 +16,5 @@ export * from './ssh-hosts.js';
 export * from './server-process.js';
 export * from './go-controller.js';
 export * from './fuzz.js';
+export * from './artifacts.js';
 export * from './ssh-capture.js';
