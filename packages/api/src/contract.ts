@@ -10,6 +10,7 @@ import { alertEndpoints, silenceEndpoints } from './endpoints/alerts.js';
 import { agentBundleEndpoints, deploymentEndpoints, rolloutEndpoints } from './endpoints/deployments.js';
 import { agentEndpoints, batchEndpoints, controllerEndpoints } from './endpoints/fleet.js';
 import { areaEndpoints, auditEndpoints, deviceEndpoints } from './endpoints/inventory.js';
+import { artifactEndpoints, policyEndpoints, policyRolloutEndpoints } from './endpoints/distribution.js';
 import { systemEndpoints } from './endpoints/system.js';
 import { certificateEndpoints, revocationEndpoints } from './endpoints/pki.js';
 
@@ -32,6 +33,9 @@ export const ENDPOINTS = {
   revocations: revocationEndpoints,
   certificates: certificateEndpoints,
   silences: silenceEndpoints,
+  artifacts: artifactEndpoints,
+  policies: policyEndpoints,
+  policyRollouts: policyRolloutEndpoints,
 } as const;
 
 export const SYSTEM_ENDPOINTS = systemEndpoints;

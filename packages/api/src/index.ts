@@ -15,5 +15,6 @@ export * from './deployments.js';
 export * from './alerts.js';
 export * from './pki.js';
 export * from './system.js';
+export * from './distribution.js';
 export * from './endpoint.js';
 export * from './contract.js';
