@@ -15,6 +15,7 @@ import {
   PackageNameSchema,
   PackageStatusSchema,
   ResultReasonSchema,
+  DistributionStatusSchema,
 } from '@opsplane/models';
 import { DurationSchema } from '@opsplane/kit';
 import { PageQuery, TimestampOut } from './common.js';
@@ -162,6 +163,9 @@ export const AgentViewSchema = z
     os: z.string().optional(),
     arch: z.string().optional(),
     services: z.array(PackageStatusSchema),
+    distribution: DistributionStatusSchema.optional().describe(
+      "the agent's convergence on its policy (absent: it reported none)",
+    ),
   })
   .meta({ id: 'AggregatedAgent' });
 export type AgentView = z.infer<typeof AgentViewSchema>;

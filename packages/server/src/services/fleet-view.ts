@@ -86,6 +86,7 @@ export function toAgentView(agg: AggregatedAgent, device: AgentDeviceRef | undef
     const x = a[k];
     if (x !== undefined) v[k] = x;
   }
+  if (a.distribution !== undefined) v.distribution = a.distribution;
   return v;
 }
 
