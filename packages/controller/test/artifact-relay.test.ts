@@ -406,4 +406,36 @@ describe('desired state', () => {
     assert.equal(bad.body.error.code, 'validation_failed');
     assert.match(bad.body.error.message, /revision/);
   });
+
+  it('reaches an agent held by a peer controller of the area', async () => {
+    const peer = await startTestController(etcd, {
+      api_token: TOKEN,
+      agents: { heartbeat_interval: '200ms', request_timeout: '3s' },
+      artifacts: { dir: `${dir.path}/peer` },
+    });
+    cleanups.push(() => peer.stop());
+    const agent = await FakeAgent.connect({ url: peer.url, code: 'ds-peer', area: 'area-1', secret: SECRET });
+    cleanups.push(() => agent.close());
+    const push = () =>
+      client.pushDesiredState({
+        items: [
+          {
+            agent_code: 'ds-peer',
+            desired: {
+              policy: 'p',
+              revision: 1,
+              packages: [],
+              correct_drift: false,
+              health_timeout_ms: 60_000,
+            },
+          },
+        ],
+      });
+    // Once discovery has seen the peer, the push goes through it.
+    await waitFor(async () => (await push()).results[0]?.success === true, {
+      timeoutMs: 10_000,
+      what: 'desired state forwarded to the peer',
+    });
+    assert.equal(agent.requests.filter((r) => r.op === 'desired_state').length >= 1, true);
+  });
 });
