@@ -359,19 +359,9 @@ describe('desired state', () => {
     };
     const res = await client.pushDesiredState({
       items: [
-        {
-          agent_code: 'ds-1',
-          desired: {
-            ...desired,
-            correct_drift: false,
-            health_timeout_ms: 60_000,
-            packages: [{ ...desired.packages[0]!, configs: [], config_hash: '' }],
-          },
-        },
-        {
-          agent_code: 'nobody',
-          desired: { ...desired, correct_drift: false, health_timeout_ms: 60_000, packages: [] },
-        },
+        // The input form: the schema's defaults (configs, correct_drift…) are filled in.
+        { agent_code: 'ds-1', desired },
+        { agent_code: 'nobody', desired: { ...desired, packages: [] } },
       ],
     });
     assert.equal(res.results.length, 2);
@@ -410,7 +400,7 @@ describe('desired state', () => {
       items: [
         {
           agent_code: 'ds-1',
-          desired: { ...desired, revision: 1, correct_drift: false, health_timeout_ms: 60_000, packages: [] },
+          desired: { ...desired, revision: 1, packages: [] },
         },
       ],
     });
