@@ -39,11 +39,9 @@ export const ArtifactVersionSchema = z
   .refine((s) => !s.includes('..'), { message: "version must not contain '..'" });
 
 /** `ed25519:<base64 of the 32-byte raw public key>` — how keys are written in configs. */
-export const ArtifactPublicKeySchema = z
-  .string()
-  .regex(/^ed25519:[A-Za-z0-9+/]{43}=$/, {
-    message: "artifact keys look like 'ed25519:<base64 of 32 bytes>'",
-  });
+export const ArtifactPublicKeySchema = z.string().regex(/^ed25519:[A-Za-z0-9+/]{43}=$/, {
+  message: "artifact keys look like 'ed25519:<base64 of 32 bytes>'",
+});
 
 /** Everything an agent or controller needs to fetch and trust one artifact. */
 export const ArtifactRefSchema = z.object({
