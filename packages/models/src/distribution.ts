@@ -253,6 +253,24 @@ export const ArtifactCacheStatusSchema = z.object({
 });
 export type ArtifactCacheStatus = z.infer<typeof ArtifactCacheStatusSchema>;
 
+/** Controller API: GET /api/v1/artifacts — one artifact of the controller's cache. */
+export const ArtifactCacheEntrySchema = ArtifactCacheStatusSchema.extend({
+  /** The ref it was uploaded with (absent for a partial upload whose ref was not kept). */
+  ref: ArtifactRefSchema.optional(),
+  /** Last upload or download (ISO time): least recently used complete artifacts are evicted first. */
+  last_used: z.string(),
+});
+export type ArtifactCacheEntry = z.infer<typeof ArtifactCacheEntrySchema>;
+
+export const ArtifactCacheListSchema = z.object({
+  artifacts: z.array(ArtifactCacheEntrySchema),
+  /** Bytes held (complete and partial). */
+  total_bytes: z.number().int().nonnegative(),
+  /** The cache's limit (`artifacts.max_bytes`); 0 = unlimited. */
+  max_bytes: z.number().int().nonnegative(),
+});
+export type ArtifactCacheList = z.infer<typeof ArtifactCacheListSchema>;
+
 /** Headers of the artifact relay. */
 export const ARTIFACT_REF_HEADER = 'x-opsplane-artifact-ref';
 export const ARTIFACT_BYTES_HEADER = 'x-opsplane-artifact-bytes';
