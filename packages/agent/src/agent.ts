@@ -21,6 +21,10 @@ import { OperationJournal } from './operations/operation-journal.js';
 import { Supervisor } from './packages/supervisor.js';
 import { isSameProcess, processStartTime } from './proc/procfs.js';
 import { createRequestHandler } from './requests/request-handler.js';
+import { ArtifactFetcher } from './distribution/artifact-fetcher.js';
+import { Converger } from './distribution/converger.js';
+import { DesiredStore } from './distribution/desired-store.js';
+import { PackageInstaller } from './distribution/package-installer.js';
 import { writeFileAtomic } from './util/atomic-file.js';
 import { AGENT_VERSION, goArch } from './version.js';
 
@@ -55,6 +59,7 @@ export class Agent implements RunningAgent {
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
   private journal: OperationJournal | undefined;
+  private conv: Converger | undefined;
   private stopping: Promise<void> | undefined;
   private locked = false;
 
@@ -66,6 +71,11 @@ export class Agent implements RunningAgent {
   get supervisor(): Supervisor {
     if (!this.sup) throw new Error('agent not started');
     return this.sup;
+  }
+
+  get converger(): Converger {
+    if (!this.conv) throw new Error('agent not started');
+    return this.conv;
   }
 
   get link(): ControllerLink {
@@ -136,7 +146,34 @@ export class Agent implements RunningAgent {
       connected: this.lnk?.connected ?? false,
       controller: this.lnk?.controllerUrl,
     }));
+    const identity = c.tls
+      ? new AgentIdentity(c.tls, c.dataDir, this.logger.child({ component: 'tls' }))
+      : undefined;
+    this.identity = identity;
+    const distLog = this.logger.child({ component: 'distribution' });
+    // Downloads go to the controller the link is connected to now, authenticated as the link is.
+    const fetcher = new ArtifactFetcher({
+      dataDir: c.dataDir,
+      trustedKeys: c.artifactKeys,
+      logger: distLog,
+      source: {
+        controllerUrl: () => this.lnk?.controllerUrl,
+        headers: () => this.lnk?.authHeaders() ?? {},
+        tls: () => identity?.material,
+      },
+    });
+    const converger = new Converger({
+      supervisor: sup,
+      store: new DesiredStore(c.dataDir, distLog),
+      fetcher,
+      installer: new PackageInstaller(c.packagesDir, c.dataDir),
+      journal,
+      logger: distLog,
+      driftCheckMs: c.heartbeatIntervalMs,
+    });
+    this.conv = converger;
     const handler = createRequestHandler({
+      distribution: converger,
       agentId: c.agentCode,
       supervisor: sup,
       system: new SystemMetricsCollector(c.agentCode),
@@ -145,10 +182,6 @@ export class Agent implements RunningAgent {
       logger: this.logger.child({ component: 'requests' }),
       onHandled: (op, ok) => metrics.requests.inc({ op, ok: String(ok) }),
     });
-    const identity = c.tls
-      ? new AgentIdentity(c.tls, c.dataDir, this.logger.child({ component: 'tls' }))
-      : undefined;
-    this.identity = identity;
     const link = new ControllerLink({
       ...(identity ? { tls: () => identity.material } : {}),
       controllers: c.controllers,
@@ -171,7 +204,11 @@ export class Agent implements RunningAgent {
         ...(c.group !== undefined ? { group: c.group } : {}),
         ...(c.deployment !== undefined ? { deployment: c.deployment } : {}),
       }),
-      snapshot: () => ({ packages: sup.list(), health_status: sup.overallStatus() }),
+      snapshot: () => ({
+        packages: sup.list(),
+        health_status: sup.overallStatus(),
+        distribution: converger.status(),
+      }),
       handle: handler,
       logger: this.logger.child({ component: 'link' }),
     });
@@ -196,6 +233,7 @@ export class Agent implements RunningAgent {
         this.logger.child({ component: 'metrics' }),
       );
     }
+    await converger.open();
     link.start();
     if (identity?.hasCertificate && c.tls) {
       this.renewTimer = setInterval(() => void this.renewIfDue(), c.tls.renewCheckIntervalMs);
@@ -239,6 +277,7 @@ export class Agent implements RunningAgent {
       clearInterval(this.renewTimer);
       const stopPackages = opts.stopPackages ?? this.config.stopPackagesOnExit;
       this.logger.info({ stopPackages }, 'agent stopping');
+      await this.conv?.close();
       await this.lnk?.stop();
       await this.sup?.shutdown({ stopPackages });
       await this.journal?.close();
