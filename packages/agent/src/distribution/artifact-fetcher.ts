@@ -168,7 +168,7 @@ export class ArtifactFetcher {
     signal: AbortSignal,
   ): Promise<void> {
     const url = httpBase(base);
-    url.pathname = `${url.pathname}${AGENT_ARTIFACT_PATH}/${ref.sha256}`;
+    url.pathname = `${url.pathname.replace(/\/+$/, '')}${AGENT_ARTIFACT_PATH}/${ref.sha256}`;
     const tls = this.opts.source.tls();
     const headers: Record<string, string> = {
       ...this.opts.source.headers(),
