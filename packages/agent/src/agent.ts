@@ -25,11 +25,19 @@ import { ArtifactFetcher } from './distribution/artifact-fetcher.js';
 import { Converger } from './distribution/converger.js';
 import { DesiredStore } from './distribution/desired-store.js';
 import { PackageInstaller } from './distribution/package-installer.js';
+import { AgentUpgrader } from './distribution/agent-upgrader.js';
+import { AGENT_ROOT_ENV } from './distribution/upgrade-trial.js';
 import { writeFileAtomic } from './util/atomic-file.js';
 import { AGENT_VERSION, goArch } from './version.js';
 
 export interface StartAgentOptions {
   logger?: Logger;
+  /**
+   * Self-upgrade hand-over: called after `current` was switched to a new agent version; the
+   * entry stops the agent and exits with UPGRADE_EXIT_CODE for the launcher. Without it (or
+   * without the launcher's OPSPLANE_AGENT_ROOT) self-upgrades are refused.
+   */
+  onUpgradeExit?: () => void;
 }
 
 export interface RunningAgent {
@@ -52,6 +60,7 @@ export class AgentLockedError extends OpsplaneError {
 export class Agent implements RunningAgent {
   readonly config: AgentConfig;
   private readonly logger: Logger;
+  private readonly onUpgradeExit: (() => void) | undefined;
   private sup: Supervisor | undefined;
   private lnk: ControllerLink | undefined;
   private metricsServer: MetricsServer | undefined;
@@ -66,6 +75,7 @@ export class Agent implements RunningAgent {
   constructor(config: AgentConfig, opts: StartAgentOptions = {}) {
     this.config = config;
     this.logger = opts.logger ?? createLogger('agent', { agent_code: config.agentCode, area: config.area });
+    this.onUpgradeExit = opts.onUpgradeExit;
   }
 
   get supervisor(): Supervisor {
@@ -162,7 +172,17 @@ export class Agent implements RunningAgent {
         tls: () => identity?.material,
       },
     });
+    const upgrader = new AgentUpgrader({
+      dataDir: c.dataDir,
+      root: process.env[AGENT_ROOT_ENV] || undefined,
+      version: AGENT_VERSION,
+      fetcher,
+      logger: distLog,
+      ...(this.onUpgradeExit ? { requestUpgradeExit: this.onUpgradeExit } : {}),
+    });
+    await upgrader.open();
     const converger = new Converger({
+      agentUpgrade: upgrader,
       supervisor: sup,
       store: new DesiredStore(c.dataDir, distLog),
       fetcher,
@@ -215,6 +235,10 @@ export class Agent implements RunningAgent {
     link.on('connected', (url) => {
       metrics.connects.inc({ controller: url, result: 'connected' });
       void this.renewIfDue();
+      // A new agent version on trial is good once it runs and reaches a controller.
+      void upgrader
+        .confirmIfOnTrial()
+        .catch((e: Error) => this.logger.error({ err: e.message }, 'could not confirm the agent upgrade'));
     });
     link.on('refused', (url) => metrics.connects.inc({ controller: url, result: 'refused' }));
     this.lnk = link;

@@ -97,7 +97,17 @@ export class Converger {
     if (!this.desired) return undefined;
     const agent = this.opts.agentUpgrade?.current(this.desired);
     const s = this.record.status;
-    return agent ? { ...s, agent } : s;
+    if (!agent) return s;
+    // The agent part changes outside of runs (a trial confirmed after the new version connected).
+    const state =
+      s.state === 'applying'
+        ? 'applying'
+        : s.state === 'failed' || agent.state === 'failed'
+          ? 'failed'
+          : agent.state === 'applying'
+            ? 'applying'
+            : 'applied';
+    return { ...s, state, agent };
   }
 
   /** The `desired_state` op: refuse an older revision, persist, answer, converge in the background. */
@@ -216,11 +226,10 @@ export class Converger {
     if (d.agent && this.opts.agentUpgrade) {
       await this.opts.agentUpgrade.converge(d, signal);
     }
-    const agent = this.opts.agentUpgrade?.current(d);
-    const anyFailed =
-      this.record.status.packages.some((x) => x.state === 'failed') || agent?.state === 'failed';
-    const anyApplying = agent?.state === 'applying';
-    this.record.status.state = anyFailed ? 'failed' : anyApplying ? 'applying' : 'applied';
+    // Packages only; status() folds the agent part in.
+    this.record.status.state = this.record.status.packages.some((x) => x.state === 'failed')
+      ? 'failed'
+      : 'applied';
     await this.saveRecord();
     this.log.info({ revision: d.revision, state: this.record.status.state }, 'convergence run done');
   }
