@@ -105,7 +105,9 @@ export class AgentUpgrader implements AgentUpgradeStep {
         'artifact_mismatch',
         `the artifact is ${ref.kind} ${ref.name} ${ref.version}, the desired state wants agent ${a.version}`,
       );
-    const file = await this.o.fetcher.fetch(ref, signal);
+    const file = await this.o.fetcher.fetch(ref, signal, (message) => {
+      this.o.logger.debug({ to: a.version, problem: message }, 'agent bundle download retrying');
+    });
     const gz = await readFile(file);
     let bundle;
     try {

@@ -15,12 +15,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  AGENT_ARTIFACT_PATH,
-  ARTIFACT_REF_HEADER,
-  verifyArtifactSignature,
-  type ArtifactRef,
-} from '@opsplane/models';
+import { AGENT_ARTIFACT_PATH, verifyArtifactSignature, type ArtifactRef } from '@opsplane/models';
 import { backoffDelay, sleep } from '@opsplane/kit';
 import type { Logger } from '../log.js';
 import { DistributionError, SupersededError } from './errors.js';
@@ -90,7 +85,7 @@ export class ArtifactFetcher {
    * artifact_untrusted_key, artifact_bad_signature, artifact_hash_mismatch, artifact_unavailable)
    * or SupersededError when `signal` aborts.
    */
-  async fetch(ref: ArtifactRef, signal: AbortSignal): Promise<string> {
+  async fetch(ref: ArtifactRef, signal: AbortSignal, onProblem?: (message: string) => void): Promise<string> {
     const trust = verifyArtifactSignature(ref, this.opts.trustedKeys);
     if (!trust.ok) throw new DistributionError(trust.code, trust.message);
     await mkdir(this.downloadsDir, { recursive: true });
@@ -114,6 +109,7 @@ export class ArtifactFetcher {
       const base = this.opts.source.controllerUrl();
       if (base === undefined) {
         this.opts.onProgress?.(ref, have, 'waiting for a controller connection');
+        onProblem?.('waiting for a controller connection');
         await sleep(250, signal);
         continue;
       }
@@ -124,7 +120,14 @@ export class ArtifactFetcher {
       } catch (e) {
         if (signal.aborted) throw new SupersededError();
         const msg = e instanceof Error ? e.message : String(e);
-        if (e instanceof HttpStatusError && e.status >= 400 && e.status < 500 && e.status !== 416) {
+        // 404: the controller does not hold it (yet; the platform may still be uploading) — retry.
+        if (
+          e instanceof HttpStatusError &&
+          e.status >= 400 &&
+          e.status < 500 &&
+          e.status !== 416 &&
+          e.status !== 404
+        ) {
           if (++clientErrors >= (this.opts.maxClientErrors ?? 5))
             throw new DistributionError(
               'artifact_unavailable',
@@ -133,6 +136,7 @@ export class ArtifactFetcher {
         }
         const got = (await stat(part).catch(() => undefined))?.size ?? 0;
         this.opts.onProgress?.(ref, got, msg);
+        onProblem?.(`download interrupted at ${got} of ${ref.size} bytes, retrying: ${msg}`);
         const wait = backoffDelay(++attempt, this.retry.initialMs, this.retry.maxMs, 0.2);
         this.opts.logger.warn(
           { sha256: ref.sha256, bytes: got, of: ref.size, err: msg, retry_in_ms: wait },
@@ -172,7 +176,6 @@ export class ArtifactFetcher {
     const tls = this.opts.source.tls();
     const headers: Record<string, string> = {
       ...this.opts.source.headers(),
-      [ARTIFACT_REF_HEADER]: Buffer.from(JSON.stringify(ref), 'utf8').toString('base64'),
       ...(have > 0 ? { range: `bytes=${have}-` } : {}),
     };
     const res = await new Promise<IncomingMessage>((resolve, reject) => {

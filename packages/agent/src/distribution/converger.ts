@@ -285,7 +285,10 @@ export class Converger {
       e.state = 'applying';
       delete e.error;
       await this.saveRecord();
-      const file = await this.opts.fetcher.fetch(ref, signal);
+      // Transient problems show in the status while the download keeps retrying.
+      const file = await this.opts.fetcher.fetch(ref, signal, (message) => {
+        e.error = { code: 'artifact_download_retrying', message };
+      });
       delete e.error;
       const dir = await inst.unpack(ref, file);
       await inst.writeConfigs(await inst.configDir(dir), p.configs);
