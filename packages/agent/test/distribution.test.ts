@@ -25,7 +25,14 @@ import {
   type ArtifactSigner,
 } from '@opsplane/test-support';
 import { stringify } from 'yaml';
-import { parseAgentConfig, startAgent, type AgentConfig, type RunningAgent } from '../src/index.js';
+import { createLogger } from '@opsplane/kit';
+import {
+  ArtifactFetcher,
+  parseAgentConfig,
+  startAgent,
+  type AgentConfig,
+  type RunningAgent,
+} from '../src/index.js';
 import { ControllerPeer, tokenFor } from './controller-peer.js';
 import {
   alive,
@@ -118,6 +125,18 @@ describe('distribution: converging on a desired state', () => {
     return p;
   };
 
+  const baseConfig = (): Record<string, unknown> => ({
+    agent_code: CODE,
+    area: AREA,
+    token: tokenFor(AREA, CODE),
+    controllers: [peer.url],
+    packages_dir: ws.packagesDir,
+    data_dir: ws.dataDir,
+    heartbeat_interval: '200ms',
+    reconnect: { initial: '50ms', max: '300ms' },
+    artifact_keys: [signer.publicKey],
+  });
+
   const linkTarget = (name: string) => readlink(join(ws.packagesDir, name));
   const versionDir = (name: string, v: string) => join(ws.dataDir, 'packages', name, 'versions', v);
 
@@ -125,20 +144,7 @@ describe('distribution: converging on a desired state', () => {
     ws = await workspace();
     signer = createArtifactSigner();
     peer = await new ControllerPeer('ctrl-d', AREA).start();
-    config = parseAgentConfig(
-      {
-        agent_code: CODE,
-        area: AREA,
-        token: tokenFor(AREA, CODE),
-        controllers: [peer.url],
-        packages_dir: ws.packagesDir,
-        data_dir: ws.dataDir,
-        heartbeat_interval: '200ms',
-        reconnect: { initial: '50ms', max: '300ms' },
-        artifact_keys: [signer.publicKey],
-      },
-      { env: {} },
-    );
+    config = parseAgentConfig(baseConfig(), { env: {} });
     agent = await startAgent(config);
     await waitFor(() => agent?.link.connected || undefined, { what: 'agent connected' });
   });
@@ -275,6 +281,43 @@ describe('distribution: converging on a desired state', () => {
     assert.equal(await stat(versionDir('app', '6.0.0')).catch(() => undefined), undefined);
     assert.equal(await linkTarget('app'), versionDir('app', '2.0.0'));
     assert.equal(agent!.supervisor.statusOf('app')?.version, '2.0.0');
+  });
+
+  it('without artifact_keys every artifact is refused; without the launcher no self-upgrade', async () => {
+    assert.deepEqual(
+      parseAgentConfig({ ...baseConfig(), artifact_keys: undefined }, { env: {} }).artifactKeys,
+      [],
+    );
+    assert.throws(
+      () => parseAgentConfig({ ...baseConfig(), artifact_keys: ['rsa:abc'] }, { env: {} }),
+      /artifact_keys/,
+    );
+    const v2 = makePackage(signer, 'app', '2.0.0', SLEEPER);
+    const fetcher = new ArtifactFetcher({
+      dataDir: ws.dataDir,
+      trustedKeys: [],
+      logger: createLogger('test'),
+      source: { controllerUrl: () => peer.url, headers: () => ({}), tls: () => undefined },
+    });
+    await assert.rejects(fetcher.fetch(v2.ref, new AbortController().signal), {
+      code: 'artifact_untrusted_key',
+    });
+
+    // This agent runs in-process, not under the launcher: an agent upgrade is refused, saying why.
+    const bundleRef = signArtifact(signer, Buffer.from('not fetched'), {
+      kind: 'agent',
+      name: 'opsplane-agent',
+      version: '9.9.9',
+    });
+    const d = state([{ name: 'app', version: '2.0.0', artifact: v2.ref }], {
+      agent: { version: '9.9.9', artifact: bundleRef },
+    });
+    await push(d);
+    const s = await settled(d.revision);
+    assert.equal(s.state, 'failed');
+    assert.equal(s.agent?.state, 'failed');
+    assert.equal(s.agent?.error?.code, 'agent_upgrade_unsupported');
+    assert.equal(pkgOf(s, 'app').state, 'applied');
   });
 
   it('leaves an operator-installed package of the same name alone (package_unmanaged)', async () => {
