@@ -12,7 +12,6 @@ import { readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ARTIFACT_REF_HEADER,
   type ArtifactRef,
   type DesiredStateInput,
   type DistributionStatus,
@@ -31,6 +30,7 @@ import {
 } from '@opsplane/test-support';
 import { stringify } from 'yaml';
 import { CRASHER, NODE, SLEEPER as PLAIN_SLEEPER } from './helpers.js';
+import { controllerMetric, listedAgent, pushDesired, uploadArtifact } from './relay-helpers.js';
 
 /** Runs until SIGTERM, or until the test process (FLEET_OWNER_PID) is gone. */
 const SLEEPER = `${PLAIN_SLEEPER}
@@ -71,19 +71,9 @@ describe('distribution through a real controller relay', { timeout: 120_000 }, (
 
   const ctrl = () => fleet.controllersOf(AREA)[0]!;
 
-  /** The platform's upload: the whole artifact at offset 0, the ref in its header. */
-  async function upload(a: { bytes: Buffer; ref: ArtifactRef }): Promise<void> {
-    const res = await fleet.fetch(`${ctrl().url}/api/v1/artifacts/${a.ref.sha256}?offset=0`, {
-      method: 'PUT',
-      headers: {
-        ...fleet.apiHeaders(AREA),
-        'content-type': 'application/octet-stream',
-        [ARTIFACT_REF_HEADER]: Buffer.from(JSON.stringify(a.ref)).toString('base64url'),
-      },
-      body: a.bytes,
-    });
-    assert.ok(res.ok, `upload: ${res.status} ${await res.text()}`);
-  }
+  const upload = (a: { bytes: Buffer; ref: ArtifactRef }) => uploadArtifact(fleet, AREA, a);
+  const metric = (name: string, labels = '') => controllerMetric(fleet, AREA, name, labels);
+  const reported = async () => (await listedAgent(fleet, AREA, agent.code))?.distribution;
 
   async function push(
     packages: { name: string; version: string; artifact: ArtifactRef }[],
@@ -94,26 +84,8 @@ describe('distribution through a real controller relay', { timeout: 120_000 }, (
       packages: packages.map((p) => ({ ...p, configs: [], config_hash: '' })),
       health_timeout_ms: 5_000,
     };
-    const r = await fleet.api<{ results: { agent_code: string; success: boolean; error?: unknown }[] }>(
-      ctrl(),
-      'POST',
-      '/api/v1/agents/desired-state',
-      { items: [{ agent_code: agent.code, desired }] },
-    );
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.results[0]?.success, true, JSON.stringify(r.body));
+    await pushDesired(fleet, AREA, agent.code, desired);
     return desired;
-  }
-
-  /** The agent's distribution status as the controller lists it (from hello/heartbeats). */
-  async function reported(): Promise<DistributionStatus | undefined> {
-    const r = await fleet.api<{ agents?: { agent_code: string; distribution?: DistributionStatus }[] }>(
-      ctrl(),
-      'GET',
-      '/api/v1/agents',
-    );
-    const list = Array.isArray(r.body) ? (r.body as typeof r.body.agents) : r.body.agents;
-    return list?.find((a) => a.agent_code === agent.code)?.distribution;
   }
 
   async function settled(rev: number, timeoutMs = 30_000): Promise<DistributionStatus> {
@@ -131,13 +103,6 @@ describe('distribution through a real controller relay', { timeout: 120_000 }, (
     assert.ok(p, JSON.stringify(s));
     return p;
   };
-
-  async function metric(name: string, labels = ''): Promise<number> {
-    const res = await fleet.fetch(`${ctrl().url}/metrics`, { headers: fleet.apiHeaders(AREA) });
-    const text = await res.text();
-    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-    return line ? Number(line.split(' ')[1]) : 0;
-  }
 
   before(async () => {
     signer = createArtifactSigner();

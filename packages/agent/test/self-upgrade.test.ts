@@ -1,7 +1,9 @@
 /**
- * Agent self-upgrade with real processes: the launcher (`agent.mjs --launch`) runs the bundled
- * agent 1.0.0 from `<root>/current`; a desired state naming agent 2.0.0 makes it fetch, verify
- * and unpack the signed bundle, switch `current` and hand over; 2.0.0 confirms once connected.
+ * Agent self-upgrade with real processes: a real controller (artifact relay) and the launcher
+ * (`agent.mjs --launch`) running the bundled agent 1.0.0 from `<root>/current`; a desired state
+ * naming agent 2.0.0 (pushed through the controller, the bundle uploaded to its relay) makes it
+ * fetch, verify and unpack the signed bundle, switch `current` and hand over; 2.0.0 confirms
+ * once connected.
  * A bad 3.0.0 (its agent.mjs exits at start) is rolled back to 2.0.0 by the launcher, and 2.0.0
  * reports the rolled back upgrade. Every version dir stays on disk.
  */
@@ -11,17 +13,19 @@ import { mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readTarGz, writeAgentBundle } from '@opsplane/kit';
-import type { ArtifactRef, DistributionStatus } from '@opsplane/models';
+import { agentToken, type ArtifactRef, type DistributionStatus } from '@opsplane/models';
 import {
   createArtifactSigner,
   signArtifact,
+  startFleet,
   tempDir,
   waitFor,
   type ArtifactSigner,
+  type Fleet,
 } from '@opsplane/test-support';
 import { stringify } from 'yaml';
 import { packAgentBundle } from '../src/index.js';
-import { ControllerPeer, tokenFor } from './controller-peer.js';
+import { listedAgent, pushDesired, uploadArtifact } from './relay-helpers.js';
 
 const AREA = 'area-u';
 const CODE = 'agent-upgrade';
@@ -29,7 +33,7 @@ const CODE = 'agent-upgrade';
 describe('agent self-upgrade through the launcher', () => {
   let root: string;
   let cleanup: () => Promise<void>;
-  let peer: ControllerPeer;
+  let fleet: Fleet;
   let signer: ArtifactSigner;
   let launcher: ChildProcess | undefined;
   let output = '';
@@ -52,13 +56,32 @@ describe('agent self-upgrade through the launcher', () => {
     return { bytes, ref: signArtifact(signer, bytes, { kind: 'agent', name: 'opsplane-agent', version }) };
   }
 
-  const hellos = () => peer.of('hello');
-  const lastDistribution = (): DistributionStatus | undefined => peer.of('heartbeat').at(-1)?.distribution;
+  const listed = () => listedAgent(fleet, AREA, CODE);
+  /** Waits until the controller lists the agent online at `version` and `pred` holds for its status. */
+  const until = (
+    version: string,
+    pred: (d: DistributionStatus | undefined) => boolean,
+    what: string,
+  ): Promise<DistributionStatus | undefined> =>
+    waitFor(
+      async () => {
+        const a = await listed();
+        return a?.status === 'online' && a.version === version && pred(a.distribution)
+          ? { d: a.distribution }
+          : undefined;
+      },
+      { timeoutMs: 30_000, what: `${what}\n${output}` },
+    ).then((x) => x.d);
 
   before(async () => {
     ({ path: root, cleanup } = await tempDir('opsplane-upgrade-test-'));
     signer = createArtifactSigner();
-    peer = await new ControllerPeer('ctrl-u', AREA).start();
+    fleet = await startFleet({
+      areas: [{ name: AREA, agents: 0 }],
+      apiToken: 'self-upgrade-test-token',
+      packages: [],
+      controllerConfig: { artifacts: { dir: join(root, 'relay-cache'), keys: [signer.publicKey] } },
+    });
     // The install the deploy engine leaves: versions/1.0.0 unpacked, current → versions/1.0.0.
     const v1 = await bundle('1.0.0');
     for (const e of readTarGz(v1.bytes)) {
@@ -80,8 +103,8 @@ describe('agent self-upgrade through the launcher', () => {
       stringify({
         agent_code: CODE,
         area: AREA,
-        token: tokenFor(AREA, CODE),
-        controllers: [peer.url],
+        token: agentToken(fleet.secret(AREA), AREA, CODE),
+        controllers: fleet.controllersOf(AREA).map((c) => c.url),
         packages_dir: join(root, 'packages'),
         data_dir: join(root, 'data'),
         heartbeat_interval: '200ms',
@@ -103,10 +126,7 @@ describe('agent self-upgrade through the launcher', () => {
     );
     launcher.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     launcher.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    await waitFor(() => hellos().find((h) => h.agent.version === '1.0.0'), {
-      timeoutMs: 20_000,
-      what: 'agent 1.0.0 connected',
-    });
+    await until('1.0.0', () => true, 'agent 1.0.0 connected');
   });
 
   after(async () => {
@@ -116,37 +136,25 @@ describe('agent self-upgrade through the launcher', () => {
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
       if (launcher.exitCode === null) launcher.kill('SIGKILL');
     }
-    await peer.stop();
+    await fleet?.stop();
     await cleanup();
     if (process.env.OPSPLANE_TEST_VERBOSE) process.stderr.write(output);
   });
 
   it('upgrades 1.0.0 → 2.0.0: current switched, the new version confirmed, 1.0.0 kept', async () => {
     const v2 = await bundle('2.0.0');
-    peer.artifacts.set(v2.ref.sha256, v2.bytes);
-    const r = await peer.request({
-      op: 'desired_state',
-      desired: {
-        policy: 'agents',
-        revision: 1,
-        packages: [],
-        agent: { version: '2.0.0', artifact: v2.ref },
-        health_timeout_ms: 20_000,
-      },
+    await uploadArtifact(fleet, AREA, v2);
+    await pushDesired(fleet, AREA, CODE, {
+      policy: 'agents',
+      revision: 1,
+      packages: [],
+      agent: { version: '2.0.0', artifact: v2.ref },
+      health_timeout_ms: 20_000,
     });
-    assert.equal(r.ok, true, JSON.stringify(r));
-    await waitFor(() => hellos().find((h) => h.agent.version === '2.0.0'), {
-      timeoutMs: 30_000,
-      what: `agent 2.0.0 connected\n${output}`,
-    });
-    const s = await waitFor(
-      () => {
-        const d = lastDistribution();
-        return d?.agent?.version === '2.0.0' && d.agent.state === 'applied' ? d : undefined;
-      },
-      { timeoutMs: 20_000, what: 'upgrade confirmed' },
-    );
+    const s = await until('2.0.0', (d) => d?.agent?.state === 'applied', 'agent 2.0.0 up and confirmed');
+    assert.ok(s);
     assert.equal(s.state, 'applied');
+    assert.equal(s.agent?.version, '2.0.0');
     assert.equal(s.agent?.rolled_back, false);
     assert.equal(await readlink(join(root, 'current')), 'versions/2.0.0');
     assert.equal(await readlink(join(root, 'previous')), 'versions/1.0.0');
@@ -160,35 +168,27 @@ describe('agent self-upgrade through the launcher', () => {
 
   it('a bad 3.0.0 (exits at start) is rolled back to 2.0.0, which reports it', async () => {
     const v3 = await bundle('3.0.0', "console.error('bad agent'); process.exit(3);\n");
-    peer.artifacts.set(v3.ref.sha256, v3.bytes);
-    const hellosBefore = hellos().length;
-    const r = await peer.request({
-      op: 'desired_state',
-      desired: {
-        policy: 'agents',
-        revision: 2,
-        packages: [],
-        agent: { version: '3.0.0', artifact: v3.ref },
-        health_timeout_ms: 20_000,
-      },
+    await uploadArtifact(fleet, AREA, v3);
+    await pushDesired(fleet, AREA, CODE, {
+      policy: 'agents',
+      revision: 2,
+      packages: [],
+      agent: { version: '3.0.0', artifact: v3.ref },
+      health_timeout_ms: 20_000,
     });
-    assert.equal(r.ok, true, JSON.stringify(r));
-    const s = await waitFor(
-      () => {
-        const d = lastDistribution();
-        return hellos().length > hellosBefore && d?.revision === 2 && d.agent?.state === 'failed'
-          ? d
-          : undefined;
-      },
-      { timeoutMs: 30_000, what: `rollback reported\n${output}` },
+    const s = await until(
+      '2.0.0',
+      (d) => d?.revision === 2 && d.agent?.state === 'failed',
+      'the rollback to 2.0.0 reported',
     );
+    assert.ok(s);
     assert.equal(s.state, 'failed');
     assert.equal(s.agent?.rolled_back, true);
     assert.equal(s.agent?.version, '2.0.0');
     assert.equal(s.agent?.desired_version, '3.0.0');
     assert.equal(s.agent?.error?.code, 'agent_upgrade_rolled_back');
     assert.match(s.agent?.error?.message ?? '', /exited/);
-    assert.equal(hellos().at(-1)?.agent.version, '2.0.0');
+    assert.equal((await listed())?.version, '2.0.0');
     assert.equal(await readlink(join(root, 'current')), 'versions/2.0.0');
     assert.ok(
       await stat(join(root, 'versions', '3.0.0', 'agent.mjs')),
