@@ -183,7 +183,7 @@ export class Converger {
     if (s) this.opts.onStatus?.(s);
   }
 
-  private entry(d: DesiredState, p: DesiredPackage): PackageDistribution {
+  private entry(p: DesiredPackage): PackageDistribution {
     let e = this.record.status.packages.find((x) => x.name === p.name);
     if (!e) {
       e = {
@@ -198,17 +198,16 @@ export class Converger {
       this.record.status.packages.push(e);
     }
     e.desired_version = p.version;
-    void d;
     return e;
   }
 
   private async converge(d: DesiredState, signal: AbortSignal): Promise<void> {
     this.log.info({ policy: d.policy, revision: d.revision, packages: d.packages.length }, 'converging');
     // Entries of packages no longer desired go; the rest are reported in the desired order.
-    this.record.status.packages = d.packages.map((p) => this.entry(d, p));
+    this.record.status.packages = d.packages.map((p) => this.entry(p));
     for (const p of d.packages) {
       if (signal.aborted) throw new SupersededError();
-      const e = this.entry(d, p);
+      const e = this.entry(p);
       try {
         await this.convergePackage(d, p, e, signal);
       } catch (err) {
