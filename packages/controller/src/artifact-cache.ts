@@ -292,13 +292,21 @@ export class ArtifactCache {
     const fh = await open(part, start === 0 ? 'w' : 'a');
     let overrun = false;
     let received = 0;
+    let writeError: Error | undefined;
     try {
       for await (const chunk of body) {
         if (entry.bytes + chunk.length > ref.size) {
           overrun = true;
           break;
         }
-        await fh.write(chunk);
+        try {
+          for (let done = 0; done < chunk.length;) {
+            done += (await fh.write(chunk, done, chunk.length - done)).bytesWritten;
+          }
+        } catch (err) {
+          writeError = err as Error;
+          break;
+        }
         entry.bytes += chunk.length;
         received += chunk.length;
       }
@@ -312,6 +320,17 @@ export class ArtifactCache {
       await fh.sync().catch(() => undefined);
       await fh.close();
       this.opts.metrics.artifactBytesReceived.inc(received);
+    }
+    if (writeError) {
+      // Disk full, say: keep the bytes written before the failing chunk, so the upload resumes there.
+      await truncate(part, entry.bytes).catch(() => undefined);
+      this.opts.metrics.artifactUploads.inc({ outcome: 'write_failed' });
+      this.log.error({ sha256: sha, err: writeError.message }, 'artifact cache write failed');
+      throw new OpsplaneError(
+        'artifact_write_failed',
+        `this controller could not store the artifact: ${writeError.message}`,
+        { status: 507 },
+      );
     }
     if (overrun) {
       // More bytes than the ref says: nothing this upload sent can be trusted.

@@ -33,7 +33,7 @@ import {
   waitFor,
   type EtcdHandle,
 } from '@opsplane/test-support';
-import type { RunningController } from '../src/index.js';
+import { ConfigError, parseControllerConfig, type RunningController } from '../src/index.js';
 import { FakeAgent } from './support/fake-agent.js';
 import { SECRET, getJson, postJson, startTestController, type ErrorBody } from './support/harness.js';
 
@@ -253,6 +253,27 @@ describe('agent downloads', () => {
     assert.equal((JSON.parse(unknown.body.toString()) as ErrorBody).error.code, 'artifact_not_found');
   });
 
+  it('refuses a revoked agent with 403 revoked', async () => {
+    await etcd.etcdctl([
+      'put',
+      'revocations/agents/rev-dl',
+      '{"agent_code":"rev-dl","reason":"test","revoked_at":"x"}',
+    ]);
+    try {
+      await waitFor(
+        async () => (await download(ctrl.url, ref.sha256, agentHeaders('rev-dl'))).status === 403,
+        {
+          timeoutMs: 5000,
+          what: 'the revocation to be enforced on downloads',
+        },
+      );
+      const res = await download(ctrl.url, ref.sha256, agentHeaders('rev-dl'));
+      assert.equal((JSON.parse(res.body.toString()) as ErrorBody).error.code, 'revoked');
+    } finally {
+      await etcd.etcdctl(['del', 'revocations/agents/rev-dl']);
+    }
+  });
+
   it('counts bytes served', async () => {
     const before = await metric(ctrl.url, 'opsplane_controller_artifact_bytes_served_total');
     const got = await download(ctrl.url, ref.sha256);
@@ -260,6 +281,24 @@ describe('agent downloads', () => {
     assert.equal(
       await metric(ctrl.url, 'opsplane_controller_artifact_bytes_served_total'),
       before + bytes.length,
+    );
+  });
+});
+
+describe('artifacts config', () => {
+  const base = { area: 'area-1', agent_secret: SECRET, insecure_no_token: true };
+  it('parses bandwidth and max_bytes, and refuses a malformed key', () => {
+    const c = parseControllerConfig({
+      ...base,
+      artifacts: { bandwidth: '20MiB/s', max_bytes: '1GiB', dir: 'rel' },
+    });
+    assert.equal(c.artifacts.bandwidthBytesPerS, 20 * 1024 * 1024);
+    assert.equal(c.artifacts.maxBytes, 1024 ** 3);
+    assert.ok(c.artifacts.dir.endsWith('/rel') && c.artifacts.dir.startsWith('/'));
+    assert.equal(parseControllerConfig(base).artifacts.bandwidthBytesPerS, 0);
+    assert.throws(
+      () => parseControllerConfig({ ...base, artifacts: { keys: ['ssh-ed25519 AAAA'] } }),
+      (e: unknown) => e instanceof ConfigError && /artifacts\.keys/.test(e.message),
     );
   });
 });
@@ -320,19 +359,9 @@ describe('desired state', () => {
     };
     const res = await client.pushDesiredState({
       items: [
-        {
-          agent_code: 'ds-1',
-          desired: {
-            ...desired,
-            correct_drift: false,
-            health_timeout_ms: 60_000,
-            packages: [{ ...desired.packages[0]!, configs: [], config_hash: '' }],
-          },
-        },
-        {
-          agent_code: 'nobody',
-          desired: { ...desired, correct_drift: false, health_timeout_ms: 60_000, packages: [] },
-        },
+        // The input form: the schema's defaults (configs, correct_drift…) are filled in.
+        { agent_code: 'ds-1', desired },
+        { agent_code: 'nobody', desired: { ...desired, packages: [] } },
       ],
     });
     assert.equal(res.results.length, 2);
@@ -371,7 +400,7 @@ describe('desired state', () => {
       items: [
         {
           agent_code: 'ds-1',
-          desired: { ...desired, revision: 1, correct_drift: false, health_timeout_ms: 60_000, packages: [] },
+          desired: { ...desired, revision: 1, packages: [] },
         },
       ],
     });

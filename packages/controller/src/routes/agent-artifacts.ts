@@ -90,6 +90,9 @@ export const agentArtifactRoutes: FastifyPluginAsyncZod<RouteOptions> = async (a
     {
       // HEAD has its own route: the generated one would read (and pace) the whole file.
       exposeHeadRoute: false,
+      // Like the agent socket: many agents of a zone may share one NAT address; the bandwidth
+      // limit is what bounds their downloads.
+      config: { rateLimit: false },
       schema: {
         ...schema,
         summary: 'Download an artifact (agents; Range resumes)',
@@ -109,7 +112,10 @@ export const agentArtifactRoutes: FastifyPluginAsyncZod<RouteOptions> = async (a
 
   app.head(
     `${AGENT_ARTIFACT_PATH}/:sha256`,
-    { schema: { ...schema, summary: 'Whether an artifact can be downloaded, and its size' } },
+    {
+      config: { rateLimit: false },
+      schema: { ...schema, summary: 'Whether an artifact can be downloaded, and its size' },
+    },
     async (req, reply) => {
       prepare(req, req.params.sha256, reply);
       return reply.send();

@@ -650,7 +650,7 @@ export class ControllerClient {
    * Never retried (the agent keeps the highest revision, so a caller may resend safely).
    */
   async pushDesiredState(
-    req: DesiredStatePushRequest,
+    req: DesiredStatePushRequest | z.input<typeof DesiredStatePushRequestSchema>,
     signal?: AbortSignal,
     opts: BatchCallOptions = {},
   ): Promise<DesiredStatePushResult> {
