@@ -28,6 +28,7 @@ import {
   type Fleet,
   type FleetAgent,
 } from '@opsplane/test-support';
+import { initCa } from '@opsplane/pki';
 import { stringify } from 'yaml';
 import { CRASHER, NODE, SLEEPER as PLAIN_SLEEPER } from './helpers.js';
 import { controllerMetric, listedAgent, pushDesired, uploadArtifact } from './relay-helpers.js';
@@ -233,5 +234,65 @@ describe('distribution through a real controller relay', { timeout: 120_000 }, (
     // The 'big' package the desired state dropped is stopped and unlinked; its version stays.
     assert.equal(await stat(join(agent.packagesDir, 'big')).catch(() => undefined), undefined);
     assert.ok(await stat(join(agent.dataDir, 'packages', 'big', 'versions', '1.0.0', 'package.yaml')));
+  });
+});
+
+describe('distribution over HTTPS with client certificates (mutual TLS)', { timeout: 120_000 }, () => {
+  let fleet: Fleet;
+  let dir: { path: string; cleanup: () => Promise<void> };
+  const signer = createArtifactSigner();
+
+  before(async () => {
+    dir = await tempDir('opsplane-relay-tls-');
+    const caDir = join(dir.path, 'ca');
+    await initCa(caDir);
+    fleet = await startFleet({
+      apiToken: TOKEN,
+      packages: [],
+      tls: { caDir },
+      controllerConfig: { artifacts: { dir: join(dir.path, 'cache'), keys: [signer.publicKey] } },
+      agentConfig: { artifact_keys: [signer.publicKey] },
+    });
+  });
+
+  after(async () => {
+    const agent = fleet?.agentsOf(AREA)[0];
+    const state = agent ? await readFile(join(agent.dataDir, 'state.json'), 'utf8').catch(() => '{}') : '{}';
+    await fleet?.stop();
+    for (const p of Object.values(
+      (JSON.parse(state) as { packages?: Record<string, { pid?: number }> }).packages ?? {},
+    )) {
+      try {
+        if (p.pid) process.kill(-p.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await dir?.cleanup();
+  });
+
+  it('downloads from the https controller with the agent certificate and installs', async () => {
+    const agent = fleet.agentsOf(AREA)[0]!;
+    assert.match(fleet.controllersOf(AREA)[0]!.url, /^https:/);
+    const v1 = makePackage(signer, 'svc', '1.0.0', SLEEPER);
+    await uploadArtifact(fleet, AREA, v1);
+    await pushDesired(fleet, AREA, agent.code, {
+      policy: 'tls-pol',
+      revision: 1,
+      packages: [{ name: 'svc', version: '1.0.0', artifact: v1.ref, configs: [], config_hash: '' }],
+      health_timeout_ms: 5_000,
+    });
+    const s = await waitFor(
+      async () => {
+        const d = (await listedAgent(fleet, AREA, agent.code))?.distribution;
+        return d?.state === 'applied' || d?.state === 'failed' ? d : undefined;
+      },
+      { timeoutMs: 30_000, what: 'converged over TLS' },
+    );
+    assert.equal(s.state, 'applied', JSON.stringify(s));
+    assert.equal(
+      await readlink(join(agent.packagesDir, 'svc')),
+      join(agent.dataDir, 'packages', 'svc', 'versions', '1.0.0'),
+    );
   });
 });
