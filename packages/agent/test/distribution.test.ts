@@ -419,6 +419,43 @@ describe('distribution: converging on a desired state', () => {
     pids.note(agent!.supervisor.statusOf('big'));
   });
 
+  it('a newer desired state supersedes one still downloading (its download is cut short)', async () => {
+    const slow = makePackage(signer, 'later', '1.0.0', SLEEPER, { padTo: 3 * 1024 * 1024 });
+    peer.artifacts.set(slow.ref.sha256, slow.bytes);
+    peer.artifactRate = 32 * 1024;
+    const v2 = makePackage(signer, 'app', '2.0.0', SLEEPER);
+    const bigPid = agent!.supervisor.statusOf('big')?.pid;
+    assert.ok(bigPid, 'big runs (installed by the previous test)');
+    const first = state([
+      { name: 'app', version: '2.0.0', artifact: v2.ref },
+      { name: 'later', version: '1.0.0', artifact: slow.ref },
+    ]);
+    await push(first);
+    const part = join(ws.dataDir, 'downloads', `${slow.ref.sha256}.part`);
+    await waitFor(async () => ((await stat(part).catch(() => undefined))?.size ?? 0) > 50_000 || undefined, {
+      what: 'the download under way',
+    });
+    const second = state([{ name: 'app', version: '2.0.0', artifact: v2.ref }]);
+    await push(second);
+    const s = await settled(second.revision, 10_000);
+    assert.equal(s.state, 'applied');
+    assert.deepEqual(
+      s.packages.map((p) => p.name),
+      ['app'],
+    );
+    assert.equal(await lstat(join(ws.packagesDir, 'later')).catch(() => undefined), undefined);
+    // `big`, dropped by both: stopped and unlinked; its version dir stays.
+    assert.equal(await lstat(join(ws.packagesDir, 'big')).catch(() => undefined), undefined);
+    assert.equal(agent!.supervisor.statusOf('big'), undefined);
+    assert.equal(alive(bigPid), false);
+    assert.ok((await readdir(join(ws.dataDir, 'packages', 'big', 'versions'))).includes('1.0.0'));
+    const size = (await stat(part)).size;
+    assert.ok(size < slow.bytes.length, 'not downloaded to the end');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await stat(part)).size, size, 'the download stopped');
+    peer.artifactRate = undefined;
+  });
+
   it('an agent stopped mid-download resumes from disk without the platform pushing again', async () => {
     const slow = makePackage(signer, 'slow', '1.0.0', SLEEPER, { padTo: 2 * 1024 * 1024 });
     peer.artifacts.set(slow.ref.sha256, slow.bytes);
@@ -442,15 +479,5 @@ describe('distribution: converging on a desired state', () => {
     assert.equal(peer.of('response').length, requestsBefore, 'no new desired_state was needed');
     assert.equal(agent.supervisor.statusOf('slow')?.is_running, true);
     pids.note(agent.supervisor.statusOf('slow'));
-    // Packages the desired state drops are stopped and unlinked; their versions stay.
-    const bigPid = agent.supervisor.statusOf('big')?.pid;
-    const d2 = state([{ name: 'app', version: '2.0.0', artifact: v2.ref }]);
-    await push(d2);
-    const s2 = await settled(d2.revision);
-    assert.equal(s2.state, 'applied');
-    assert.equal(await lstat(join(ws.packagesDir, 'big')).catch(() => undefined), undefined);
-    assert.equal(agent.supervisor.statusOf('big'), undefined);
-    if (bigPid) assert.equal(alive(bigPid), false);
-    assert.ok((await readdir(join(ws.dataDir, 'packages', 'big', 'versions'))).includes('1.0.0'));
   });
 });

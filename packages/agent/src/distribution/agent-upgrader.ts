@@ -144,6 +144,7 @@ export class AgentUpgrader implements AgentUpgradeStep {
         throw e;
       }
     }
+    await rm(file, { force: true }); // unpacked; not needed any more
     const from = (await linkedVersion(root, 'current')) || this.o.version;
     this.trial = {
       from,

@@ -7,7 +7,7 @@
  * files is checked periodically and, when the policy says so, corrected (journaled).
  */
 import { randomUUID } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import type { DesiredPackage, DesiredState, DistributionStatus, PackageDistribution } from '@opsplane/models';
 import type { Logger } from '../log.js';
 import type { OperationJournal } from '../operations/operation-journal.js';
@@ -290,6 +290,8 @@ export class Converger {
       });
       delete e.error;
       const dir = await inst.unpack(ref, file);
+      // Unpacked: the archive is not needed any more (a re-install fetches it again).
+      await rm(file, { force: true });
       await inst.writeConfigs(await inst.configDir(dir), p.configs);
       // On disk before the switch: a restart in between knows what to roll back to.
       this.record.previous[p.name] = current;
