@@ -19,6 +19,7 @@ import {
 } from '@opsplane/models';
 import {
   createArtifactSigner,
+  freePort,
   packageArchive,
   signArtifact,
   startFleet,
@@ -46,6 +47,7 @@ function makePackage(
   version: string,
   program: string,
   padTo?: number,
+  healthCheck: Record<string, unknown> = { type: 'process', start_period: '300ms' },
 ): { bytes: Buffer; ref: ArtifactRef } {
   const bytes = packageArchive({
     manifest: stringify({
@@ -54,7 +56,7 @@ function makePackage(
       command: NODE,
       args: ['main.cjs'],
       stop_grace: '2s',
-      health_check: { type: 'process', start_period: '300ms' },
+      health_check: healthCheck,
       restart_policy: { policy: 'always', max_retries: 3, backoff_initial: '50ms', backoff_max: '200ms' },
     }),
     files: { 'main.cjs': program },
@@ -234,6 +236,41 @@ describe('distribution through a real controller relay', { timeout: 120_000 }, (
     // The 'big' package the desired state dropped is stopped and unlinked; its version stays.
     assert.equal(await stat(join(agent.packagesDir, 'big')).catch(() => undefined), undefined);
     assert.ok(await stat(join(agent.dataDir, 'packages', 'big', 'versions', '1.0.0', 'package.yaml')));
+  });
+  it('an agent killed during the health gate gates again after its restart and rolls back', async () => {
+    // Up, but its health endpoint never answers: unhealthy about 2.5 s after start.
+    const port = await freePort();
+    const bad = makePackage(signer, 'svc', '3.0.0', SLEEPER, undefined, {
+      type: 'tcp',
+      port,
+      start_period: '2s',
+      interval: '200ms',
+      timeout: '100ms',
+      retries: 2,
+    });
+    await upload(bad);
+    const slow = makePackage(signer, 'slow', '1.0.0', SLEEPER, 2 * 1024 * 1024);
+    const d = await push([
+      { name: 'svc', version: '3.0.0', artifact: bad.ref },
+      { name: 'slow', version: '1.0.0', artifact: slow.ref },
+    ]);
+    const link = join(agent.packagesDir, 'svc');
+    await waitFor(
+      async () => ((await readlink(link).catch(() => '')).endsWith('/3.0.0') ? true : undefined),
+      {
+        timeoutMs: 20_000,
+        what: 'switched to 3.0.0',
+      },
+    );
+    await agent.kill(); // mid health gate: the switch is on disk, the verdict is not
+    await agent.start();
+    const s = await settled(d.revision, 30_000);
+    const svc = pkgOf(s, 'svc');
+    assert.equal(svc.state, 'failed', JSON.stringify(s));
+    assert.equal(svc.rolled_back, true);
+    assert.equal(svc.version, '1.0.0');
+    assert.equal(svc.error?.code, 'health_check_failed');
+    assert.equal(await readlink(link), join(agent.dataDir, 'packages', 'svc', 'versions', '1.0.0'));
   });
 });
 
