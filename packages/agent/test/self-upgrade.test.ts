@@ -197,4 +197,27 @@ describe('agent self-upgrade through the launcher', () => {
     assert.ok(await stat(join(root, 'versions', '1.0.0', 'agent.mjs')));
     assert.match(output, /bad agent/);
   });
+
+  it('a 4.0.0 that hangs without ever connecting is rolled back at the deadline', async () => {
+    const v4 = await bundle('4.0.0', "console.error('hung agent'); setInterval(() => {}, 1000);\n");
+    await uploadArtifact(fleet, AREA, v4);
+    await pushDesired(fleet, AREA, CODE, {
+      policy: 'agents',
+      revision: 3,
+      packages: [],
+      agent: { version: '4.0.0', artifact: v4.ref },
+      health_timeout_ms: 3_000,
+    });
+    const s = await until(
+      '2.0.0',
+      (d) => d?.revision === 3 && d.agent?.state === 'failed',
+      'the deadline rollback reported',
+    );
+    assert.ok(s);
+    assert.equal(s.agent?.rolled_back, true);
+    assert.equal(s.agent?.desired_version, '4.0.0');
+    assert.match(s.agent?.error?.message ?? '', /did not confirm/);
+    assert.match(output, /hung agent/);
+    assert.equal(await readlink(join(root, 'current')), 'versions/2.0.0');
+  });
 });
