@@ -4,7 +4,7 @@
  * server's address: the controller relays every artifact). The agents pin the server's
  * published artifact key, the controllers too.
  *
- * - A policy with a label selector (env=prod) converges on the matching agents of both areas
+ * - A policy with a label selector (env=prod) converges on the 18 matching agents of 20 in both areas
  *   (one copy of the artifact per controller), and not on the others.
  * - A staged revision whose version fails its health check, rolled out in waves of 2 with
  *   max_failures 0, halts after the first wave; the touched agents are rolled back (a new
@@ -27,7 +27,7 @@ import { startTestServer, type Auth, type TestServer } from './helpers.js';
 const TOKEN = 'distribution-e2e-controller-token';
 const AREAS = ['area-1', 'area-2'];
 /** Per area: prod agents (the policy's) and one dev agent (not). */
-const PROD_PER_AREA = 4;
+const PROD_PER_AREA = 9;
 
 const SLEEPER = `console.log('up', process.pid); setInterval(() => {}, 1000); process.on('SIGTERM', () => process.exit(0));
 setInterval(() => { try { process.kill(Number(process.env.FLEET_OWNER_PID), 0); } catch { process.exit(0); } }, 500);`;
