@@ -150,6 +150,25 @@ describe('distribution end to end (2 areas, agents behind their controllers)', {
       assert.equal(a.distribution?.packages[0]?.version, '1.0.0', JSON.stringify(a.distribution));
       assert.equal(a.distribution?.packages[0]?.drift, false);
     }
+    // One copy per controller: each received exactly the artifact's bytes from the server, while
+    // its agents downloaded from it.
+    for (const area of AREAS) {
+      const c = fleet.controllersOf(area)[0]!;
+      const res = await fleet.fetch(`${c.url}/metrics`, { headers: fleet.apiHeaders(area) });
+      const text = await res.text();
+      const metric = (name: string) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => l.startsWith(`${name} `))
+            ?.split(' ')[1] ?? 0,
+        );
+      assert.equal(metric('opsplane_controller_artifact_bytes_received_total'), v1.json.size, area);
+      assert.ok(
+        metric('opsplane_controller_artifact_bytes_served_total') >= PROD_PER_AREA * v1.json.size,
+        area,
+      );
+    }
     // The dev agents got nothing.
     const all = await t.call<{ agents: { agent_code: string; distribution?: { policy: string } }[] }>(
       'GET',
