@@ -191,6 +191,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       if (created && bundle) logger.info({ version: bundle.version }, 'agent bundle added');
     }
     const pkiHolder: { pki?: PkiService } = {};
+    const signer = new ArtifactSigner(store, config.server.artifacts.trusted_keys);
     deployments = new DeploymentService({
       config,
       store,
@@ -200,6 +201,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       metrics,
       replicaId,
       agentTls: (code, area) => pkiHolder.pki?.issueAgent(code, area) ?? Promise.resolve(undefined),
+      // Installed agents pin the keys the cluster's artifacts are signed by (never learnt later).
+      artifactKeys: () => signer.trusted(),
     });
     await deployments.start({ exclusiveDatabase: database.embedded });
     const mh = config.server.metrics_history;
@@ -213,7 +216,6 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     });
     const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
     // Distribution: artifacts, policies, the convergence loop (leader) and rollouts (leased).
-    const signer = new ArtifactSigner(store, config.server.artifacts.trusted_keys);
     const artifactService = new ArtifactService(store, audit, signer, config.server.artifacts.max_size);
     const dist = config.server.distribution;
     const distributor = new Distributor({

@@ -358,6 +358,11 @@ describe('agent deployment over SSH (real sshd hosts)', { timeout: 600_000, skip
     const root = join(homeOf(hosts.hosts[0]!, 'key'), '.opsplane', 'agent');
     assert.equal(readlinkSync(join(root, 'current')), 'versions/2.0.0');
     assert.equal(readlinkSync(join(root, 'previous')), 'versions/1.0.0');
+    // The installed agent pins the cluster's artifact key (so it can converge on policies).
+    const keys = (await t.call<{ keys: { key: string }[] }>('GET', '/api/v1/artifacts/keys', op())).json;
+    const agentYaml = readFileSync(join(root, 'etc', 'agent.yaml'), 'utf8');
+    assert.ok(keys.keys[0], 'the server has a signing key');
+    assert.ok(agentYaml.includes(`artifact_keys:\n  - ${keys.keys[0].key}`), agentYaml);
 
     const down = await settled((await deploy({ type: 'upgrade', devices: ['ok-0'], version: '1.0.0' })).id);
     assert.equal(down.deployments[0]!.status, 'succeeded', down.deployments[0]!.error ?? '');

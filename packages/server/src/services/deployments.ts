@@ -59,6 +59,8 @@ export interface DeploymentServiceOptions {
    * and key — when the server has a CA (services/pki.ts); undefined keeps token-only agents.
    */
   agentTls?: (code: string, area: string) => Promise<{ ca: string; cert: string; key: string } | undefined>;
+  /** The artifact keys installed agents pin (`artifact_keys` in agent.yaml). */
+  artifactKeys?: () => Promise<string[]>;
 }
 
 export class DeploymentService extends EventEmitter<DeploymentEvents> implements RecorderSink {
@@ -260,6 +262,7 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
           ),
         identity: async () => {
           const tls = await this.opts.agentTls?.(device.agent_code, device.function_area);
+          const artifactKeys = await this.opts.artifactKeys?.();
           return {
             code: device.agent_code,
             area: device.function_area,
@@ -272,6 +275,7 @@ export class DeploymentService extends EventEmitter<DeploymentEvents> implements
               }),
             controllers: this.#controllerUrls(device.function_area),
             ...(tls ? { tls } : {}),
+            ...(artifactKeys?.length ? { artifactKeys } : {}),
           };
         },
         waitOnline: this.#onlineWatch(device),
