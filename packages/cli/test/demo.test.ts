@@ -291,6 +291,22 @@ describe('opsplane demo (end to end)', { timeout: 480_000 }, () => {
     assert.equal(onDisk, content);
   });
 
+  it("pins the cluster's artifact key in every agent and controller, so policies can reach them", async () => {
+    const keys = await api.get<{ keys: { key: string }[] }>('/artifacts/keys');
+    const key = keys.body.keys[0]?.key;
+    assert.ok(key, JSON.stringify(keys.body));
+    const list = await api.get<{ agents: { agent_code: string }[] }>('/agents?pageSize=100');
+    assert.equal(list.body.agents.length, 6);
+    for (const a of list.body.agents) {
+      const yaml = readFileSync(join(dataDir, 'agents', a.agent_code, 'agent.yaml'), 'utf8');
+      assert.ok(yaml.includes(key), `${a.agent_code}'s agent.yaml pins ${key}`);
+    }
+    const controllers = readdirSync(join(dataDir, 'controllers'));
+    assert.equal(controllers.length, 3);
+    for (const c of controllers)
+      assert.ok(readFileSync(join(dataDir, 'controllers', c, 'controller.yaml'), 'utf8').includes(key), c);
+  });
+
   it("the banner's CLI commands work as printed", () => {
     // The printed lines, run with this build's main.js instead of `npx opsplane`; the login
     // reads the password from OPSPLANE_PASSWORD instead of asking, and stores its token in a

@@ -398,7 +398,12 @@ export class DemoRunner {
       throw e;
     }
     const devices = await this.seedDevices(api);
-    this.fleet = this.createFleet(secrets);
+    // Controllers and agents pin the cluster's artifact keys, as a deployment would write them,
+    // so policies and rollouts work in the demo.
+    const artifactKeys = (await api.call<{ keys: { key: string }[] }>('GET', '/artifacts/keys')).keys.map(
+      (k) => k.key,
+    );
+    this.fleet = this.createFleet(secrets, artifactKeys);
     await this.startControllers();
     await this.startAgents(devices);
     await this.waitAgentsOnline(api);
@@ -643,7 +648,7 @@ export class DemoRunner {
   }
 
   /** The controllers and agents of DEMO_LAYOUT over this data dir (controllers/<id>, agents/<code>). */
-  private createFleet(secrets: DemoSecrets): Fleet {
+  private createFleet(secrets: DemoSecrets, artifactKeys: readonly string[]): Fleet {
     const areaSecrets = (area: string) => {
       const s = secrets.areas[area];
       if (!s) throw new DemoError(`no secrets for ${area}`);
@@ -669,6 +674,7 @@ export class DemoRunner {
       secrets: Object.fromEntries(DEMO_LAYOUT.map((a) => [a.name, areaSecrets(a.name).agent_secret])),
       apiToken: Object.fromEntries(DEMO_LAYOUT.map((a) => [a.name, areaSecrets(a.name).controller_token])),
       timing: DEMO_TIMING,
+      artifactKeys,
       agentMetrics: false,
       // After Ctrl-C no package of the demo keeps running.
       stopPackagesOnExit: true,
