@@ -10,6 +10,7 @@ import { api, errorMessage } from '../api.js';
 import { errorBox, h, put } from '../dom.js';
 import { busy, checkbox, labelled, textInput } from '../form.js';
 import { pageHeader } from '../layout.js';
+import { selectorBox } from '../filters.js';
 import { navigate, type PageContext } from '../router.js';
 
 export const policyHref = (id: string): string => `#/policies/${encodeURIComponent(id)}`;
@@ -176,11 +177,23 @@ export function policyFormPage(ctx: PageContext): void {
       placeholder: 'web-prod',
     });
     const description = textInput(f('description'), current?.description ?? '');
-    const selector = textInput(f('selector'), current?.selector ?? '', {
-      class: 'selector-input',
-      placeholder: 'env=prod,role=web',
-      spellcheck: 'false',
-    });
+    // The agents list's selector box; how many agents match (with the ticked areas) shows as you type.
+    const matches = h('span', { class: 'field-hint muted', id: f('matches'), 'aria-live': 'polite' });
+    const countMatches = () => {
+      const areas = areaBoxes.filter((b) => b.input.checked).map((b) => areaOf(b.input));
+      api
+        .call('GET /agents', {
+          query: {
+            selector: selector.value.trim() || undefined,
+            area: areas.join(',') || undefined,
+            pageSize: 1,
+          },
+        })
+        .then((r) => put(matches, `${r.total} agent${r.total === 1 ? '' : 's'} match now`))
+        .catch((e: unknown) => put(matches, errorMessage(e)));
+    };
+    const selector = selectorBox(ctx, f('selector'), current?.selector ?? '', countMatches);
+    selector.placeholder = 'env=prod,role=web';
     const priority = h('input', {
       type: 'number',
       id: f('priority'),
@@ -191,6 +204,9 @@ export function policyFormPage(ctx: PageContext): void {
     const areaBoxes = [...new Set([...areaNames, ...(current?.areas ?? [])])].map((a) =>
       checkbox(`${f('area')}-${a}`, a, current?.areas.includes(a) ?? false),
     );
+    const areaOf = (input: HTMLInputElement) => input.id.slice(f('area').length + 1);
+    for (const b of areaBoxes) b.input.addEventListener('change', countMatches);
+    countMatches();
     const agentVersions = [...new Set(artifacts.filter((a) => a.kind === 'agent').map((a) => a.version))];
     if (current?.agent_version && !agentVersions.includes(current.agent_version))
       agentVersions.unshift(current.agent_version);
@@ -255,7 +271,7 @@ export function policyFormPage(ctx: PageContext): void {
       const spec = {
         name: name.value.trim(),
         description: description.value.trim(),
-        areas: areaBoxes.filter((b) => b.input.checked).map((b) => b.input.id.slice(f('area').length + 1)),
+        areas: areaBoxes.filter((b) => b.input.checked).map((b) => areaOf(b.input)),
         selector: selector.value.trim(),
         priority: Number(priority.value) || 0,
         packages: packages.map((p) => p.value()),
@@ -303,7 +319,13 @@ export function policyFormPage(ctx: PageContext): void {
           { class: 'form-grid', 'aria-labelledby': 'policy-form-title', on: { submit } },
           labelled('Name', name),
           labelled('Description', description),
-          labelled('Label selector', selector, 'on agent labels; empty = every agent'),
+          h(
+            'div',
+            { class: 'field' },
+            h('label', { class: 'field-label', for: selector.id }, 'Label selector'),
+            selector,
+            matches,
+          ),
           labelled('Priority', priority, 'an agent follows the highest-priority matching policy'),
           h(
             'fieldset',
