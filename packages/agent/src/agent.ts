@@ -21,11 +21,23 @@ import { OperationJournal } from './operations/operation-journal.js';
 import { Supervisor } from './packages/supervisor.js';
 import { isSameProcess, processStartTime } from './proc/procfs.js';
 import { createRequestHandler } from './requests/request-handler.js';
+import { ArtifactFetcher } from './distribution/artifact-fetcher.js';
+import { Converger } from './distribution/converger.js';
+import { DesiredStore } from './distribution/desired-store.js';
+import { PackageInstaller } from './distribution/package-installer.js';
+import { AgentUpgrader } from './distribution/agent-upgrader.js';
+import { AGENT_ROOT_ENV } from './distribution/upgrade-trial.js';
 import { writeFileAtomic } from './util/atomic-file.js';
 import { AGENT_VERSION, goArch } from './version.js';
 
 export interface StartAgentOptions {
   logger?: Logger;
+  /**
+   * Self-upgrade hand-over: called after `current` was switched to a new agent version; the
+   * entry stops the agent and exits with UPGRADE_EXIT_CODE for the launcher. Without it (or
+   * without the launcher's OPSPLANE_AGENT_ROOT) self-upgrades are refused.
+   */
+  onUpgradeExit?: () => void;
 }
 
 export interface RunningAgent {
@@ -48,6 +60,7 @@ export class AgentLockedError extends OpsplaneError {
 export class Agent implements RunningAgent {
   readonly config: AgentConfig;
   private readonly logger: Logger;
+  private readonly onUpgradeExit: (() => void) | undefined;
   private sup: Supervisor | undefined;
   private lnk: ControllerLink | undefined;
   private metricsServer: MetricsServer | undefined;
@@ -55,17 +68,24 @@ export class Agent implements RunningAgent {
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
   private journal: OperationJournal | undefined;
+  private conv: Converger | undefined;
   private stopping: Promise<void> | undefined;
   private locked = false;
 
   constructor(config: AgentConfig, opts: StartAgentOptions = {}) {
     this.config = config;
     this.logger = opts.logger ?? createLogger('agent', { agent_code: config.agentCode, area: config.area });
+    this.onUpgradeExit = opts.onUpgradeExit;
   }
 
   get supervisor(): Supervisor {
     if (!this.sup) throw new Error('agent not started');
     return this.sup;
+  }
+
+  get converger(): Converger {
+    if (!this.conv) throw new Error('agent not started');
+    return this.conv;
   }
 
   get link(): ControllerLink {
@@ -136,7 +156,44 @@ export class Agent implements RunningAgent {
       connected: this.lnk?.connected ?? false,
       controller: this.lnk?.controllerUrl,
     }));
+    const identity = c.tls
+      ? new AgentIdentity(c.tls, c.dataDir, this.logger.child({ component: 'tls' }))
+      : undefined;
+    this.identity = identity;
+    const distLog = this.logger.child({ component: 'distribution' });
+    // Downloads go to the controller the link is connected to now, authenticated as the link is.
+    const fetcher = new ArtifactFetcher({
+      dataDir: c.dataDir,
+      trustedKeys: c.artifactKeys,
+      logger: distLog,
+      source: {
+        controllerUrl: () => this.lnk?.controllerUrl,
+        headers: () => this.lnk?.authHeaders() ?? {},
+        tls: () => identity?.material,
+      },
+    });
+    const upgrader = new AgentUpgrader({
+      dataDir: c.dataDir,
+      root: process.env[AGENT_ROOT_ENV] || undefined,
+      version: AGENT_VERSION,
+      fetcher,
+      logger: distLog,
+      ...(this.onUpgradeExit ? { requestUpgradeExit: this.onUpgradeExit } : {}),
+    });
+    await upgrader.open();
+    const converger = new Converger({
+      agentUpgrade: upgrader,
+      supervisor: sup,
+      store: new DesiredStore(c.dataDir, distLog),
+      fetcher,
+      installer: new PackageInstaller(c.packagesDir, c.dataDir),
+      journal,
+      logger: distLog,
+      driftCheckMs: c.heartbeatIntervalMs,
+    });
+    this.conv = converger;
     const handler = createRequestHandler({
+      distribution: converger,
       agentId: c.agentCode,
       supervisor: sup,
       system: new SystemMetricsCollector(c.agentCode),
@@ -145,10 +202,6 @@ export class Agent implements RunningAgent {
       logger: this.logger.child({ component: 'requests' }),
       onHandled: (op, ok) => metrics.requests.inc({ op, ok: String(ok) }),
     });
-    const identity = c.tls
-      ? new AgentIdentity(c.tls, c.dataDir, this.logger.child({ component: 'tls' }))
-      : undefined;
-    this.identity = identity;
     const link = new ControllerLink({
       ...(identity ? { tls: () => identity.material } : {}),
       controllers: c.controllers,
@@ -171,13 +224,21 @@ export class Agent implements RunningAgent {
         ...(c.group !== undefined ? { group: c.group } : {}),
         ...(c.deployment !== undefined ? { deployment: c.deployment } : {}),
       }),
-      snapshot: () => ({ packages: sup.list(), health_status: sup.overallStatus() }),
+      snapshot: () => ({
+        packages: sup.list(),
+        health_status: sup.overallStatus(),
+        distribution: converger.status(),
+      }),
       handle: handler,
       logger: this.logger.child({ component: 'link' }),
     });
     link.on('connected', (url) => {
       metrics.connects.inc({ controller: url, result: 'connected' });
       void this.renewIfDue();
+      // A new agent version on trial is good once it runs and reaches a controller.
+      void upgrader
+        .confirmIfOnTrial()
+        .catch((e: Error) => this.logger.error({ err: e.message }, 'could not confirm the agent upgrade'));
     });
     link.on('refused', (url) => metrics.connects.inc({ controller: url, result: 'refused' }));
     this.lnk = link;
@@ -196,6 +257,7 @@ export class Agent implements RunningAgent {
         this.logger.child({ component: 'metrics' }),
       );
     }
+    await converger.open();
     link.start();
     if (identity?.hasCertificate && c.tls) {
       this.renewTimer = setInterval(() => void this.renewIfDue(), c.tls.renewCheckIntervalMs);
@@ -239,6 +301,7 @@ export class Agent implements RunningAgent {
       clearInterval(this.renewTimer);
       const stopPackages = opts.stopPackages ?? this.config.stopPackagesOnExit;
       this.logger.info({ stopPackages }, 'agent stopping');
+      await this.conv?.close();
       await this.lnk?.stop();
       await this.sup?.shutdown({ stopPackages });
       await this.journal?.close();

@@ -3,23 +3,27 @@
  * scripts/build-bundle.mjs): `node agent.mjs --config <file> [--log-level <level>]` runs the agent
  * until SIGTERM/SIGINT, `--version` prints the version. It does what `opsplane agent` does
  * without the CLI package, so a device needs nothing but Node.js and the bundle.
- * Exit codes: 0 clean stop, 1 failure, 2 usage.
+ * `--launch --root <root>` is the launcher (see launcher.ts) that hosts run: it runs
+ * `<root>/current/agent.mjs` and rolls a failed self-upgrade back.
+ * Exit codes: 0 clean stop, 1 failure, 2 usage, UPGRADE_EXIT_CODE (75) handed over to a new version.
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startAgent, type RunningAgent } from './agent.js';
-import { loadAgentConfig, type AgentConfig } from './config.js';
-import { AgentConfigError } from './errors.js';
-import { createLogger } from './log.js';
-import { AGENT_VERSION } from './version.js';
+import type { RunningAgent } from './agent.js';
+import type { AgentConfig } from './config.js';
+import { UPGRADE_EXIT_CODE } from './distribution/upgrade-trial.js';
+import { runLauncher } from './launcher.js';
 
 const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 const NAME = 'opsplane-agent';
 const USAGE = `usage: node agent.mjs --config <file> [--log-level <level>]
+       node agent.mjs --launch --root <dir> --config <file> [--log-level <level>]
        node agent.mjs --version
 
   -c, --config <file>      agent config file (required)
       --log-level <level>  trace, debug, info, warn, error, silent (default info)
+      --launch             run <root>/current/agent.mjs and keep it running (self-upgrades)
+      --root <dir>         the install root (versions/, current) for --launch
   -v, --version            print the agent version
   -h, --help               print this help`;
 
@@ -36,6 +40,8 @@ function usage(message: string): number {
  * still stops cleanly; a second signal exits at once, so an operator is never stuck on a hung stop.
  */
 async function runAgent(config: AgentConfig): Promise<number> {
+  const { startAgent } = await import('./agent.js');
+  const { createLogger } = await import('./log.js');
   let agent: RunningAgent | undefined;
   let signalled = false;
   let finish: (code: number) => void = () => undefined;
@@ -60,7 +66,18 @@ async function runAgent(config: AgentConfig): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    agent = await startAgent(config, { logger: createLogger('agent') });
+    agent = await startAgent(config, {
+      logger: createLogger('agent'),
+      // Self-upgrade: `current` points at the new version; hand over to it through the launcher.
+      onUpgradeExit: () => {
+        if (signalled || !agent) return;
+        signalled = true;
+        void agent.stop({ stopPackages: false }).then(
+          () => finish(UPGRADE_EXIT_CODE),
+          () => finish(UPGRADE_EXIT_CODE),
+        );
+      },
+    });
   } catch (e) {
     err(`${NAME}: cannot start: ${(e as Error).message}`);
     return EXIT.failure;
@@ -70,7 +87,14 @@ async function runAgent(config: AgentConfig): Promise<number> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let values: { config?: string; 'log-level'?: string; version?: boolean; help?: boolean };
+  let values: {
+    config?: string;
+    'log-level'?: string;
+    version?: boolean;
+    help?: boolean;
+    launch?: boolean;
+    root?: string;
+  };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -79,6 +103,8 @@ async function main(argv: string[]): Promise<number> {
         'log-level': { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
+        launch: { type: 'boolean' },
+        root: { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -91,6 +117,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (values.version) {
+    const { AGENT_VERSION } = await import('./version.js');
     process.stdout.write(`${AGENT_VERSION}\n`);
     return EXIT.ok;
   }
@@ -98,12 +125,23 @@ async function main(argv: string[]): Promise<number> {
   if (!existsSync(values.config)) return usage(`config file '${values.config}' does not exist`);
   // Before the first logger exists: the root logger reads the level once.
   if (values['log-level']) process.env.OPSPLANE_LOG_LEVEL = values['log-level'];
+  const { loadAgentConfig } = await import('./config.js');
+  const { AgentConfigError } = await import('./errors.js');
   let config: AgentConfig;
   try {
     config = await loadAgentConfig(values.config);
   } catch (e) {
     if (e instanceof AgentConfigError) return usage(e.message);
     throw e;
+  }
+  if (values.launch) {
+    if (!values.root) return usage('--launch needs --root <dir>');
+    return runLauncher({
+      root: values.root,
+      config: values.config,
+      dataDir: config.dataDir,
+      ...(values['log-level'] ? { agentArgs: ['--log-level', values['log-level']] } : {}),
+    });
   }
   return runAgent(config);
 }

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname as osHostname, networkInterfaces } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { AgentCodeSchema, AreaNameSchema, formatIssues } from '@opsplane/models';
+import { AgentCodeSchema, ArtifactPublicKeySchema, AreaNameSchema, formatIssues } from '@opsplane/models';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AgentConfigError } from './errors.js';
@@ -86,6 +86,12 @@ export const AgentConfigFileSchema = z
         message: 'cert and key go together',
       })
       .optional(),
+    /**
+     * The server's artifact signing keys (`ed25519:<base64>`), pinned at install time. Every
+     * artifact (package or agent bundle) must carry a valid signature by one of them; with none
+     * listed, every artifact is refused (`artifact_untrusted_key`): secure by default.
+     */
+    artifact_keys: z.array(ArtifactPublicKeySchema).default([]),
     /** When false (default) stopping the agent leaves packages running, to be re-adopted. */
     stop_packages_on_exit: z.boolean().default(false),
     package_logs: z
@@ -125,6 +131,8 @@ export interface AgentConfig {
   metricsListen?: { host: string; port: number };
   stopPackagesOnExit: boolean;
   packageLogs: { maxBytes: number; keep: number };
+  /** Pinned artifact signing keys (`ed25519:<base64>`); empty = every artifact is refused. */
+  artifactKeys: string[];
   /** Paths (absolute) or inline PEM; undefined = no TLS settings (ws:// or the system's CAs). */
   tls?: { ca: string; cert?: string; key?: string; renew: boolean; renewCheckIntervalMs: number };
 }
@@ -181,6 +189,7 @@ export function parseAgentConfig(
     ...(c.metrics_listen !== undefined ? { metricsListen: c.metrics_listen } : {}),
     stopPackagesOnExit: c.stop_packages_on_exit,
     packageLogs: { maxBytes: c.package_logs.max_bytes, keep: c.package_logs.keep },
+    artifactKeys: c.artifact_keys,
     ...(c.tls
       ? {
           tls: {

@@ -39,6 +39,17 @@ export {
 } from './packages/config-writer.js';
 export { ConfigReadError, listConfigFiles, readConfigFile } from './packages/config-reader.js';
 export { createRequestHandler } from './requests/request-handler.js';
+export {
+  ArtifactFetcher,
+  httpBase,
+  type ArtifactSource,
+  type FetcherOptions,
+} from './distribution/artifact-fetcher.js';
+export { Converger, type AcceptOutcome, type AgentUpgradeStep } from './distribution/converger.js';
+export { DistributionError } from './distribution/errors.js';
+export { PackageInstaller, type LinkState } from './distribution/package-installer.js';
+export { AGENT_ROOT_ENV, UPGRADE_EXIT_CODE, type UpgradeTrial } from './distribution/upgrade-trial.js';
+export { runLauncher, type LaunchOptions } from './launcher.js';
 export { SystemMetricsCollector } from './metrics/system-metrics.js';
 export { ServiceMetricsCollector } from './metrics/service-metrics.js';
 export { AGENT_VERSION } from './version.js';

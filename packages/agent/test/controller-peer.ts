@@ -4,9 +4,10 @@
  * otherwise), records every frame, answers hello with welcome and sends requests.
  */
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  AGENT_ARTIFACT_PATH,
   AGENT_AREA_HEADER,
   AGENT_CODE_HEADER,
   AGENT_CONNECT_PATH,
@@ -29,6 +30,12 @@ export class ControllerPeer {
   readonly upgrades: IncomingMessage['headers'][] = [];
   readonly closes: { code: number; reason: string }[] = [];
   refusedCount = 0;
+  /** Artifacts served at AGENT_ARTIFACT_PATH/<sha256> (with Range), by sha256. */
+  readonly artifacts = new Map<string, Buffer>();
+  /** Every artifact GET: its Range header and the bytes actually written. */
+  readonly artifactGets: { sha256: string; range: string | undefined; status: number; bytes: number }[] = [];
+  /** Bytes per 50 ms tick when serving artifacts (undefined = as fast as possible). */
+  artifactRate: number | undefined;
   socket: WebSocket | undefined;
   private server!: Server;
   private wss!: WebSocketServer;
@@ -43,7 +50,7 @@ export class ControllerPeer {
 
   async start(port = 0): Promise<this> {
     this.wss = new WebSocketServer({ noServer: true });
-    this.server = createServer((_req, res) => res.writeHead(404).end());
+    this.server = createServer((req, res) => this.serveArtifact(req, res));
     this.server.on('upgrade', (req, sock, head) => {
       this.upgrades.push(req.headers);
       const code = String(req.headers[AGENT_CODE_HEADER] ?? '');
@@ -63,6 +70,62 @@ export class ControllerPeer {
     await new Promise<void>((r) => this.server.listen(port, '127.0.0.1', r));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this;
+  }
+
+  /** The artifact endpoint as the contract has it: same authentication as the upgrade, Range. */
+  private serveArtifact(req: IncomingMessage, res: ServerResponse): void {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (!path.startsWith(`${AGENT_ARTIFACT_PATH}/`)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const code = String(req.headers[AGENT_CODE_HEADER] ?? '');
+    const area = String(req.headers[AGENT_AREA_HEADER] ?? '');
+    if (area !== this.area || req.headers.authorization !== `Bearer ${tokenFor(area, code)}`) {
+      res.writeHead(401).end();
+      return;
+    }
+    const sha256 = path.slice(AGENT_ARTIFACT_PATH.length + 1);
+    const data = this.artifacts.get(sha256);
+    const rec = { sha256, range: req.headers.range, status: 404, bytes: 0 };
+    this.artifactGets.push(rec);
+    if (!data) {
+      res.writeHead(404).end();
+      return;
+    }
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const start = m ? Number(m[1]) : 0;
+    if (start >= data.length) {
+      rec.status = 416;
+      res.writeHead(416, { 'content-range': `bytes */${data.length}` }).end();
+      return;
+    }
+    rec.status = m ? 206 : 200;
+    res.writeHead(rec.status, {
+      'content-length': String(data.length - start),
+      ...(m ? { 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` } : {}),
+    });
+    const rate = this.artifactRate;
+    if (rate === undefined) {
+      rec.bytes = data.length - start;
+      res.end(data.subarray(start));
+      return;
+    }
+    let off = start;
+    const tick = setInterval(() => {
+      if (res.destroyed) {
+        clearInterval(tick);
+        return;
+      }
+      const chunk = data.subarray(off, Math.min(data.length, off + rate));
+      off += chunk.length;
+      rec.bytes += chunk.length;
+      if (off >= data.length) {
+        clearInterval(tick);
+        res.end(chunk);
+      } else res.write(chunk);
+    }, 50);
+    res.on('close', () => clearInterval(tick));
   }
 
   private attach(ws: WebSocket): void {

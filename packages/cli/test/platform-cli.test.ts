@@ -371,6 +371,37 @@ describe(
       assert.equal((await opsplane(['alerts', 'silence'])).code, 2, 'nothing to silence: usage');
     }
 
+    it('agents revoke drops an agent at every controller; revocations lists it; reinstate lets it back', async () => {
+      const code = codes.get('cli-web-2') as string;
+      const agent = fleet.agents.find((x) => x.code === code);
+      assert.ok(agent);
+      await fleet.waitOnline(agent);
+      const usage = await opsplane(['agents', 'revoke']);
+      assert.equal(usage.code, 2);
+      assert.match(usage.err, /revoke needs an agent code/);
+
+      const rev = await opsplane(['agents', 'revoke', code, '--reason', 'host stolen']);
+      assert.equal(rev.code, 0, rev.err);
+      assert.match(rev.out, new RegExp(`revoked ${code} \\(area area-1\\)`));
+      await waitFor(async () => (await agent.connectedController()) === undefined, {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        what: 'the revoked agent to be dropped',
+      });
+      const list = await opsplane(['agents', 'revocations']);
+      assert.equal(list.code, 0, list.err);
+      assert.match(list.out, new RegExp(`${code}\\s+area-1\\s+.*admin\\s+host stolen`));
+      assert.match(list.out, /1 revoked agent\(s\)/);
+      assert.equal(await agent.connectedController(), undefined, 'still refused');
+
+      const back = await opsplane(['agents', 'reinstate', code]);
+      assert.equal(back.code, 0, back.err);
+      await fleet.waitOnline(agent, 20_000);
+      const again = await opsplane(['agents', 'reinstate', code]);
+      assert.equal(again.code, 1, 'not revoked any more');
+      assert.match(again.err, /is not revoked/);
+    });
+
     it('batch restart: per-(agent, package) lines; exit 1 once an area is down, with the reason', async () => {
       const a = codes.get('cli-web-1') as string;
       const b = codes.get('cli-web-2') as string;

@@ -11,6 +11,7 @@ import {
   type Agent,
   type AgentFilterKey,
   type AgentInfo,
+  type DistributionStatus,
   type HealthStatus,
   type PackageStatus,
 } from '@opsplane/models';
@@ -29,17 +30,22 @@ export interface AgentRecord {
   connection: AgentConnection | null;
   /** When it went offline; 0 while connected. */
   offlineSinceMs: number;
+  /** Its convergence on the platform's desired state, as it last reported (hello, heartbeat, answer). */
+  distribution: DistributionStatus | undefined;
 }
 
 export interface HelloData {
   info: AgentInfo;
   packages: PackageStatus[];
   healthStatus: HealthStatus;
+  distribution?: DistributionStatus | undefined;
 }
 
 export interface HeartbeatData {
   packages: PackageStatus[];
   healthStatus: HealthStatus;
+  /** Absent = unchanged (an agent that was never given a desired state sends none). */
+  distribution?: DistributionStatus | undefined;
 }
 
 export interface SweepResult {
@@ -104,6 +110,7 @@ export class AgentRegistry {
         lastHealthCheckMs: now,
         connection: conn,
         offlineSinceMs: 0,
+        distribution: hello.distribution,
       };
       this.records.set(conn.code, rec);
       this.sortedCodes = null;
@@ -119,6 +126,8 @@ export class AgentRegistry {
     rec.lastHealthCheckMs = now;
     rec.connection = conn;
     rec.offlineSinceMs = 0;
+    // A hello states the agent's whole state: no distribution in it means it holds none now.
+    rec.distribution = hello.distribution;
     return replaced;
   }
 
@@ -128,9 +137,16 @@ export class AgentRegistry {
     if (!rec || rec.connection !== conn) return false;
     rec.packages = hb.packages;
     rec.healthStatus = hb.healthStatus;
+    if (hb.distribution !== undefined) rec.distribution = hb.distribution;
     rec.lastHeartbeatMs = now;
     rec.lastHealthCheckMs = now;
     return true;
+  }
+
+  /** Records the distribution status an agent answered (desired_state / distribution requests). */
+  updateDistribution(code: string, status: DistributionStatus): void {
+    const rec = this.records.get(code);
+    if (rec) rec.distribution = status;
   }
 
   /** Marks the agent offline if `conn` is still its current connection (a replaced socket closing changes nothing). */
@@ -232,6 +248,7 @@ export class AgentRegistry {
       os: i.os,
       arch: i.arch,
       controller_id: this.opts.controllerId,
+      ...(rec.distribution !== undefined ? { distribution: rec.distribution } : {}),
     };
   }
 }

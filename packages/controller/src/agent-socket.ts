@@ -4,10 +4,9 @@
  * a plain HTTP 401 and its socket destroyed, so it never appears anywhere), then the protocol is
  * hello → welcome → heartbeats/responses, every frame validated with the models' zod schemas.
  *
- * Agents authenticate by HMAC token (`authorization: Bearer`), by client certificate (mutual TLS:
- * a certificate of the built-in CA whose identity URI names an agent of this area), or either —
- * `agents.auth`. A code the platform revoked (revocations in etcd) is refused with 403 and its
- * open connection closed with CLOSE_CODES.revoked. An agent authenticated by certificate may
+ * Agents authenticate by HMAC token or client certificate (agent-auth.ts, `agents.auth`). A code
+ * the platform revoked (revocations in etcd) is refused with 403 and its open connection closed
+ * with CLOSE_CODES.revoked. An agent authenticated by certificate may
  * renew it over its socket (`csr` → `certificate`, relayed to the platform).
  *
  * Also owns the single sweep timer: silent connections are dropped (agent becomes offline),
@@ -15,14 +14,11 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
-import { csrCommonName, identityFromSubjectAltName, type CertIdentity } from '@opsplane/pki';
+import { csrCommonName } from '@opsplane/pki';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import {
   AGENT_AREA_HEADER,
-  AGENT_CODE_HEADER,
   AGENT_CONNECT_PATH,
-  AgentCodeSchema,
   AgentMessageSchema,
   CLOSE_CODES,
   PROTOCOL_VERSION,
@@ -31,21 +27,15 @@ import {
   type CsrMessage,
 } from '@opsplane/models';
 import type { Logger } from '@opsplane/kit';
-import { verifyAgentToken } from '@opsplane/models';
+import { authenticateAgent, type AgentAuthOptions } from './agent-auth.js';
 import { AgentConnection } from './agent-connection.js';
 import type { AgentRegistry } from './agent-registry.js';
 import { AgentOfflineError } from './errors.js';
 import type { ControllerMetrics } from './metrics.js';
 
-export interface AgentSocketOptions {
-  area: string;
+/** Authentication (agent-auth.ts: shared with the agents' artifact downloads) and the socket's own settings. */
+export interface AgentSocketOptions extends AgentAuthOptions {
   controllerId: string;
-  /** Token secrets: the current one and any previous one still accepted during a rotation. */
-  agentSecrets: readonly string[];
-  /** How agents authenticate (default `token`). */
-  auth?: 'token' | 'mtls' | 'mtls_or_token';
-  /** Whether the platform revoked this agent code. */
-  isRevoked?: (code: string) => boolean;
   /** Relays a renewal request of an agent authenticated by certificate; absent = renewal off. */
   renew?: (code: string, csrPem: string) => Promise<{ cert: string; ca?: string }>;
   heartbeatIntervalMs: number;
@@ -126,77 +116,24 @@ export class AgentSocketServer {
       refuse(socket, 503, 'controller_unavailable', 'controller is shutting down');
       return;
     }
-    const headerCode = header(req, AGENT_CODE_HEADER);
-    const area = header(req, AGENT_AREA_HEADER);
-    const auth = header(req, 'authorization');
-    const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
-    const deny = (why: string, status = 401, code = 'unauthorized') => {
-      this.opts.metrics.connections.inc({ outcome: status === 403 ? 'revoked' : 'unauthorized' });
+    const who = authenticateAgent(req, this.opts);
+    if (!who.ok) {
+      this.opts.metrics.connections.inc({ outcome: who.status === 403 ? 'revoked' : 'unauthorized' });
       this.log.warn(
-        { remote: req.socket.remoteAddress, agent: headerCode, area, why },
+        {
+          remote: req.socket.remoteAddress,
+          agent: who.claimed,
+          area: header(req, AGENT_AREA_HEADER),
+          why: who.why,
+        },
         'agent connection refused',
       );
-      refuse(socket, status, code, why);
-    };
-    const mode = this.opts.auth ?? 'token';
-    const presented = mode === 'token' ? undefined : this.peerIdentity(req);
-    // With mtls_or_token an untrusted certificate (expired, say) may still come with a valid token.
-    if (presented && 'error' in presented && mode === 'mtls') return deny(presented.error);
-    const cert = presented && !('error' in presented) ? presented : undefined;
-    let code: string;
-    let method: 'mtls' | 'token';
-    if (cert) {
-      if (cert.kind !== 'agent') return deny(`the client certificate is a ${cert.kind}'s, not an agent's`);
-      if (cert.area !== this.opts.area)
-        return deny(
-          `the client certificate is for area '${cert.area}', this controller serves '${this.opts.area}'`,
-        );
-      if (headerCode !== undefined && headerCode !== cert.name)
-        return deny(
-          `${AGENT_CODE_HEADER} '${headerCode}' differs from the certificate's agent '${cert.name}'`,
-        );
-      code = cert.name;
-      method = 'mtls';
-    } else {
-      if (mode === 'mtls') return deny('this controller requires a client certificate (mutual TLS)');
-      if (presented && 'error' in presented && !token) return deny(presented.error);
-      if (!headerCode || !AgentCodeSchema.safeParse(headerCode).success)
-        return deny(`missing or invalid ${AGENT_CODE_HEADER} header`);
-      if (area !== this.opts.area)
-        return deny(`this controller serves area '${this.opts.area}', not '${area ?? ''}'`);
-      if (
-        !token ||
-        !this.opts.agentSecrets.some((s) => verifyAgentToken(s, this.opts.area, headerCode, token))
-      ) {
-        return deny('invalid agent token');
-      }
-      code = headerCode;
-      method = 'token';
+      refuse(socket, who.status, who.code, who.why);
+      return;
     }
-    if (this.opts.isRevoked?.(code)) {
-      return deny(`agent '${code}' has been revoked by the platform`, 403, 'revoked');
-    }
+    const { code, method } = who;
     this.wss.handleUpgrade(req, socket, head, (ws) =>
       this.onConnection(ws, code, req.socket.remoteAddress ?? '', method),
-    );
-  }
-
-  /**
-   * The identity of a client certificate on this connection: undefined when none was presented
-   * (or not over TLS), `{error}` when one was presented but does not chain to the CA bundle.
-   */
-  private peerIdentity(req: IncomingMessage): CertIdentity | { error: string } | undefined {
-    const sock = req.socket as Partial<TLSSocket>;
-    if (typeof sock.getPeerCertificate !== 'function') return undefined;
-    const peer = sock.getPeerCertificate();
-    if (!peer || Object.keys(peer).length === 0) return undefined;
-    if (!sock.authorized) {
-      return { error: `client certificate not trusted: ${String(sock.authorizationError ?? 'unknown CA')}` };
-    }
-    return (
-      identityFromSubjectAltName(peer.subjectaltname) ?? {
-        error: 'client certificate names no Opsplane identity',
-      }
     );
   }
 
@@ -268,7 +205,11 @@ export class AgentSocketServer {
         return this.protocolViolation(conn, 'hello sent twice');
       case 'heartbeat':
         this.opts.metrics.heartbeats.inc();
-        this.opts.registry.heartbeat(conn, { packages: msg.packages, healthStatus: msg.health_status });
+        this.opts.registry.heartbeat(conn, {
+          packages: msg.packages,
+          healthStatus: msg.health_status,
+          distribution: msg.distribution,
+        });
         return;
       case 'response':
         if (!conn.handleResponse(msg))
@@ -341,6 +282,7 @@ export class AgentSocketServer {
       info: msg.agent,
       packages: msg.packages,
       healthStatus: msg.health_status,
+      distribution: msg.distribution,
     });
     if (replaced) {
       this.opts.metrics.connections.inc({ outcome: 'replaced' });

@@ -7,10 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { BlockList, isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import {
+  ArtifactPublicKeySchema,
   AreaNameSchema,
   ControllerIdSchema,
   DEFAULT_CONTROLLER_PREFIX,
@@ -66,6 +68,8 @@ function zodFrom<T>(parse: (v: string | number) => T, what: string) {
 
 const Duration = zodFrom(parseDuration, 'duration');
 const Size = zodFrom(parseSize, 'size');
+/** Bytes per second: a size, optionally written with `/s` (`20MiB`, `20MiB/s`). */
+const Rate = zodFrom((v) => parseSize(typeof v === 'string' ? v.replace(/\s*\/\s*s\s*$/i, '') : v), 'rate');
 
 /** `host:port`, `:port` (all interfaces) or `[v6]:port`. */
 export interface ListenAddress {
@@ -219,6 +223,23 @@ export const ControllerFileConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** The per-area artifact relay: the cache agents download packages and agent bundles from. */
+    artifacts: z
+      .object({
+        /** Where the cache lives (default: <tmpdir>/opsplane-controller/<id>/artifacts). */
+        dir: z.string().min(1).optional(),
+        /**
+         * The server's artifact signing keys (`ed25519:<base64>`). With keys, an artifact whose
+         * signature does not verify is refused; without, only its hash and size are checked.
+         */
+        keys: z.array(ArtifactPublicKeySchema).default([]),
+        /** Bytes per second for all agent downloads together (e.g. `20MiB`); default unlimited. */
+        bandwidth: Rate.optional(),
+        /** Cache size; least recently used complete artifacts are evicted beyond it. Default unlimited. */
+        max_bytes: Size.optional(),
+      })
+      .strict()
+      .prefault({}),
     /**
      * Off unless set: a second listener, on one private interface, that serves the guide's routes
      * without api_token — for Go clients, which cannot send one. See the README.
@@ -271,6 +292,15 @@ export interface ControllerConfig {
   batch: { perAgentTimeoutMs: number; maxAgents: number; concurrency: number };
   http: { bodyLimitBytes: number; rateLimit: { max: number; windowMs: number }; trustProxy: boolean };
   peers: { forward: boolean; timeoutMarginMs: number; listTtlMs: number; listTimeoutMs: number };
+  artifacts: {
+    dir: string;
+    /** Pinned signing keys; empty = hash and size checked, signatures not. */
+    keys: string[];
+    /** Agent download bandwidth, bytes per second; 0 = unlimited. */
+    bandwidthBytesPerS: number;
+    /** Cache size limit in bytes; 0 = unlimited. */
+    maxBytes: number;
+  };
   /** The token-less listener for Go clients; undefined = off (the default). */
   legacy: { listen: ListenAddress; allow: string[] } | undefined;
 }
@@ -394,9 +424,10 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
   } catch (e) {
     throw new ConfigError(`etcd.tls: ${(e as Error).message}`);
   }
+  const id = c.id ?? defaultControllerId();
   return {
     area: c.area,
-    id: c.id ?? defaultControllerId(),
+    id,
     listen: c.listen,
     advertise: c.advertise,
     etcd: {
@@ -450,8 +481,32 @@ export function parseControllerConfig(raw: unknown): ControllerConfig {
       listTtlMs: c.peers.list_ttl,
       listTimeoutMs: c.peers.list_timeout,
     },
+    artifacts: {
+      dir:
+        c.artifacts.dir !== undefined
+          ? resolve(c.artifacts.dir)
+          : defaultArtifactDir(c.id, c.area, c.listen.port, id),
+      keys: c.artifacts.keys,
+      bandwidthBytesPerS: c.artifacts.bandwidth ?? 0,
+      maxBytes: c.artifacts.max_bytes ?? 0,
+    },
     legacy: c.legacy_listen ? legacyListener(c.legacy_listen, c.legacy_allow) : undefined,
   };
+}
+
+/**
+ * The controller has no data directory of its own, so the cache defaults to one under the temp
+ * dir that a restart of the same controller finds again: named by its configured id, else by
+ * area and port (a generated id changes on every start), else (port 0) by the generated id.
+ */
+function defaultArtifactDir(
+  configuredId: string | undefined,
+  area: string,
+  port: number,
+  id: string,
+): string {
+  const name = configuredId ?? (port !== 0 ? `${area}-${port}` : id);
+  return join(tmpdir(), 'opsplane-controller', name.replace(/[^A-Za-z0-9._-]/g, '_'), 'artifacts');
 }
 
 /**

@@ -16,6 +16,9 @@ import { Gauge } from 'prom-client';
 import { createLogger, withSafeSerializers, type Logger } from '@opsplane/kit';
 import { ControllerDiscovery, ControllerRegistration, createEtcdClient } from '@opsplane/platform';
 import { AgentRegistry } from './agent-registry.js';
+import { ArtifactCache } from './artifact-cache.js';
+import { ArtifactRelay } from './artifact-relay.js';
+import { DesiredStatePusher } from './desired-state.js';
 import { AgentSocketServer } from './agent-socket.js';
 import { BatchDispatcher } from './batch-dispatcher.js';
 import type { ControllerConfig } from './config.js';
@@ -163,6 +166,39 @@ export async function startController(
     logger: sub('batch'),
   });
 
+  const artifacts = new ArtifactCache({
+    dir: config.artifacts.dir,
+    keys: config.artifacts.keys,
+    maxBytes: config.artifacts.maxBytes,
+    metrics,
+    logger: sub('artifacts'),
+  });
+  await artifacts.open();
+  const desiredStates = new DesiredStatePusher({
+    area: config.area,
+    controllerId: config.id,
+    registry,
+    forwarder,
+    timeoutMs: config.agents.requestTimeoutMs,
+    peerTimeoutMarginMs: config.peers.timeoutMarginMs,
+    concurrency: config.batch.concurrency,
+    metrics,
+    logger: sub('desired-state'),
+  });
+  // Filled in below; the watcher calls back into the sockets.
+  const socketHolder: { sockets?: AgentSocketServer } = {};
+  const revocations = new RevocationWatcher({
+    etcd,
+    onRevoked: (code) => socketHolder.sockets?.revoke(code),
+    logger: sub('revocations'),
+  });
+  const agentAuth = {
+    area: config.area,
+    agentSecrets: config.agentSecrets,
+    auth: config.agents.auth,
+    isRevoked: (code: string) => revocations.isRevoked(code),
+  };
+
   let address = config.advertise ?? '';
   // Created once the bound port is known; the routes read it through this holder.
   const etcdState: { registration?: ControllerRegistration } = {};
@@ -175,6 +211,10 @@ export async function startController(
     forwarder,
     peerAgents,
     metrics,
+    artifacts,
+    relay: new ArtifactRelay({ bandwidthBytesPerS: config.artifacts.bandwidthBytesPerS, metrics }),
+    agentAuth,
+    desiredStates,
     advertisedAddress: () => address,
     isRegistered: () => etcdState.registration?.registered ?? false,
   };
@@ -204,19 +244,9 @@ export async function startController(
           logger: sub('renewal'),
         })
       : undefined;
-  // Filled in below; the watcher calls back into the sockets.
-  const socketHolder: { sockets?: AgentSocketServer } = {};
-  const revocations = new RevocationWatcher({
-    etcd,
-    onRevoked: (code) => socketHolder.sockets?.revoke(code),
-    logger: sub('revocations'),
-  });
   const sockets = new AgentSocketServer({
-    area: config.area,
+    ...agentAuth,
     controllerId: config.id,
-    agentSecrets: config.agentSecrets,
-    auth: config.agents.auth,
-    isRevoked: (code) => revocations.isRevoked(code),
     ...(relay && config.agents.renewal
       ? { renew: (code: string, csr: string) => relay.request('agent', code, csr) }
       : {}),

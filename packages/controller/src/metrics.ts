@@ -12,6 +12,20 @@ export interface ControllerMetrics {
   readonly batchDuration: Histogram<'op'>;
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   readonly forwarded: Counter<'kind' | 'outcome'>;
+  /** Artifact bytes sent to agents. */
+  readonly artifactBytesServed: Counter;
+  /** Agent downloads by outcome (hit: whole artifact, resumed: a Range request, not_found, refused). */
+  readonly artifactDownloads: Counter<'outcome'>;
+  /** Artifact bytes received from the platform. */
+  readonly artifactBytesReceived: Counter;
+  /** Upload requests by outcome (complete, partial, already_complete, offset_mismatch, busy, invalid, too_large). */
+  readonly artifactUploads: Counter<'outcome'>;
+  /** Artifacts refused by verification, by code (artifact_invalid, artifact_bad_signature, …). */
+  readonly artifactVerificationFailures: Counter<'code'>;
+  /** Time agent downloads waited for the bandwidth limit (summed over downloads). */
+  readonly artifactThrottledSeconds: Counter;
+  /** Desired states handed to agents, by outcome (accepted, refused, not_connected, failed). */
+  readonly desiredStates: Counter<'outcome'>;
 }
 
 export function createMetrics(
@@ -74,6 +88,45 @@ export function createMetrics(
       name: 'opsplane_controller_peer_forwards_total',
       help: 'Requests forwarded to peer controllers of the area',
       labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    artifactBytesServed: new Counter({
+      name: 'opsplane_controller_artifact_bytes_served_total',
+      help: 'Artifact bytes sent to agents',
+      registers: [registry],
+    }),
+    artifactDownloads: new Counter({
+      name: 'opsplane_controller_artifact_downloads_total',
+      help: 'Agent artifact downloads by outcome (hit, resumed, not_found, unauthorized, revoked)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    artifactBytesReceived: new Counter({
+      name: 'opsplane_controller_artifact_bytes_received_total',
+      help: 'Artifact bytes received from the platform (uploads)',
+      registers: [registry],
+    }),
+    artifactUploads: new Counter({
+      name: 'opsplane_controller_artifact_uploads_total',
+      help: 'Artifact upload requests by outcome (complete, partial, already_complete, offset_mismatch, busy, invalid, too_large)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    artifactVerificationFailures: new Counter({
+      name: 'opsplane_controller_artifact_verification_failures_total',
+      help: 'Artifacts refused because their bytes or signature did not verify, by code',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
+    artifactThrottledSeconds: new Counter({
+      name: 'opsplane_controller_artifact_throttled_seconds_total',
+      help: 'Seconds agent downloads waited for the bandwidth limit (artifacts.bandwidth), summed over downloads',
+      registers: [registry],
+    }),
+    desiredStates: new Counter({
+      name: 'opsplane_controller_desired_states_total',
+      help: 'Desired states handed to agents by outcome (accepted, refused, not_connected, failed)',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

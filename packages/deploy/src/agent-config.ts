@@ -18,6 +18,11 @@ export interface AgentIdentity {
    * the agent's own certificate and key (PEM), written inline into the config (mode 600).
    */
   tls?: { ca: string; cert: string; key: string };
+  /**
+   * The server's artifact signing keys (`ed25519:<base64>`), pinned here at install time: the
+   * agent installs only packages and agent bundles signed by one of them (none = it refuses all).
+   */
+  artifactKeys?: readonly string[];
 }
 
 export function renderAgentConfig(id: AgentIdentity, layout: InstallLayout): string {
@@ -27,6 +32,7 @@ export function renderAgentConfig(id: AgentIdentity, layout: InstallLayout): str
     ...(id.token ? { token: id.token } : {}),
     controllers: [...id.controllers],
     ...(id.tls ? { tls: { ca: id.tls.ca, cert: id.tls.cert, key: id.tls.key } } : {}),
+    ...(id.artifactKeys && id.artifactKeys.length > 0 ? { artifact_keys: [...id.artifactKeys] } : {}),
     packages_dir: layout.packagesDir,
     data_dir: layout.dataDir,
     stop_packages_on_exit: false,

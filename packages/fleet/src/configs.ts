@@ -108,6 +108,10 @@ export interface ControllerConfigInput {
   /** etcd key prefix of the registrations, e.g. `controllers/`. */
   prefix: string;
   timing: FleetTiming;
+  /** The artifact cache (`artifacts.dir`), kept with the controller's files. */
+  artifactDir?: string;
+  /** The server's artifact signing keys (`ed25519:<base64>`) the controller pins. */
+  artifactKeys?: readonly string[];
   /** Extra config (file-shaped), merged over the generated one. */
   extra?: Plain;
 }
@@ -131,6 +135,10 @@ export function controllerConfig(i: ControllerConfigInput): Plain {
       },
       batch: { per_agent_timeout: t.perAgentTimeout },
       peers: t.peerTimeoutMargin ? { forward: true, timeout_margin: t.peerTimeoutMargin } : undefined,
+      artifacts:
+        i.artifactDir !== undefined || i.artifactKeys !== undefined
+          ? { dir: i.artifactDir, keys: i.artifactKeys ? [...i.artifactKeys] : undefined }
+          : undefined,
     },
     i.extra,
   );
@@ -149,6 +157,8 @@ export interface AgentConfigInput {
   /** host:port of its /healthz and /metrics; none when unset. */
   metricsListen?: string;
   stopPackagesOnExit: boolean;
+  /** `artifact_keys`: the artifact signing keys the agent pins; the key is absent unless given. */
+  artifactKeys?: readonly string[];
   /** Extra config (file-shaped), merged over the generated one. */
   extra?: Plain;
 }
@@ -177,6 +187,7 @@ export function agentConfig(i: AgentConfigInput): Plain {
       reconnect: { initial: t.reconnectInitial, max: t.reconnectMax },
       metrics_listen: i.metricsListen,
       stop_packages_on_exit: i.stopPackagesOnExit,
+      artifact_keys: i.artifactKeys ? [...i.artifactKeys] : undefined,
     },
     i.extra,
   );

@@ -87,6 +87,12 @@ export interface FleetOptions<E extends FleetEtcd = FleetEtcd> {
   controllerId?: (area: string, index: number) => string;
   /** Default FAST_TIMING (the tests'); the demo passes DEMO_TIMING. */
   timing?: FleetTiming;
+  /**
+   * The server's artifact signing keys (`ed25519:<base64>`): controllers get them as
+   * `artifacts.keys` (their relay checks signatures) and agents as `artifact_keys` — written into
+   * agent.yaml only when this is given. Default: none (controllers check hashes only, and say so).
+   */
+  artifactKeys?: readonly string[];
   /** Extra controller config (file-shaped, snake_case), merged over the generated one. */
   controllerConfig?: Record<string, unknown>;
   /** Extra agent config (file-shaped, snake_case), merged over the generated one. */

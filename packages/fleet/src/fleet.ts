@@ -503,6 +503,9 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
         etcdEndpoints: this.etcd.endpoints,
         prefix: this.prefix,
         timing: this.timing,
+        // The cache lives with the controller's files (removed with the fleet), not in the temp dir.
+        artifactDir: join(c.configPath, '..', 'artifacts'),
+        ...(this.opts.artifactKeys ? { artifactKeys: this.opts.artifactKeys } : {}),
         // An area without a token runs open controllers, which must be said explicitly (and they warn).
         extra: mergeConfig(await this.controllerSecurity(c), {
           ...(this.apiToken(c.area) === undefined ? { insecure_no_token: true } : {}),
@@ -643,6 +646,7 @@ class FleetImpl<E extends FleetEtcd> implements Fleet<E> {
         timing: this.timing,
         ...(a.metricsPort !== undefined ? { metricsListen: `127.0.0.1:${a.metricsPort}` } : {}),
         stopPackagesOnExit: this.opts.stopPackagesOnExit ?? false,
+        ...(this.opts.artifactKeys ? { artifactKeys: this.opts.artifactKeys } : {}),
         extra: mergeConfig(mergeConfig(tlsConfig ?? {}, this.opts.agentConfig), a.extraConfig),
       });
       await writeFile(a.configPath, toYaml(doc, this.opts.configHeader?.agent?.(a)));

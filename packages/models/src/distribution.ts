@@ -39,11 +39,9 @@ export const ArtifactVersionSchema = z
   .refine((s) => !s.includes('..'), { message: "version must not contain '..'" });
 
 /** `ed25519:<base64 of the 32-byte raw public key>` — how keys are written in configs. */
-export const ArtifactPublicKeySchema = z
-  .string()
-  .regex(/^ed25519:[A-Za-z0-9+/]{43}=$/, {
-    message: "artifact keys look like 'ed25519:<base64 of 32 bytes>'",
-  });
+export const ArtifactPublicKeySchema = z.string().regex(/^ed25519:[A-Za-z0-9+/]{43}=$/, {
+  message: "artifact keys look like 'ed25519:<base64 of 32 bytes>'",
+});
 
 /** Everything an agent or controller needs to fetch and trust one artifact. */
 export const ArtifactRefSchema = z.object({
@@ -254,6 +252,24 @@ export const ArtifactCacheStatusSchema = z.object({
   complete: z.boolean(),
 });
 export type ArtifactCacheStatus = z.infer<typeof ArtifactCacheStatusSchema>;
+
+/** Controller API: GET /api/v1/artifacts — one artifact of the controller's cache. */
+export const ArtifactCacheEntrySchema = ArtifactCacheStatusSchema.extend({
+  /** The ref it was uploaded with (absent for a partial upload whose ref was not kept). */
+  ref: ArtifactRefSchema.optional(),
+  /** Last upload or download (ISO time): least recently used complete artifacts are evicted first. */
+  last_used: z.string(),
+});
+export type ArtifactCacheEntry = z.infer<typeof ArtifactCacheEntrySchema>;
+
+export const ArtifactCacheListSchema = z.object({
+  artifacts: z.array(ArtifactCacheEntrySchema),
+  /** Bytes held (complete and partial). */
+  total_bytes: z.number().int().nonnegative(),
+  /** The cache's limit (`artifacts.max_bytes`); 0 = unlimited. */
+  max_bytes: z.number().int().nonnegative(),
+});
+export type ArtifactCacheList = z.infer<typeof ArtifactCacheListSchema>;
 
 /** Headers of the artifact relay. */
 export const ARTIFACT_REF_HEADER = 'x-opsplane-artifact-ref';

@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { inspect } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { AreaNameSchema, formatIssues, ValidationError } from '@opsplane/models';
+import { AreaNameSchema, ArtifactPublicKeySchema, formatIssues, ValidationError } from '@opsplane/models';
 import { AlertKindSchema } from '@opsplane/api';
 import { DurationSchema } from '@opsplane/kit';
 import { loadPlatformConfig, parsePlatformConfig, type PlatformConfig } from '@opsplane/platform';
@@ -233,6 +233,33 @@ export const ServerSectionSchema = z
       })
       .strict()
       .default({ interval: 60_000, retention: 24 * 3600_000 }),
+    /** Artifacts (packages and agent bundles distributed to agents). */
+    artifacts: z
+      .object({
+        /** The largest artifact accepted by POST /artifacts. */
+        max_size: ByteSizeSchema.default(256 * 1024 * 1024),
+        /**
+         * Public keys ('ed25519:<base64>') whose signatures an upload may carry instead of being
+         * signed by the server's own key. Agents must pin them too.
+         */
+        trusted_keys: z.array(ArtifactPublicKeySchema).max(16).default([]),
+      })
+      .strict()
+      .prefault({}),
+    /** Desired state: the convergence loop (leader) and policy rollouts (leased). */
+    distribution: z
+      .object({
+        /** How often the leader compares what agents report with what their policy says. */
+        interval: DurationSchema.pipe(z.number().min(200)).default(5_000),
+        /** An agent that has not reported a pushed revision gets it again after this long. */
+        repush_after: DurationSchema.pipe(z.number().min(500)).default(30_000),
+        /** A running policy rollout's lease (renewed every third of it). */
+        lease_ttl: DurationSchema.pipe(z.number().min(2000)).default(30_000),
+        /** How often a rollout's progress is checked (and unowned rollouts are claimed). */
+        poll_interval: DurationSchema.pipe(z.number().min(100)).default(2_000),
+      })
+      .strict()
+      .prefault({}),
     /** Agent deployment (the worker count is concurrency.max_workers). */
     deploy: z
       .object({

@@ -45,6 +45,13 @@ import { loadTlsMaterial, TlsReloader } from '@opsplane/pki';
 import type { Server as TlsServer } from 'node:tls';
 import type { WebhookOutbox } from './services/webhook-outbox.js';
 import { MetricsHistoryService } from './services/metrics-history.js';
+import { ArtifactSigner } from './services/artifact-signing.js';
+import { ArtifactService } from './services/artifacts.js';
+import { ConvergenceLoop } from './services/convergence.js';
+import { Distributor } from './services/distributor.js';
+import { PolicyService } from './services/policies.js';
+import { PolicyRolloutService } from './services/policy-rollouts.js';
+import { RolloutEngine } from './services/rollout-engine.js';
 
 export interface StartOptions {
   logger?: Logger;
@@ -86,6 +93,10 @@ export interface RunningServer {
   readonly replicaId: string;
   /** Metrics over time (sampling on the leader, and the history). */
   readonly metricsHistory: MetricsHistoryService;
+  /** Policy rollouts this replica runs (leased). */
+  readonly rolloutEngine: RolloutEngine;
+  /** Hands desired states to agents (runs while this replica leads). */
+  readonly convergence: ConvergenceLoop;
   stop(): Promise<void>;
 }
 
@@ -148,6 +159,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let deployments: DeploymentService | undefined;
   let duties: ClusterDuties | undefined;
   let pki: PkiService | undefined;
+  let rolloutEngine: RolloutEngine | undefined;
+  let convergenceRef: ConvergenceLoop | undefined;
   let reloader: TlsReloader | undefined;
   let context: ServerContext | undefined;
   try {
@@ -198,7 +211,50 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       maxWorkers: config.concurrency.max_workers,
       logger: logger.child({ component: 'metrics-history' }),
     });
+    const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
+    // Distribution: artifacts, policies, the convergence loop (leader) and rollouts (leased).
+    const signer = new ArtifactSigner(store, config.server.artifacts.trusted_keys);
+    await signer.signingKey();
+    const artifactService = new ArtifactService(store, audit, signer, config.server.artifacts.max_size);
+    const dist = config.server.distribution;
+    const distributor = new Distributor({
+      store,
+      pools: platform.pools,
+      callTimeoutMs: config.controller.api_timeout,
+      logger: logger.child({ component: 'distributor' }),
+    });
+    const convergenceHolder: { loop?: ConvergenceLoop } = {};
+    const policyService = new PolicyService(store, audit, platform.view, () =>
+      convergenceHolder.loop?.kick(),
+    );
+    const convergence = new ConvergenceLoop({
+      store,
+      view: platform.view,
+      policies: policyService,
+      distributor,
+      intervalMs: dist.interval,
+      repushAfterMs: dist.repush_after,
+      logger: logger.child({ component: 'convergence' }),
+    });
+    convergenceHolder.loop = convergence;
+    convergenceRef = convergence;
+    rolloutEngine = new RolloutEngine({
+      store,
+      view: platform.view,
+      distributor,
+      replicaId,
+      leaseMs: dist.lease_ttl,
+      pollMs: dist.poll_interval,
+      logger: logger.child({ component: 'policy-rollouts' }),
+      changed: () => convergence.kick(),
+    });
+    const engine = rolloutEngine;
+    const rolloutService = new PolicyRolloutService(store, audit, platform.view, policyService, () => {
+      engine.kick();
+      convergence.kick();
+    });
     duties = new ClusterDuties({
+      convergence,
       metricsHistory: history,
       config,
       store,
@@ -211,7 +267,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       logger,
     });
     duties.start();
-    const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
+    rolloutEngine.start();
     pki = new PkiService({ config, platform, audit, logger });
     await pki.start();
     pkiHolder.pki = pki;
@@ -244,6 +300,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       alerts: new AlertService(store, audit, agentArea),
       deploymentRequests: new DeploymentRequests(store, deployments, audit),
       pki,
+      artifacts: artifactService,
+      policies: policyService,
+      policyRollouts: rolloutService,
     };
     context = ctx;
     const tlsCfg = config.server.tls;
@@ -267,6 +326,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     await app.listen({ host, port });
   } catch (e) {
     reloader?.stop();
+    await rolloutEngine?.stop().catch(() => undefined);
     await pki?.stop().catch(() => undefined);
     await duties?.stop().catch(() => undefined);
     await deployments?.stop().catch(() => undefined);
@@ -284,6 +344,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
   const url = `${config.server.tls ? 'https' : 'http'}://${host}:${bound.port}`;
   const pkiService = pki as PkiService;
+  const rollouts = rolloutEngine as RolloutEngine;
+  const convergenceLoop = convergenceRef as ConvergenceLoop;
   const tlsReloader = reloader;
   logger.info({ url, replica: replicaId }, 'opsplane server listening');
 
@@ -301,6 +363,8 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     outbox: clusterDuties.outbox,
     duties: clusterDuties,
     metricsHistory: clusterDuties.metricsHistory,
+    rolloutEngine: rollouts,
+    convergence: convergenceLoop,
     replicaId,
     stop() {
       stopping ??= (async () => {
@@ -309,6 +373,10 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
         await clusterDuties
           .stop()
           .catch((err: unknown) => logger.warn({ err }, 'stopping cluster duties failed'));
+        // Running policy rollouts: their leases released, another replica continues them.
+        await rollouts
+          .stop()
+          .catch((err: unknown) => logger.warn({ err }, 'stopping policy rollouts failed'));
         // Running deployments go back to the queue (their leases released) for the next start.
         await deploys.stop().catch((err: unknown) => logger.warn({ err }, 'stopping deployments failed'));
         // Running batches first: a POST /batches waiting for its job answers (202, the job still

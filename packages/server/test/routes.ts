@@ -7,9 +7,88 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { packAgentBundle } from '@opsplane/agent';
-import { tempDir } from '@opsplane/test-support';
+import { packageArchive, tempDir } from '@opsplane/test-support';
 import { type Access, type Role } from '@opsplane/api';
 import { createDevice, deviceBody, tokenFor, type RoleUser, type TestServer } from './helpers.js';
+
+/** A small, valid package artifact of a fresh name (so uploads never clash). */
+function newPackage(): { name: string; body: Buffer } {
+  const name = `fx-${unique()}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  return {
+    name,
+    body: packageArchive({
+      manifest: `name: ${name}\nversion: 1.0.0\ncommand: bin/run.sh\n`,
+      files: { 'bin/run.sh': { data: '#!/bin/sh\nsleep 3600\n', mode: 0o755 } },
+    }),
+  };
+}
+
+async function newArtifact(t: TestServer): Promise<string> {
+  const { body } = newPackage();
+  const caller = { username: 'fixture', userId: null, ip: null, role: 'admin' as const, areaRoles: {} };
+  const { Readable } = await import('node:stream');
+  const { artifact } = await t.server.services.artifacts.upload(
+    caller,
+    { kind: 'package' },
+    Readable.from([body]),
+  );
+  return artifact.sha256;
+}
+
+async function newPolicy(t: TestServer): Promise<string> {
+  const name = `fx-${unique()}`.replace(/[^A-Za-z0-9._-]/g, '-');
+  const spec = {
+    name,
+    description: '',
+    areas: ['area-without-controllers'],
+    selector: '',
+    priority: 0,
+    packages: [],
+    agent_version: null,
+    correct_drift: false,
+    health_timeout_ms: 60_000,
+  };
+  const p = await t.server.store.policies.create({ name, spec, createdBy: 'fixture', applied: true });
+  return p.id;
+}
+
+/** A policy rollout held in wave 1 by an agent that never reports (or in `status`). */
+async function newRollout(t: TestServer, status: 'running' | 'paused' | 'cancelled'): Promise<string> {
+  const store = t.server.store;
+  const policyId = await newPolicy(t);
+  const r = await store.policyRollouts.create(
+    {
+      policyId,
+      policyName: 'fixture',
+      revision: 1,
+      previousRevision: 1,
+      batchSize: 1,
+      pauseMs: 0,
+      maxFailures: 0,
+      waveTimeoutMs: 3600_000,
+      waveCount: 1,
+      createdBy: 'fixture',
+    },
+    [{ agentCode: `agt-${unique()}`, area: 'area-without-controllers', wave: 1, previousRevision: null }],
+  );
+  await store.policyRollouts.update(
+    r.id,
+    {
+      currentWave: 1,
+      waveStartedAt: new Date(),
+      status,
+      ...(status === 'cancelled' ? { finishedAt: new Date() } : {}),
+    },
+    {},
+  );
+  const agents = await store.policyRollouts.agents(r.id);
+  await store.policyRollouts.updateAgents(
+    r.id,
+    agents.map((a) => a.agentCode),
+    { status: 'applying', startedAt: new Date() },
+  );
+  return r.id;
+}
 
 export interface RouteCase {
   method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -446,5 +525,131 @@ export const ROUTES: RouteCase[] = [
         await dir.cleanup();
       }
     },
+  },
+  { method: 'GET', route: '/api/v1/artifacts', access: 'viewer', ok: 200 },
+  {
+    method: 'POST',
+    route: '/api/v1/artifacts',
+    access: 'operator',
+    ok: 201,
+    prepare: async () => ({
+      path: '/api/v1/artifacts?kind=package',
+      body: newPackage().body,
+      contentType: 'application/gzip',
+    }),
+  },
+  { method: 'GET', route: '/api/v1/artifacts/keys', access: 'viewer', ok: 200 },
+  {
+    method: 'GET',
+    route: '/api/v1/artifacts/:sha256',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/artifacts/${await newArtifact(t)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/artifacts/:sha256/content',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/artifacts/${await newArtifact(t)}/content` }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/artifacts/:sha256',
+    access: 'operator',
+    ok: 204,
+    prepare: async (t) => ({ path: `/api/v1/artifacts/${await newArtifact(t)}` }),
+  },
+  { method: 'GET', route: '/api/v1/policies', access: 'viewer', ok: 200 },
+  {
+    method: 'POST',
+    route: '/api/v1/policies',
+    access: 'operator',
+    ok: 201,
+    prepare: async () => ({
+      body: { name: `fx-${unique()}`.replace(/[^A-Za-z0-9._-]/g, '-'), areas: ['area-1'] },
+    }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/policies/:id',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/policies/${await newPolicy(t)}` }),
+  },
+  {
+    method: 'PATCH',
+    route: '/api/v1/policies/:id',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({
+      path: `/api/v1/policies/${await newPolicy(t)}`,
+      body: { description: 'changed' },
+    }),
+  },
+  {
+    method: 'DELETE',
+    route: '/api/v1/policies/:id',
+    access: 'operator',
+    ok: 204,
+    prepare: async (t) => ({ path: `/api/v1/policies/${await newPolicy(t)}` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/policies/:id/revisions',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/policies/${await newPolicy(t)}/revisions` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/policies/:id/agents',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/policies/${await newPolicy(t)}/agents` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/policy-rollouts',
+    access: 'operator',
+    ok: 202,
+    prepare: async (t) => ({ body: { policy_id: await newPolicy(t) } }),
+  },
+  { method: 'GET', route: '/api/v1/policy-rollouts', access: 'viewer', ok: 200 },
+  {
+    method: 'GET',
+    route: '/api/v1/policy-rollouts/:id',
+    access: 'viewer',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/policy-rollouts/${await newRollout(t, 'running')}` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/policy-rollouts/:id/pause',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/policy-rollouts/${await newRollout(t, 'running')}/pause` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/policy-rollouts/:id/resume',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/policy-rollouts/${await newRollout(t, 'paused')}/resume` }),
+  },
+  {
+    method: 'POST',
+    route: '/api/v1/policy-rollouts/:id/cancel',
+    access: 'operator',
+    ok: 200,
+    prepare: async (t) => ({ path: `/api/v1/policy-rollouts/${await newRollout(t, 'running')}/cancel` }),
+  },
+  {
+    method: 'GET',
+    route: '/api/v1/policy-rollouts/:id/events',
+    access: 'viewer',
+    ok: 200,
+    // Finished: the stream sends it and ends.
+    prepare: async (t) => ({ path: `/api/v1/policy-rollouts/${await newRollout(t, 'cancelled')}/events` }),
   },
 ];

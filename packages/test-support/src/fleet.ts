@@ -76,6 +76,11 @@ export interface FleetOptions {
   controllerId?: (area: string, index: number) => string;
   /** Timing of controllers and agents (duration strings), over FAST_TIMING. */
   timing?: Partial<FleetTiming>;
+  /**
+   * Artifact signing keys (`ed25519:<base64>`, e.g. createArtifactSigner().publicKey): controllers
+   * pin them (`artifacts.keys`) and agents get `artifact_keys` in agent.yaml (only when given).
+   */
+  artifactKeys?: readonly string[];
   /** Extra controller config (file-shaped, snake_case), merged over the generated one. */
   controllerConfig?: Record<string, unknown>;
   /** Extra agent config (file-shaped, snake_case), merged over the generated one. */

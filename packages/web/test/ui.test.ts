@@ -723,6 +723,31 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     await screenshot('agent-charts.png');
   });
 
+  it("revokes an agent's identity (its controller drops it) and reinstates it", async () => {
+    const agent = fleet?.agents.find((a) => a.code === XSS_AGENT);
+    assert.ok(agent);
+    await go(`#/agents/${XSS_AGENT}`);
+    const revoke = page.locator('#agent-revoke');
+    await revoke.click();
+    assert.equal(await revoke.textContent(), 'Confirm revoke', 'asks once more');
+    await revoke.click();
+    await until(
+      async () => /Revoked .* by admin: revoked in the web UI/.test(await text('#agent-identity')),
+      'the revoked notice',
+    );
+    await until(
+      async () => (await agent.connectedController()) === undefined,
+      'the controller to drop the agent',
+    );
+    await screenshot('agent-revoked.png');
+    const reinstate = page.locator('#agent-reinstate');
+    await reinstate.click();
+    await reinstate.click();
+    await until(async () => (await count('#agent-revoke')) === 1, 'the revoke button again');
+    assert.equal(await text('#agent-identity'), '');
+    await fleet?.waitOnline(agent, 20_000);
+  });
+
   it('silences alerts by rule and area, and ends a silence', async () => {
     await go('#/alerts');
     await page.locator('#silences-table').waitFor();
@@ -871,6 +896,7 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
       'packages for the viewer',
     );
     assert.equal(await count('#packages-table button'), 0);
+    assert.equal(await count('#agent-revoke'), 0, 'revoking is for admins');
     assert.equal(await page.getByRole('button', { name: /Restart/ }).count(), 0);
     assert.doesNotMatch(await text('#packages-table thead'), /Actions/);
 

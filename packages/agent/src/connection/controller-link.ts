@@ -15,6 +15,7 @@ import {
   type AgentMessage,
   type AgentRequest,
   type CertificateMessage,
+  type DistributionStatus,
   type HealthStatus,
   type PackageStatus,
 } from '@opsplane/models';
@@ -49,7 +50,11 @@ export interface ControllerLinkOptions {
   /** The `agent` part of hello. */
   agentInfo: () => HelloMessage['agent'];
   /** Current package states and overall health, for hello and heartbeats. */
-  snapshot: () => { packages: PackageStatus[]; health_status: HealthStatus };
+  snapshot: () => {
+    packages: PackageStatus[];
+    health_status: HealthStatus;
+    distribution?: DistributionStatus | undefined;
+  };
   handle: (
     request: AgentRequest,
     ctx: { id: string; timeoutMs: number | undefined },
@@ -164,11 +169,7 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
     this.log.debug({ controller: base }, 'connecting to controller');
     const tls = this.opts.tls?.();
     const ws = new WebSocket(url, {
-      headers: {
-        [AGENT_CODE_HEADER]: this.opts.agentCode,
-        [AGENT_AREA_HEADER]: this.opts.area,
-        ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
-      },
+      headers: this.authHeaders(),
       handshakeTimeout: 10_000,
       // Only the pinned CA: a certificate from any other CA (even a public one) is refused.
       ...(tls ? { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) } : {}),
@@ -209,6 +210,7 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
         agent: this.opts.agentInfo(),
         packages: snap.packages,
         health_status: snap.health_status,
+        ...(snap.distribution ? { distribution: snap.distribution } : {}),
       });
       this.welcomeTimer = setTimeout(
         () => {
@@ -360,6 +362,7 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
       seq: this.seq++,
       packages: snap.packages,
       health_status: snap.health_status,
+      ...(snap.distribution ? { distribution: snap.distribution } : {}),
     });
     ws.ping();
   }
@@ -412,6 +415,15 @@ export class ControllerLink extends EventEmitter<LinkEvents> {
       });
       this.send(ws, { type: 'csr', id, csr: csrPem });
     });
+  }
+
+  /** The headers that authenticate the agent on the upgrade (reused for artifact downloads). */
+  authHeaders(): Record<string, string> {
+    return {
+      [AGENT_CODE_HEADER]: this.opts.agentCode,
+      [AGENT_AREA_HEADER]: this.opts.area,
+      ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
+    };
   }
 
   private send(ws: WebSocket, frame: AgentMessage): void {

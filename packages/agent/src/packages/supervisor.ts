@@ -15,7 +15,10 @@ import {
   type ServiceHealth,
 } from '@opsplane/models';
 import { createLogger, type Logger } from '../log.js';
-import { scanPackages } from './manifest.js';
+import { loadManifest, scanPackages } from './manifest.js';
+import { ManifestError } from '../errors.js';
+import { realpathOrUndefined } from '../util/paths.js';
+import { MANIFEST_FILE, type PackageManifest } from './manifest.js';
 import { PackageRunner } from './package-runner.js';
 import { opFail } from './results.js';
 import { StateStore, type PackageStateRecord } from './state-store.js';
@@ -71,22 +74,78 @@ export class Supervisor {
     );
     for (const e of entries) {
       if (e.error) logger.error({ package: e.name, err: e.error.message }, 'invalid package manifest');
-      sup.runners.set(
-        e.name,
-        new PackageRunner({
-          name: e.name,
-          dir: e.dir,
-          ...(e.manifest ? { manifest: e.manifest } : {}),
-          ...(e.error ? { manifestError: e.error } : {}),
-          logsDir: join(opts.dataDir, 'logs'),
-          logMaxBytes: sup.opts.logMaxBytes,
-          logKeep: sup.opts.logKeep,
-          logger,
-          onPersist: () => sup.persist(),
-        }),
-      );
+      sup.runners.set(e.name, sup.newRunner(e.name, e.dir, e.manifest, e.error));
     }
     return sup;
+  }
+
+  private newRunner(
+    name: string,
+    dir: string,
+    manifest: PackageManifest | undefined,
+    error: ManifestError | undefined,
+  ): PackageRunner {
+    return new PackageRunner({
+      name,
+      dir,
+      ...(manifest ? { manifest } : {}),
+      ...(error ? { manifestError: error } : {}),
+      logsDir: join(this.opts.dataDir, 'logs'),
+      logMaxBytes: this.opts.logMaxBytes,
+      logKeep: this.opts.logKeep,
+      logger: this.logger,
+      onPersist: () => this.persist(),
+    });
+  }
+
+  /**
+   * Re-reads one package from packages_dir after its directory was switched (distribution
+   * installs a version by re-pointing `packages_dir/<name>`): the old process is stopped first,
+   * then a fresh runner is built from the manifest now there. Nothing is started; returns the
+   * new runner (its manifest may be broken — see status()), or undefined when the package is gone.
+   */
+  async reloadPackage(name: string): Promise<PackageRunner | undefined> {
+    await this.retire(name);
+    const dir = join(this.opts.packagesDir, name);
+    if (!(await stat(join(dir, MANIFEST_FILE)).catch(() => undefined))) {
+      await this.persist();
+      return undefined;
+    }
+    let manifest: PackageManifest | undefined;
+    let error: ManifestError | undefined;
+    try {
+      manifest = await loadManifest(dir);
+    } catch (e) {
+      error = e instanceof ManifestError ? e : new ManifestError(dir, String(e), e);
+    }
+    const runner = this.newRunner(name, dir, manifest, error);
+    delete this.foreignRecords[name];
+    this.runners.set(name, runner);
+    await this.persist();
+    return runner;
+  }
+
+  /** reloadPackage, unless the running runner already serves what the link points at now. */
+  async reloadPackageIfChanged(name: string): Promise<PackageRunner | undefined> {
+    const r = this.runners.get(name);
+    const now = await realpathOrUndefined(join(this.opts.packagesDir, name));
+    if (r?.currentManifest && now !== undefined && r.currentManifest.packageDir === now) return r;
+    return this.reloadPackage(name);
+  }
+
+  /** Stops a package and forgets it (its directory was removed from packages_dir). */
+  async removePackage(name: string): Promise<void> {
+    await this.retire(name);
+    delete this.foreignRecords[name];
+    await this.persist();
+  }
+
+  private async retire(name: string): Promise<void> {
+    const old = this.runners.get(name);
+    if (!old) return;
+    if (old.currentManifest) await old.stop();
+    await old.shutdown(false, (old.currentManifest?.stopGraceMs ?? 10_000) + 15_000);
+    this.runners.delete(name);
   }
 
   /** Resumes every package from state.json (adopt, start, or leave stopped). */

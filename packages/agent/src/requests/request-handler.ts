@@ -12,6 +12,7 @@ import type { SystemMetricsCollector } from '../metrics/system-metrics.js';
 import { applyConfigUpdate } from '../packages/config-writer.js';
 import { ConfigReadError, listConfigFiles, readConfigFile } from '../packages/config-reader.js';
 import type { Supervisor } from '../packages/supervisor.js';
+import type { Converger } from '../distribution/converger.js';
 
 export interface RequestHandlerDeps {
   agentId: string;
@@ -22,6 +23,8 @@ export interface RequestHandlerDeps {
   journal: OperationJournal;
   logger: Logger;
   onHandled?: (op: string, ok: boolean) => void;
+  /** Convergence on desired states (the `desired_state` and `distribution` ops). */
+  distribution: Converger;
 }
 
 const notFound = (pkg: string): RequestOutcome => ({
@@ -117,12 +120,20 @@ export function createRequestHandler(deps: RequestHandlerDeps) {
           if (e instanceof ConfigReadError) return { ok: false, error: { code: e.code, message: e.message } };
           throw e;
         }
-      case 'desired_state':
+      case 'desired_state': {
+        const r = await deps.distribution.accept(req.desired);
+        return r.ok ? { ok: true, result: r.status } : r;
+      }
       case 'distribution':
-        // Placeholder while the distribution work lands (replaced by the converger).
         return {
-          ok: false,
-          error: { code: 'unsupported_op', message: `this agent does not support ${req.op} yet` },
+          ok: true,
+          result: deps.distribution.status() ?? {
+            policy: '',
+            revision: 0,
+            state: 'none',
+            packages: [],
+            updated_at: new Date().toISOString(),
+          },
         };
     }
   }

@@ -1,7 +1,8 @@
 /**
- * `opsplane agents list|get|metrics` — the aggregated agent view across every area (filter,
- * label selector, search, sort, page), one agent live from its controller joined with its
- * device, and its metrics over time (system and per package, kept by the server).
+ * `opsplane agents list|get|metrics|revoke|reinstate|revocations` — the aggregated agent view
+ * across every area (filter, label selector, search, sort, page), one agent live from its
+ * controller joined with its device, its metrics over time (system and per package, kept by
+ * the server), and revoking an agent's identity (every controller drops and refuses it).
  */
 import { parseSelector, SelectorError, type AgentListResponse, type MetricsHistory } from '@opsplane/api';
 import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
@@ -20,7 +21,7 @@ function warnings(r: AgentListResponse, io: CliIO): void {
 export default defineCommand({
   name: 'agents',
   summary: 'List the agents of every area (aggregated view), or show one agent.',
-  positionals: '<list|get> [code]',
+  positionals: '<list|get|metrics|revoke|reinstate|revocations> [code]',
   options: {
     server: serverOption,
     area: { type: 'string', value: '<a,…>', description: 'list: only these areas' },
@@ -41,6 +42,11 @@ export default defineCommand({
       description: 'metrics: how far back (default 1h, at most 24h)',
     },
     package: { type: 'string', value: '<name>', description: 'metrics: only this package' },
+    reason: {
+      type: 'string',
+      value: '<text>',
+      description: 'revoke: why (kept with the revocation and in the audit log)',
+    },
     sort: {
       type: 'string',
       value: '<[-]field>',
@@ -62,6 +68,9 @@ export default defineCommand({
     "  opsplane agents list --selector 'env=prod,role in (web,api)'",
     '  opsplane agents get agt-abcdefgh2345',
     '  opsplane agents metrics agt-abcdefgh2345 --window 6h',
+    "  opsplane agents revoke agt-abcdefgh2345 --reason 'host stolen'   (admins)",
+    '  opsplane agents reinstate agt-abcdefgh2345',
+    '  opsplane agents revocations',
   ].join('\n'),
   async run(v, io) {
     const [action, ...rest] = v._;
@@ -181,8 +190,54 @@ export default defineCommand({
       else printHistory(h, io);
       return EXIT.ok;
     }
+    if (action === 'revoke' || action === 'reinstate') {
+      const [code, ...extra] = rest;
+      if (!code)
+        throw new UsageError(`${action} needs an agent code: opsplane agents ${action} <code>`, 'agents');
+      if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'agents');
+      const api = await connect(v.server);
+      if (action === 'revoke') {
+        const r = await api.call('POST /agents/:code/revoke', {
+          params: { code },
+          body: { reason: v.reason ?? '' },
+        });
+        if (v.json) io.out(json(r));
+        else
+          io.out(
+            `revoked ${r.agent_code}${r.area ? ` (area ${r.area})` : ''}: its controller drops it and every controller refuses it`,
+          );
+      } else {
+        await api.call('DELETE /revocations/agents/:code', { params: { code } });
+        if (!v.json) io.out(`reinstated ${code}: it may connect again with a valid certificate or token`);
+      }
+      return EXIT.ok;
+    }
+    if (action === 'revocations') {
+      if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}'`, 'agents');
+      const api = await connect(v.server);
+      const r = await api.call('GET /revocations', {});
+      if (v.json) {
+        io.out(json(r));
+        return EXIT.ok;
+      }
+      for (const l of table(
+        ['CODE', 'AREA', 'REVOKED', 'BY', 'REASON'],
+        r.revocations.map((x) => [
+          x.agent_code,
+          x.area ?? '-',
+          ago(x.revoked_at),
+          x.revoked_by ?? '-',
+          x.reason,
+        ]),
+      ))
+        io.out(l);
+      io.out(`${r.revocations.length} revoked agent(s)`);
+      return EXIT.ok;
+    }
     throw new UsageError(
-      action ? `unknown action '${action}' (list, get or metrics)` : 'say list, get or metrics',
+      action
+        ? `unknown action '${action}' (list, get, metrics, revoke, reinstate, revocations)`
+        : 'say list, get, metrics, revoke, reinstate or revocations',
       'agents',
     );
   },

@@ -12,7 +12,9 @@ import { jsonSchemaTransform, serializerCompiler, type ZodTypeProvider } from 'f
 import { OpsplaneError } from '@opsplane/models';
 import { pathOnly, withSafeSerializers, type Logger } from '@opsplane/kit';
 import type { ControllerContext } from '../context.js';
+import { agentArtifactRoutes } from '../routes/agent-artifacts.js';
 import { agentDetailRoutes } from '../routes/agent-details.js';
+import { artifactRoutes } from '../routes/artifacts.js';
 import { agentRoutes } from '../routes/agents.js';
 import { batchRoutes } from '../routes/batch.js';
 import { opsRoutes } from '../routes/ops.js';
@@ -95,9 +97,13 @@ export async function buildApp(
       await api.register(agentRoutes, { ctx });
       await api.register(agentDetailRoutes, { ctx });
       await api.register(batchRoutes, { ctx });
+      // Distribution is Opsplane's own: not on the guide's token-less legacy listener.
+      if (!legacy) await api.register(artifactRoutes, { ctx });
     },
     { prefix: '/api/v1' },
   );
+  // Agents download with their own credentials (agent-auth.ts), outside the api_token scope.
+  if (!legacy) await app.register(agentArtifactRoutes, { ctx });
   return app;
 }
 

@@ -14,6 +14,7 @@ import {
   type AgentOp,
   type AgentRequest,
   type ControllerMessage,
+  type DistributionStatus,
   type PackageStatus,
 } from '@opsplane/models';
 import { agentToken } from '@opsplane/models';
@@ -47,6 +48,8 @@ export interface FakeAgentOptions {
   delayMs?: number;
   /** Send heartbeats (default true). */
   heartbeats?: boolean;
+  /** Distribution status to report in hello (and heartbeats, until changed). */
+  distribution?: DistributionStatus;
 }
 
 export interface Closed {
@@ -66,6 +69,8 @@ export class FakeAgent {
   readonly requests: AgentRequest[] = [];
   readonly closed: Promise<Closed>;
   packages: PackageStatus[];
+  /** Reported in heartbeats when set. */
+  distribution: DistributionStatus | undefined;
   welcome: Welcome | undefined;
   heartbeatsSent = 0;
   /** Its operations journal: like a real agent's, an operation id acts once. */
@@ -77,6 +82,7 @@ export class FakeAgent {
     this.opts = opts;
     this.ws = ws;
     this.packages = (opts.packages ?? ['web', 'db']).map(toStatus);
+    this.distribution = opts.distribution;
     this.closed = new Promise((resolve) => {
       ws.on('close', (code, reason) => {
         clearInterval(this.timer);
@@ -127,6 +133,7 @@ export class FakeAgent {
       },
       packages: agent.packages,
       health_status: 'healthy',
+      ...(agent.distribution ? { distribution: agent.distribution } : {}),
     });
     agent.welcome = await welcomed;
     if (opts.heartbeats ?? true) {
@@ -147,6 +154,7 @@ export class FakeAgent {
       seq: this.heartbeatsSent,
       packages: this.packages,
       health_status: 'healthy',
+      ...(this.distribution ? { distribution: this.distribution } : {}),
     });
   }
 

@@ -3,7 +3,14 @@
  * operation succeeds for the packages it has and fails with `package_not_found` otherwise. Shared
  * by the test FakeAgent and the benchmark's agent simulator so both speak the protocol alike.
  */
-import type { AgentRequest, JournalEntry, PackageOpResult, PackageStatus } from '@opsplane/models';
+import type {
+  AgentRequest,
+  DesiredState,
+  DistributionStatus,
+  JournalEntry,
+  PackageOpResult,
+  PackageStatus,
+} from '@opsplane/models';
 
 /**
  * A simulated agent's operations journal (in memory): like the real agent's, an operation id
@@ -12,6 +19,8 @@ import type { AgentRequest, JournalEntry, PackageOpResult, PackageStatus } from 
 export class SimulatedJournal {
   readonly entries = new Map<string, JournalEntry>();
   executed = 0;
+  /** The desired state it was last given (a real agent persists it). */
+  desired: DesiredState | undefined;
 
   run(
     operationId: string | undefined,
@@ -180,11 +189,43 @@ export function simulatedAnswer(
             },
           }
         : { ok: false, error: { code: 'package_not_found', message: `no package '${req.package}'` } };
-    case 'desired_state':
+    case 'desired_state': {
+      // Accepted (persisted) like a real agent does, never converged: state `applying`.
+      const held = journal.desired;
+      if (held && held.policy === req.desired.policy && req.desired.revision < held.revision) {
+        return {
+          ok: false,
+          error: {
+            code: 'stale_revision',
+            message: `revision ${req.desired.revision} is older than the held ${held.revision}`,
+          },
+        };
+      }
+      journal.desired = req.desired;
+      return { ok: true, result: simulatedDistribution(req.desired) };
+    }
     case 'distribution':
-      return {
-        ok: false,
-        error: { code: 'unsupported_op', message: `simulated agents do not converge (${req.op})` },
-      };
+      return journal.desired
+        ? { ok: true, result: simulatedDistribution(journal.desired) }
+        : { ok: true, result: { policy: '', revision: 0, state: 'none', packages: [], updated_at: now() } };
   }
+}
+
+/** What a simulated agent reports for a desired state it holds: accepted, applying. */
+export function simulatedDistribution(d: DesiredState): DistributionStatus {
+  return {
+    policy: d.policy,
+    revision: d.revision,
+    state: 'applying',
+    packages: d.packages.map((p) => ({
+      name: p.name,
+      desired_version: p.version,
+      version: '',
+      state: 'applying' as const,
+      rolled_back: false,
+      config_hash: '',
+      drift: false,
+    })),
+    updated_at: now(),
+  };
 }

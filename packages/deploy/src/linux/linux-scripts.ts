@@ -2,7 +2,9 @@
  * Files the Linux installer writes on a device: the systemd unit, and opsplane-agentctl — a small
  * POSIX-sh supervisor for hosts without systemd (or installs without root): it restarts the agent
  * when it exits, and stops it (TERM, then KILL after 15 s) on request. Paths are embedded
- * single-quoted; they were validated as plain absolute paths before.
+ * single-quoted; they were validated as plain absolute paths before. Both run the agent's
+ * launcher (`agent.mjs --launch`), which runs `current/agent.mjs` and rolls back a failed
+ * self-upgrade.
  */
 import { shellQuote } from '../ssh/ssh-session.js';
 
@@ -17,7 +19,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart=${q(node)} ${q(`${root}/current/agent.mjs`)} --config ${q(`${root}/etc/agent.yaml`)}
+ExecStart=${q(node)} ${q(`${root}/current/agent.mjs`)} --launch --root ${q(root)} --config ${q(`${root}/etc/agent.yaml`)}
 Restart=always
 RestartSec=2
 # The agent's packages are its children but must outlive an agent restart (it re-adopts them).
@@ -50,7 +52,7 @@ supervise() {
   child=
   trap 'touch "$STOPFILE"; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
   while [ ! -f "$STOPFILE" ]; do
-    "$NODE" "$ROOT/current/agent.mjs" --config "$ROOT/etc/agent.yaml" >>"$LOG" 2>&1 &
+    "$NODE" "$ROOT/current/agent.mjs" --launch --root "$ROOT" --config "$ROOT/etc/agent.yaml" >>"$LOG" 2>&1 &
     child=$!
     # wait returns early when a trapped signal arrives; wait again for the agent to exit.
     while kill -0 "$child" 2>/dev/null; do wait "$child"; done

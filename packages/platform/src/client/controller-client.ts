@@ -7,11 +7,27 @@
  * per-attempt timeouts, retries with backoff for idempotent GETs only, and a keep-alive
  * connection pool (an undici Pool for its origin, unless a shared dispatcher is supplied).
  */
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { backoffDelay } from '@opsplane/kit';
 import { Pool, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import {
   AGENT_FILTER_KEYS,
+  ARTIFACT_BYTES_HEADER,
+  ARTIFACT_COMPLETE_HEADER,
+  ARTIFACT_REF_HEADER,
+  ArtifactCacheListSchema,
+  ArtifactCacheStatusSchema,
+  ArtifactRefSchema,
+  DesiredStatePushRequestSchema,
+  DesiredStatePushResultSchema,
+  Sha256Schema,
+  type ArtifactCacheList,
+  type ArtifactCacheStatus,
+  type ArtifactRef,
+  type DesiredStatePushRequest,
+  type DesiredStatePushResult,
   AgentHealthReadSchema,
   AgentNotFoundError,
   AgentSchema,
@@ -54,7 +70,13 @@ import {
   type SystemMetrics,
 } from '@opsplane/models';
 import { createLogger, type Logger } from '@opsplane/kit';
-import { ControllerConnectionError, ControllerHttpError, errorCode, parseWireError } from './errors.js';
+import {
+  ArtifactOffsetMismatchError,
+  ControllerConnectionError,
+  ControllerHttpError,
+  errorCode,
+  parseWireError,
+} from './errors.js';
 
 export interface ControllerClientOptions {
   /** Per-attempt timeout (connect, headers and body). Default 30 000 (the guide's api_timeout). */
@@ -114,7 +136,16 @@ const RETRYABLE_STATUSES = new Set([502, 503, 504]);
 
 const API_PREFIX = '/api/v1';
 
-type HttpMethod = 'GET' | 'POST';
+type HttpMethod = 'GET' | 'POST' | 'HEAD' | 'PUT';
+
+/** What an artifact upload may send: bytes in memory or a stream of them. */
+export type ArtifactBody = Buffer | Uint8Array | AsyncIterable<Uint8Array> | WebReadableStream<Uint8Array>;
+
+/**
+ * Uploads may take longer than one API call: their timeout grows with the bytes sent, as if the
+ * link carried at least this many bytes per second.
+ */
+const UPLOAD_MIN_BYTES_PER_S = 1024 * 1024;
 
 interface CallSpec<T> {
   method: HttpMethod;
@@ -129,8 +160,18 @@ interface CallSpec<T> {
   pkg?: string;
   /** Extra request headers (e.g. x-opsplane-forwarded). */
   headers?: Record<string, string>;
-  /** Per-call timeout instead of the client's (never longer). */
+  /** Per-call timeout instead of the client's (never longer, unless `extendTimeout`). */
   timeoutMs?: number | undefined;
+  /** `timeoutMs` may exceed the client's timeout (uploads, whose duration grows with their size). */
+  extendTimeout?: boolean;
+  /** A raw (octet-stream) body instead of `body`'s JSON. */
+  raw?: ArtifactBody;
+  /**
+   * Reads the answer instead of the JSON schema: called for 2xx and for `readStatuses`
+   * (e.g. a HEAD's 404, which has no body to parse).
+   */
+  read?: (res: RawResponse) => T;
+  readStatuses?: readonly number[];
 }
 
 /** Options of a batch write. */
@@ -544,6 +585,86 @@ export class ControllerClient {
     });
   }
 
+  // ---- distribution (Opsplane): the per-area artifact relay and desired state ----
+
+  /**
+   * HEAD /artifacts/{sha256}: what the controller's cache holds of an artifact — a partial
+   * upload's bytes (resume from there) or `complete` — or undefined when it holds nothing.
+   */
+  async artifactStatus(sha256: string, signal?: AbortSignal): Promise<ArtifactCacheStatus | undefined> {
+    const sha = validate(Sha256Schema, sha256, 'sha256');
+    const path = `/artifacts/${sha}`;
+    return this.call<ArtifactCacheStatus | undefined>({
+      method: 'HEAD',
+      path,
+      schema: ArtifactCacheStatusSchema,
+      signal,
+      readStatuses: [404],
+      read: (res) =>
+        res.status === 404
+          ? undefined
+          : cacheStatusFromHeaders(sha, res, `${this.baseUrl}${this.apiBase}${path}`),
+    });
+  }
+
+  /**
+   * PUT /artifacts/{sha256}?offset=N: sends the artifact's bytes from `offset` to its end. The
+   * controller appends them to what it holds, and once it has `ref.size` bytes verifies hash
+   * and signature before it serves them (a mismatch is a 422 with the verification's code and
+   * the partial copy is dropped). An `offset` other than the bytes it holds is an
+   * ArtifactOffsetMismatchError carrying them, so the caller resumes there. Never retried here
+   * (ensureArtifact does, from the offset the controller states).
+   */
+  async uploadArtifact(
+    ref: ArtifactRef,
+    offset: number,
+    body: ArtifactBody,
+    signal?: AbortSignal,
+  ): Promise<ArtifactCacheStatus> {
+    const r = validate(ArtifactRefSchema, ref, 'artifact ref');
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > r.size) {
+      throw new ValidationError(`offset must be an integer from 0 to ${r.size}, got ${String(offset)}`);
+    }
+    const query = new URLSearchParams({ offset: String(offset) });
+    return this.call({
+      method: 'PUT',
+      path: `/artifacts/${r.sha256}`,
+      query,
+      raw: body,
+      headers: { [ARTIFACT_REF_HEADER]: encodeArtifactRefHeader(r) },
+      schema: ArtifactCacheStatusSchema,
+      signal,
+      timeoutMs: this.timeoutMs + Math.ceil(((r.size - offset) / UPLOAD_MIN_BYTES_PER_S) * 1000),
+      extendTimeout: true,
+    });
+  }
+
+  /** GET /artifacts: every artifact the controller's cache holds (complete and partial). */
+  async listArtifacts(signal?: AbortSignal): Promise<ArtifactCacheList> {
+    return this.call({ method: 'GET', path: '/artifacts', schema: ArtifactCacheListSchema, signal });
+  }
+
+  /**
+   * POST /agents/desired-state: hands each agent its desired state. One result per item: the
+   * agent's status when it accepted, else why not (`agent_not_connected`, its own refusal, …).
+   * Never retried (the agent keeps the highest revision, so a caller may resend safely).
+   */
+  async pushDesiredState(
+    req: DesiredStatePushRequest | z.input<typeof DesiredStatePushRequestSchema>,
+    signal?: AbortSignal,
+    opts: BatchCallOptions = {},
+  ): Promise<DesiredStatePushResult> {
+    const body = validate(DesiredStatePushRequestSchema, req, 'desired-state request');
+    return this.call({
+      method: 'POST',
+      path: '/agents/desired-state',
+      body,
+      schema: DesiredStatePushResultSchema,
+      signal,
+      ...batchCall(opts),
+    });
+  }
+
   // ---- machinery ----
 
   private url(path: string, query?: URLSearchParams): string {
@@ -552,7 +673,7 @@ export class ControllerClient {
   }
 
   private async call<T>(spec: CallSpec<T>): Promise<T> {
-    const idempotent = spec.method === 'GET';
+    const idempotent = spec.method === 'GET' || spec.method === 'HEAD';
     const attempts = idempotent ? Math.floor(this.retryTimes) + 1 : 1;
     const fullUrl = `${this.origin}${this.url(spec.path, spec.query)}`;
     for (let attempt = 1; ; attempt++) {
@@ -592,7 +713,9 @@ export class ControllerClient {
         `controller client for ${this.baseUrl} is closed`,
       );
     }
-    const timeoutMs = Math.min(this.timeoutMs, spec.timeoutMs ?? Number.POSITIVE_INFINITY);
+    const timeoutMs = spec.extendTimeout
+      ? Math.max(this.timeoutMs, spec.timeoutMs ?? 0)
+      : Math.min(this.timeoutMs, spec.timeoutMs ?? Number.POSITIVE_INFINITY);
     const ac = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -602,8 +725,11 @@ export class ControllerClient {
     const onAbort = () => ac.abort(spec.signal?.reason);
     spec.signal?.addEventListener('abort', onAbort, { once: true });
     const headers: Record<string, string> = { ...this.headers, ...spec.headers };
-    let body: string | undefined;
-    if (spec.body !== undefined) {
+    let body: string | Buffer | Uint8Array | Readable | undefined;
+    if (spec.raw !== undefined) {
+      body = toRequestBody(spec.raw);
+      headers['content-type'] = 'application/octet-stream';
+    } else if (spec.body !== undefined) {
       body = JSON.stringify(spec.body);
       headers['content-type'] = 'application/json';
     }
@@ -672,6 +798,9 @@ export class ControllerClient {
 
   private interpret<T>(spec: CallSpec<T>, raw: RawResponse, fullUrl: string): T {
     const { status, text } = raw;
+    if (spec.read && ((status >= 200 && status < 300) || spec.readStatuses?.includes(status))) {
+      return spec.read(raw);
+    }
     if (status >= 200 && status < 300) {
       let json: unknown;
       try {
@@ -712,6 +841,14 @@ export class ControllerClient {
       );
     }
     const retryAfterMs = parseRetryAfter(raw.headers['retry-after']);
+    if (status === 409 && parseWireError(text)?.code === 'artifact_offset_mismatch') {
+      const held = headerNumber(raw.headers[ARTIFACT_BYTES_HEADER]);
+      if (held !== undefined)
+        throw new ArtifactOffsetMismatchError(
+          { status, body: text, url: fullUrl, method: spec.method },
+          held,
+        );
+    }
     throw new ControllerHttpError({
       status,
       body: text,
@@ -720,6 +857,48 @@ export class ControllerClient {
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     });
   }
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** A non-negative integer header (ARTIFACT_BYTES_HEADER); undefined when absent or malformed. */
+function headerNumber(v: string | string[] | undefined): number | undefined {
+  const s = headerValue(v)?.trim();
+  return s !== undefined && /^\d{1,16}$/.test(s) ? Number(s) : undefined;
+}
+
+/** The cache status a controller states in its artifact headers. */
+function cacheStatusFromHeaders(sha256: string, res: RawResponse, what: string): ArtifactCacheStatus {
+  const bytes = headerNumber(res.headers[ARTIFACT_BYTES_HEADER]);
+  const complete = headerValue(res.headers[ARTIFACT_COMPLETE_HEADER]);
+  if (bytes === undefined || (complete !== 'true' && complete !== 'false')) {
+    throw new ControllerHttpError({
+      status: res.status,
+      body: '',
+      url: what,
+      method: 'HEAD',
+      code: 'upstream_error',
+      message: `controller answered HEAD ${what} without valid ${ARTIFACT_BYTES_HEADER}/${ARTIFACT_COMPLETE_HEADER} headers`,
+    });
+  }
+  return { sha256, bytes, complete: complete === 'true' };
+}
+
+/** An upload body as undici sends it: buffers as they are, streams as a Node Readable. */
+function toRequestBody(b: ArtifactBody): Buffer | Uint8Array | Readable {
+  if (Buffer.isBuffer(b) || b instanceof Uint8Array) return b;
+  if (b instanceof Readable) return b;
+  if (typeof (b as WebReadableStream<Uint8Array>).getReader === 'function') {
+    return Readable.fromWeb(b as WebReadableStream<Uint8Array>);
+  }
+  return Readable.from(b as AsyncIterable<Uint8Array>, { objectMode: false });
+}
+
+/** base64url(JSON(ref)): how a ref travels in ARTIFACT_REF_HEADER. */
+export function encodeArtifactRefHeader(ref: ArtifactRef): string {
+  return Buffer.from(JSON.stringify(ref), 'utf8').toString('base64url');
 }
 
 function parseRetryAfter(v: string | string[] | undefined): number | undefined {

@@ -81,6 +81,18 @@ export class ControllerHttpError extends OpsplaneError {
 }
 
 /**
+ * An artifact upload started at an offset other than the bytes the controller holds (409
+ * `artifact_offset_mismatch`); `bytes` is what it holds, where the upload resumes.
+ */
+export class ArtifactOffsetMismatchError extends ControllerHttpError {
+  readonly bytes: number;
+  constructor(init: ControllerHttpErrorInit, bytes: number) {
+    super(init);
+    this.bytes = bytes;
+  }
+}
+
+/**
  * The controller could not be reached at all (connection refused or reset, DNS failure, socket
  * closed mid-request, client already closed). It is a ControllerUnavailableError, so code
  * 'controller_unavailable' / status 503, and `instanceof ControllerUnavailableError` holds.

@@ -1,5 +1,6 @@
 /** Controller HTTP client and its errors. */
 export {
+  ArtifactOffsetMismatchError,
   ControllerHttpError,
   ControllerConnectionError,
   parseWireError,
@@ -8,6 +9,8 @@ export {
 export {
   ControllerClient,
   FORWARDED_HEADER,
+  encodeArtifactRefHeader,
+  type ArtifactBody,
   normalizeBaseUrl,
   type BatchCallOptions,
   type ControllerClientOptions,
@@ -16,3 +19,4 @@ export {
 } from './controller-client.js';
 // The packages answer's schema is part of the controller wire contract; re-exported for library users.
 export { AgentPackagesResponseSchema, type AgentPackagesResponse } from '@opsplane/models';
+export { ensureArtifact, type EnsureArtifactOptions } from './ensure-artifact.js';

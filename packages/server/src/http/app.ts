@@ -33,6 +33,7 @@ import { batchRoutes } from './routes/batches.js';
 import { controllerRoutes } from './routes/controllers.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { deviceRoutes } from './routes/devices.js';
+import { distributionRoutes } from './routes/distribution.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { userRoutes } from './routes/users.js';
@@ -121,6 +122,7 @@ export async function buildApp(ctx: ServerContext, https?: { cert: string; key: 
   await app.register(deploymentRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(alertRoutes, { ...opts, prefix: API_PREFIX });
   await app.register(pkiRoutes, { ...opts, prefix: API_PREFIX });
+  await app.register(distributionRoutes, { ...opts, prefix: API_PREFIX });
   await app.ready();
   return app;
 }

@@ -10,6 +10,7 @@ import type { AgentService } from '../services/agents.js';
 import type { AlertService } from '../services/alerts.js';
 import type { ApiTokens } from '../services/api-tokens.js';
 import type { AreaService } from '../services/areas.js';
+import type { ArtifactService } from '../services/artifacts.js';
 import type { AuditTrail } from '../services/audit-trail.js';
 import type { BatchService } from '../services/batches.js';
 import type { ControllerService } from '../services/controllers.js';
@@ -17,6 +18,8 @@ import type { DeploymentRequests } from '../services/deployment-requests.js';
 import type { DeviceService } from '../services/devices.js';
 import type { ServerMetrics } from '../services/metrics.js';
 import type { PkiService } from '../services/pki.js';
+import type { PolicyService } from '../services/policies.js';
+import type { PolicyRolloutService } from '../services/policy-rollouts.js';
 import type { RateCounter } from './rate-limit-store.js';
 
 export interface ServerContext {
@@ -39,6 +42,10 @@ export interface ServerContext {
   deploymentRequests: DeploymentRequests;
   /** Revocations, issued certificates, the built-in CA. */
   pki: PkiService;
+  /** Distribution: artifacts, policies, policy rollouts. */
+  artifacts: ArtifactService;
+  policies: PolicyService;
+  policyRollouts: PolicyRolloutService;
 }
 
 export interface RouteOptions {

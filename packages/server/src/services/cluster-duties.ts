@@ -1,8 +1,8 @@
 /**
  * ClusterDuties: the work that must happen once cluster-wide, run by the elected leader among
  * the server replicas (cluster-leadership.ts) — alert evaluation and its webhook outbox, the
- * device status sync, controller history, sampling metrics over time, purging expired sessions
- * and rate-limit windows.
+ * device status sync, controller history, sampling metrics over time, the distribution
+ * convergence loop, purging expired sessions and rate-limit windows.
  * Every write they make is fenced by the leader's term. On election they start (from what the
  * database says); on demotion they stop; other replicas serve the API and run batches and
  * deployments (those are owned through leases in the database, not by the leader).
@@ -16,6 +16,7 @@ import type { ServerConfig } from '../config.js';
 import type { Store } from '../storage/store.js';
 import { AlertEngine, platformAlertSources } from './alert-engine.js';
 import { ClusterLeadership } from './cluster-leadership.js';
+import type { ConvergenceLoop } from './convergence.js';
 import type { DeploymentService } from './deployments.js';
 import { DeviceStatusSync } from './device-status-sync.js';
 import type { ServerMetrics } from './metrics.js';
@@ -38,6 +39,8 @@ export interface ClusterDutiesOptions {
   replicaId: string;
   userAgent: string;
   logger: Logger;
+  /** Hands desired states to agents (distribution): one replica is enough. */
+  convergence?: ConvergenceLoop;
 }
 
 export class ClusterDuties {
@@ -119,6 +122,7 @@ export class ClusterDuties {
     this.outbox.start();
     this.deviceStatus.start();
     this.metricsHistory.start();
+    this.o.convergence?.start();
     // Controller history after the alert engine has read which controllers it says are
     // present: those gone while no leader watched must still alert.
     void this.alerts.start().then(() => {
@@ -140,6 +144,7 @@ export class ClusterDuties {
     this.o.platform.tracker.follow();
     await this.deviceStatus.stop();
     await this.metricsHistory.stop();
+    await this.o.convergence?.stop();
     await this.alerts.stop();
     await this.outbox.stop();
   }

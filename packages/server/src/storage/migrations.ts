@@ -376,6 +376,101 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX package_metrics_at_idx ON package_metrics (at)`,
     ],
   },
+  {
+    version: 8,
+    name: 'distribution',
+    statements: [
+      // Artifacts: content-addressed, the bytes in the database (so every replica serves them)
+      // as chunks of ARTIFACT_CHUNK_BYTES; complete once every chunk is written.
+      `CREATE TABLE artifacts (
+        sha256 text PRIMARY KEY,
+        size bigint NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('package', 'agent')),
+        name text NOT NULL,
+        version text NOT NULL,
+        os text NOT NULL,
+        arch text NOT NULL,
+        signature text NOT NULL,
+        key_id text NOT NULL,
+        signed_by text NOT NULL CHECK (signed_by IN ('server', 'uploader')),
+        command text NOT NULL DEFAULT '',
+        manifest jsonb NOT NULL DEFAULT '{}'::jsonb,
+        complete boolean NOT NULL DEFAULT false,
+        uploaded_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE UNIQUE INDEX artifacts_identity_idx ON artifacts (kind, name, version, os, arch)`,
+      `CREATE TABLE artifact_chunks (
+        sha256 text NOT NULL REFERENCES artifacts(sha256) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (sha256, seq)
+      )`,
+      `CREATE TABLE policies (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        name text NOT NULL UNIQUE,
+        revision integer NOT NULL,
+        applied_revision integer,
+        created_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE policy_revisions (
+        policy_id uuid NOT NULL REFERENCES policies(id) ON DELETE CASCADE,
+        revision integer NOT NULL,
+        spec jsonb NOT NULL,
+        created_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (policy_id, revision)
+      )`,
+      `CREATE TABLE policy_rollouts (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        policy_id uuid NOT NULL REFERENCES policies(id) ON DELETE CASCADE,
+        policy_name text NOT NULL,
+        revision integer NOT NULL,
+        previous_revision integer,
+        status text NOT NULL CHECK (status IN ('running', 'paused', 'succeeded', 'halted', 'cancelled')),
+        batch_size integer NOT NULL,
+        pause_ms integer NOT NULL,
+        max_failures integer NOT NULL,
+        wave_timeout_ms integer NOT NULL,
+        current_wave integer NOT NULL DEFAULT 0,
+        wave_count integer NOT NULL DEFAULT 0,
+        wave_started_at timestamptz,
+        next_wave_at timestamptz,
+        message text NOT NULL DEFAULT '',
+        owner text,
+        lease_until timestamptz,
+        created_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz
+      )`,
+      // One running (or paused) rollout per policy.
+      `CREATE UNIQUE INDEX policy_rollouts_active_idx ON policy_rollouts (policy_id) WHERE status IN ('running', 'paused')`,
+      `CREATE INDEX policy_rollouts_created_idx ON policy_rollouts (created_at)`,
+      `CREATE TABLE policy_rollout_agents (
+        rollout_id uuid NOT NULL REFERENCES policy_rollouts(id) ON DELETE CASCADE,
+        agent_code text NOT NULL,
+        area text NOT NULL,
+        wave integer NOT NULL,
+        status text NOT NULL,
+        previous_revision integer,
+        error_code text,
+        error_message text,
+        started_at timestamptz,
+        finished_at timestamptz,
+        PRIMARY KEY (rollout_id, agent_code)
+      )`,
+      // What each agent was last handed (by the convergence loop or a rollout).
+      `CREATE TABLE agent_assignments (
+        agent_code text PRIMARY KEY,
+        policy_id uuid NOT NULL REFERENCES policies(id) ON DELETE CASCADE,
+        revision integer NOT NULL,
+        assigned_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
 
 export function migrationChecksum(m: Migration): string {

@@ -17,6 +17,8 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 
+import { DISTRIBUTION_TABLES } from './distribution-schema.js';
+
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
 export const schemaMigrations = pgTable('schema_migrations', {
@@ -418,6 +420,7 @@ export const ALL_TABLES = {
   alert_silences: alertSilences,
   agent_metrics: agentMetrics,
   package_metrics: packageMetrics,
+  ...DISTRIBUTION_TABLES,
 } as const;
 
 export type UserRow = typeof users.$inferSelect;

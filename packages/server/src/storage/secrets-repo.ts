@@ -66,6 +66,18 @@ export class SecretsRepo {
     return rows.length > 0;
   }
 
+  /**
+   * The secret `scope`/`name`, created with `make()` when absent. Replicas racing: the first
+   * insert wins and every one returns what is stored.
+   */
+  async ensure(scope: string, name: string, make: () => string): Promise<string> {
+    const have = await this.get(scope, name);
+    if (have !== undefined) return have;
+    const ciphertext = this.box.encrypt(make(), aad(scope, name));
+    await this.db.insert(secrets).values({ scope, name, ciphertext }).onConflictDoNothing();
+    return (await this.get(scope, name)) as string;
+  }
+
   /** The area's secret of `kind`, created (32 random bytes, base64url) on first use. */
   async ensureAreaSecret(area: string, kind: AreaSecretKind): Promise<string> {
     const scope = areaScope(area);

@@ -5,6 +5,7 @@
  */
 import type { SecretBox } from '../security/crypto.js';
 import { AlertsRepo } from './alerts-repo.js';
+import { ArtifactsRepo } from './artifacts-repo.js';
 import { AuditRepo } from './audit-repo.js';
 import { BatchesRepo } from './batches-repo.js';
 import { ControllersHistoryRepo } from './controllers-history-repo.js';
@@ -14,6 +15,8 @@ import { DevicesRepo } from './devices-repo.js';
 import { HostKeysRepo } from './host-keys-repo.js';
 import { LeadershipRepo } from './leadership-repo.js';
 import { OutboxRepo } from './outbox-repo.js';
+import { PoliciesRepo } from './policies-repo.js';
+import { PolicyRolloutsRepo } from './policy-rollouts-repo.js';
 import { RateLimitsRepo } from './rate-limits-repo.js';
 import { MetricsRepo } from './metrics-repo.js';
 import { SilencesRepo } from './silences-repo.js';
@@ -40,6 +43,9 @@ export class Store {
   readonly rateLimits: RateLimitsRepo;
   readonly silences: SilencesRepo;
   readonly metrics: MetricsRepo;
+  readonly artifacts: ArtifactsRepo;
+  readonly policies: PoliciesRepo;
+  readonly policyRollouts: PolicyRolloutsRepo;
 
   constructor(
     readonly db: Database,
@@ -62,6 +68,9 @@ export class Store {
     this.rateLimits = new RateLimitsRepo(db);
     this.silences = new SilencesRepo(db);
     this.metrics = new MetricsRepo(db);
+    this.artifacts = new ArtifactsRepo(db);
+    this.policies = new PoliciesRepo(db);
+    this.policyRollouts = new PolicyRolloutsRepo(db);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

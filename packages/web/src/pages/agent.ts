@@ -1,8 +1,9 @@
 /**
  * #/agents/<code> — one agent, live through the controller holding it: details (joined with its
  * device), packages with Start/Stop/Restart for operators (batch jobs; every result shown),
- * per-package health and the host's system metrics (agent-sections.ts). Each section loads and
- * fails on its own.
+ * per-package health and the host's system metrics (agent-sections.ts), and for admins revoking
+ * the agent's identity (every controller drops and refuses it) or reinstating it. Each section
+ * loads and fails on its own.
  */
 import type { RouteResponse } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
@@ -10,12 +11,12 @@ import { describeJob, runPackageAction, type PackageAction } from '../batch.js';
 import { badge, errorBox, fmtDuration, h, notice, put } from '../dom.js';
 import { pageHeader } from '../layout.js';
 import type { PageContext } from '../router.js';
-import { canOperate } from '../session.js';
+import { canOperate, isAdmin } from '../session.js';
 import { messageRow, renderHead, syncRows, type Column } from '../table.js';
 import { details, healthTable, metrics } from './agent-sections.js';
 import { chartPanel } from '../charts.js';
 import { field } from '../dom.js';
-import { selectOf } from '../form.js';
+import { confirmButton, selectOf } from '../form.js';
 
 type PackageStatus = RouteResponse<'GET /agents/:code/packages'>['packages'][number];
 
@@ -159,19 +160,74 @@ export function agentPage(ctx: PageContext): void {
     void historyPoller.refresh();
   });
 
+  // Identity (admins): revoked or not, from the platform's revocation list (etcd).
+  const identity = h('div', { id: 'agent-identity', 'aria-live': 'polite' });
+  const identityActions = h('span', { class: 'btn-row' });
+  const loadIdentity = async () => {
+    if (!isAdmin()) return;
+    try {
+      const r = await api.call('GET /revocations', {});
+      const rev = r.revocations.find((x) => x.agent_code === code);
+      if (rev) {
+        put(
+          identity,
+          notice(
+            `Revoked ${rev.revoked_at}${rev.revoked_by ? ` by ${rev.revoked_by}` : ''}${rev.reason ? `: ${rev.reason}` : ''}. ` +
+              'Every controller refuses this agent.',
+            'bad',
+          ),
+        );
+        put(
+          identityActions,
+          confirmButton('Reinstate', 'Confirm reinstate', () => void changeIdentity('reinstate'), {
+            id: 'agent-reinstate',
+          }),
+        );
+      } else {
+        put(identity);
+        put(
+          identityActions,
+          confirmButton('Revoke identity', 'Confirm revoke', () => void changeIdentity('revoke'), {
+            id: 'agent-revoke',
+          }),
+        );
+      }
+    } catch (e) {
+      put(identity, errorBox(errorMessage(e)));
+    }
+  };
+  const changeIdentity = async (what: 'revoke' | 'reinstate') => {
+    try {
+      if (what === 'revoke')
+        await api.call('POST /agents/:code/revoke', {
+          params: { code },
+          body: { reason: 'revoked in the web UI' },
+        });
+      else await api.call('DELETE /revocations/agents/:code', { params: { code } });
+      put(results, notice(what === 'revoke' ? `Revoked ${code}.` : `Reinstated ${code}.`, 'ok'));
+    } catch (e) {
+      put(results, errorBox(errorMessage(e)));
+    }
+    await loadIdentity();
+  };
+
   ctx.root.append(
     pageHeader(title, {
       crumbs: [['Agents', '#/agents']],
-      actions: canOperate()
-        ? [
-            h(
-              'a',
-              { class: 'btn', id: 'agent-batch', href: `#/batches/new?agents=${encodeURIComponent(code)}` },
-              'Batch / config push…',
-            ),
-          ]
-        : [],
+      actions: [
+        ...(canOperate()
+          ? [
+              h(
+                'a',
+                { class: 'btn', id: 'agent-batch', href: `#/batches/new?agents=${encodeURIComponent(code)}` },
+                'Batch / config push…',
+              ),
+            ]
+          : []),
+        ...(isAdmin() ? [identityActions] : []),
+      ],
     }),
+    identity,
     h('div', { class: 'panels' }, info.el, system.el, pkgs.el, health.el),
     history.el,
   );
@@ -183,6 +239,7 @@ export function agentPage(ctx: PageContext): void {
       put(body, errorBox(errorMessage(e)));
     }
   };
+  void loadIdentity();
   const poller = ctx.poll(async () => {
     await Promise.all([
       guard(info.body, async () => {
