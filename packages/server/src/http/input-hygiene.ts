@@ -10,6 +10,7 @@
  * - a URL whose path does not even decode (`%ED%A0%80`) never reaches a route: Fastify's
  *   framework error becomes the same 400, audited when the caller is known.
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import {
@@ -33,7 +34,12 @@ export function installInputHygiene(app: FastifyInstance): void {
   app.addHook('preValidation', async (req) => {
     const inUrl = findUnsafeUrlText(req.url);
     if (inUrl) throw new InvalidTextError(inUrl.location, inUrl);
-    if (req.body !== undefined && req.routeOptions.schema?.body === undefined) {
+    // A body left a stream (artifact uploads) is binary: nothing to walk.
+    if (
+      req.body !== undefined &&
+      req.routeOptions.schema?.body === undefined &&
+      !(req.body instanceof Readable)
+    ) {
       const inBody = findUnsafeText(req.body);
       if (inBody) throw new InvalidTextError('body', inBody);
     }

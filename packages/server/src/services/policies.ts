@@ -158,7 +158,7 @@ export class PolicyService {
           'operator',
           'changing this policy',
         );
-        if (JSON.stringify(before) === JSON.stringify(after)) return toPolicy(row, before);
+        if (JSON.stringify(specOf(before)) === JSON.stringify(after)) return toPolicy(row, before);
         if (after.name !== before.name) {
           const clash = await tx.policies.byName(after.name);
           if (clash && clash.id !== id)

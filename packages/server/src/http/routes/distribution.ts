@@ -47,6 +47,11 @@ export const distributionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
   app.addContentTypeParser(['application/gzip', 'application/octet-stream'], (_req, payload, done) =>
     done(null, payload),
   );
+  // An upload refused before its body was read to the end (too large, say): close the
+  // connection after the answer, so the client's unsent rest is not taken for a next request.
+  app.addHook('onSend', async (req, reply) => {
+    if (req.body instanceof Readable && !req.raw.complete) reply.header('connection', 'close');
+  });
 
   app.route({ ...endpointRoute(A.list), handler: async (req) => artifacts.list(req.query) });
   app.route({
