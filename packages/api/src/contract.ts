@@ -65,7 +65,7 @@ export function routePath(
   params: Record<string, string> = {},
 ): { method: string; path: string } {
   const [method, pattern] = route.split(' ') as [string, string];
-  const path = pattern.replace(/:([A-Za-z_]+)/g, (_m, name: string) => {
+  const path = pattern.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_m, name: string) => {
     const v = params[name];
     if (v === undefined) throw new Error(`route ${route}: missing parameter '${name}'`);
     return encodeURIComponent(v);

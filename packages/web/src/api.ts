@@ -52,7 +52,7 @@ interface AnyRequest {
 
 function urlOf(route: string, r: AnyRequest = {}): { method: string; url: string } {
   const space = route.indexOf(' ');
-  const path = route.slice(space + 1).replace(/:([A-Za-z_]+)/g, (_m, name: string) => {
+  const path = route.slice(space + 1).replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_m, name: string) => {
     const v = r.params?.[name];
     if (v === undefined) throw new Error(`route ${route}: missing parameter '${name}'`);
     return encodeURIComponent(v);
