@@ -169,7 +169,7 @@ describe('distribution pages (no agents) in headless Chromium', { skip, timeout:
       [p.json.revision, p.json.applied_revision, p.json.priority, p.json.correct_drift],
       [1, null, 7, true],
     );
-    assert.match(await text('#policy-agents tbody'), /No agent matches this policy/);
+    assert.match(await text('#policy-agents tbody'), /No agent follows this policy/);
     assert.match(await text('#policy-rollouts-table tbody'), /Never rolled out/);
 
     await page.click('#policy-edit');

@@ -320,7 +320,7 @@ export function policyPage(ctx: PageContext): void {
           : [h('tr', { class: 'empty' }, h('td', { colspan: 3 }, 'No packages.'))]),
       );
       syncRows(agentsBody, agents.items, (a) => a.agent_code, AGENT_COLUMNS, {
-        empty: 'No agent matches this policy.',
+        empty: 'No agent follows this policy (yet: a staged revision reaches agents through a rollout).',
         init: (tr, a) => (tr.dataset.agent = a.agent_code),
       });
       const by = new Map<string, number>();
