@@ -51,6 +51,11 @@ describe('contract', () => {
   it('fills in path parameters, encoded', () => {
     assert.deepEqual(routePath('GET /devices/:id', { id: 'a/b' }), { method: 'GET', path: '/devices/a%2Fb' });
     assert.throws(() => routePath('GET /devices/:id'), /missing parameter 'id'/);
+    // Parameter names may hold digits after the first character.
+    assert.deepEqual(routePath('GET /artifacts/:sha256', { sha256: 'ab' }), {
+      method: 'GET',
+      path: '/artifacts/ab',
+    });
     assert.ok(req && name === undefined && listing.query?.page === 2);
   });
 });

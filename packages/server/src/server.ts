@@ -214,7 +214,6 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
     // Distribution: artifacts, policies, the convergence loop (leader) and rollouts (leased).
     const signer = new ArtifactSigner(store, config.server.artifacts.trusted_keys);
-    await signer.signingKey();
     const artifactService = new ArtifactService(store, audit, signer, config.server.artifacts.max_size);
     const dist = config.server.distribution;
     const distributor = new Distributor({

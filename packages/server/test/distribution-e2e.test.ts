@@ -9,6 +9,8 @@
  * - A staged revision whose version fails its health check, rolled out in waves of 2 with
  *   max_failures 0, halts after the first wave; the touched agents are rolled back (a new
  *   revision with the previous spec) and every agent ends applied on it, running version 1.
+ * - A rollout in waves is paused (no next wave while paused), resumed and completes (its live
+ *   events seen); another is cancelled after its first wave and those agents are rolled back.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -148,6 +150,25 @@ describe('distribution end to end (2 areas, agents behind their controllers)', {
       assert.equal(a.distribution?.packages[0]?.version, '1.0.0', JSON.stringify(a.distribution));
       assert.equal(a.distribution?.packages[0]?.drift, false);
     }
+    // One copy per controller: each received exactly the artifact's bytes from the server, while
+    // its agents downloaded from it.
+    for (const area of AREAS) {
+      const c = fleet.controllersOf(area)[0]!;
+      const res = await fleet.fetch(`${c.url}/metrics`, { headers: fleet.apiHeaders(area) });
+      const text = await res.text();
+      const metric = (name: string) =>
+        Number(
+          text
+            .split('\n')
+            .find((l) => l.startsWith(`${name} `))
+            ?.split(' ')[1] ?? 0,
+        );
+      assert.equal(metric('opsplane_controller_artifact_bytes_received_total'), v1.json.size, area);
+      assert.ok(
+        metric('opsplane_controller_artifact_bytes_served_total') >= PROD_PER_AREA * v1.json.size,
+        area,
+      );
+    }
     // The dev agents got nothing.
     const all = await t.call<{ agents: { agent_code: string; distribution?: { policy: string } }[] }>(
       'GET',
@@ -206,5 +227,114 @@ describe('distribution end to end (2 areas, agents behind their controllers)', {
     ).then((l) => {
       for (const a of l.items) assert.equal(a.distribution?.packages[0]?.version, '1.0.0');
     });
+  });
+
+  it('pauses, resumes and cancels a rollout of a healthy revision, following it live', async () => {
+    const list = await t.call<{ items: Policy[] }>('GET', '/api/v1/policies', { auth: op });
+    const policy = list.json.items.find((p) => p.name === 'prod-app');
+    assert.ok(policy);
+    const base = policy.revision;
+    const stage = async (level: number) => {
+      const r = await t.call<Policy>('PATCH', `/api/v1/policies/${policy.id}`, {
+        auth: op,
+        body: {
+          packages: [
+            {
+              name: 'app',
+              version: '1.0.0',
+              configs: [{ file_name: 'app.yaml', content: `level: ${level}\n` }],
+            },
+          ],
+          staged: true,
+        },
+      });
+      assert.equal(r.status, 200, r.text);
+      return r.json.revision;
+    };
+    const get = async (id: string) =>
+      (await t.call<PolicyRollout>('GET', `/api/v1/policy-rollouts/${id}`, { auth: op })).json;
+
+    // Waves of 6 with a long pause: pause while waiting, resume, and it completes.
+    const rev = await stage(2);
+    assert.equal(rev, base + 1);
+    const r = await t.call<PolicyRollout>('POST', '/api/v1/policy-rollouts', {
+      auth: op,
+      body: { policy_id: policy.id, batch_size: 6, pause_ms: 2_000, wave_timeout_ms: 30_000 },
+    });
+    assert.equal(r.status, 202, r.text);
+    const events = fetch(`${t.url}/api/v1/policy-rollouts/${r.json.id}/events`, {
+      headers: { authorization: `Bearer ${op.token}` },
+    }).then((res) => res.text());
+    await waitFor(async () => ((await get(r.json.id)).counts.applied >= 6 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'wave 1 applied',
+    });
+    const paused = await t.call<PolicyRollout>('POST', `/api/v1/policy-rollouts/${r.json.id}/pause`, {
+      auth: op,
+    });
+    assert.equal(paused.status, 200, paused.text);
+    assert.equal(paused.json.status, 'paused');
+    const waveAtPause = paused.json.current_wave;
+    // Longer than the pause between waves: no next wave starts while paused.
+    await new Promise((res) => setTimeout(res, 3_000));
+    const still = await get(r.json.id);
+    assert.equal(still.status, 'paused');
+    assert.equal(still.current_wave, waveAtPause);
+    assert.equal(
+      (await t.call('POST', `/api/v1/policy-rollouts/${r.json.id}/pause`, { auth: op })).status,
+      409,
+    );
+    const resumed = await t.call<PolicyRollout>('POST', `/api/v1/policy-rollouts/${r.json.id}/resume`, {
+      auth: op,
+    });
+    assert.equal(resumed.json.status, 'running');
+    const done = await waitFor(
+      async () => {
+        const x = await get(r.json.id);
+        return x.status === 'succeeded' ? x : undefined;
+      },
+      { timeoutMs: 60_000, what: 'the rollout succeeded' },
+    );
+    assert.equal(done.counts.applied, prod.length);
+    assert.equal(
+      (await t.call<Policy>('GET', `/api/v1/policies/${policy.id}`, { auth: op })).json.applied_revision,
+      rev,
+    );
+    const text = await events;
+    assert.match(text, /event: agent\n/);
+    assert.match(text, /"status":"paused"/);
+    assert.match(text, /event: end\n[^\n]*"status":"succeeded"/);
+
+    // Cancel after the first wave: its agents go back to the previous spec as a new revision.
+    const rev2 = await stage(3);
+    const c = await t.call<PolicyRollout>('POST', '/api/v1/policy-rollouts', {
+      auth: op,
+      body: { policy_id: policy.id, batch_size: 6, pause_ms: 600_000, wave_timeout_ms: 30_000 },
+    });
+    assert.equal(c.status, 202, c.text);
+    await waitFor(async () => ((await get(c.json.id)).counts.applied === 6 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'wave 1 of the second rollout applied',
+    });
+    const cancelled = await t.call<PolicyRollout>('POST', `/api/v1/policy-rollouts/${c.json.id}/cancel`, {
+      auth: op,
+    });
+    assert.equal(cancelled.status, 200, cancelled.text);
+    assert.equal(cancelled.json.status, 'cancelled');
+    assert.equal(cancelled.json.counts.rolled_back, 6);
+    assert.equal(cancelled.json.counts.skipped, prod.length - 6);
+    const p = (await t.call<Policy>('GET', `/api/v1/policies/${policy.id}`, { auth: op })).json;
+    assert.equal(p.applied_revision, rev2 + 1);
+    assert.equal(p.packages[0]?.configs[0]?.content, 'level: 2\n');
+    await waitFor(
+      async () => {
+        const l = await agentsOf(policy.id);
+        return l.items.length === prod.length &&
+          l.items.every((a) => a.state === 'applied' && a.distribution?.revision === rev2 + 1)
+          ? true
+          : undefined;
+      },
+      { timeoutMs: 60_000, what: 'every prod agent on the rollback revision' },
+    );
   });
 });

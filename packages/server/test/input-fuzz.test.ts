@@ -47,7 +47,7 @@ function casesFor(
   prefix: string,
   doc: { paths: Record<string, Record<string, OpenApiOperation>> },
 ): Case[] {
-  const openApiPath = (prefix + e.path).replace(/:([A-Za-z_]+)/g, '{$1}');
+  const openApiPath = (prefix + e.path).replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
   const op = doc.paths[openApiPath]?.[e.method.toLowerCase()];
   assert.ok(op, `${e.method} ${openApiPath} is in the OpenAPI document`);
   const valid = (name: string) => (VALID_PARAM[name] ?? (() => 'x'))();

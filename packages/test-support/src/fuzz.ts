@@ -97,13 +97,18 @@ export function fillPath(
   values: Record<string, string>,
   fallback: (name: string) => string,
 ): string {
-  return pattern.replace(/:([A-Za-z_]+)|\{([A-Za-z_]+)\}/g, (_m, a?: string, b?: string) => {
-    const name = (a ?? b) as string;
-    return values[name] ?? fallback(name);
-  });
+  return pattern.replace(
+    /:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
+    (_m, a?: string, b?: string) => {
+      const name = (a ?? b) as string;
+      return values[name] ?? fallback(name);
+    },
+  );
 }
 
 /** Parameter names of a path pattern (`:name` or `{name}`). */
 export function pathParamNames(pattern: string): string[] {
-  return [...pattern.matchAll(/:([A-Za-z_]+)|\{([A-Za-z_]+)\}/g)].map((m) => (m[1] ?? m[2]) as string);
+  return [...pattern.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map(
+    (m) => (m[1] ?? m[2]) as string,
+  );
 }
