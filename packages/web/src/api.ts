@@ -6,7 +6,14 @@
  * server's `error.code` / `error.message`; a 401 (session gone) also tells the handler main.ts
  * installs, which goes to the login page.
  */
-import type { ErrorBody, JsonRouteName, RequestArgs, RouteName, RouteResponse } from '@opsplane/api';
+import type {
+  ErrorBody,
+  JsonRouteName,
+  RequestArgs,
+  RouteConsumes,
+  RouteName,
+  RouteResponse,
+} from '@opsplane/api';
 
 export const API_BASE = '/api/v1';
 
@@ -75,6 +82,34 @@ async function call<K extends JsonRouteName>(
   const [request, opts = {}] = args as unknown as [AnyRequest | undefined, CallOptions?];
   const target = urlOf(route, request);
   const body = request?.body;
+  return answer<K>(
+    target,
+    body !== undefined ? JSON.stringify(body) : null,
+    body !== undefined ? 'application/json' : undefined,
+    opts,
+  );
+}
+
+/**
+ * Sends a file as the body of an endpoint that takes one instead of JSON (an artifact), in one
+ * of the content types it `consumes`; the rest as for `call`.
+ */
+async function upload<K extends JsonRouteName>(
+  route: K,
+  file: Blob,
+  contentType: RouteConsumes<K>,
+  ...args: RequestArgs<K>
+): Promise<RouteResponse<K>> {
+  const [request] = args as unknown as [AnyRequest | undefined];
+  return answer<K>(urlOf(route, request), file, contentType as string, {});
+}
+
+async function answer<K extends JsonRouteName>(
+  target: { method: string; url: string },
+  body: string | Blob | null,
+  contentType: string | undefined,
+  opts: CallOptions,
+): Promise<RouteResponse<K>> {
   let res: Response;
   try {
     res = await fetch(target.url, {
@@ -82,9 +117,9 @@ async function call<K extends JsonRouteName>(
       credentials: 'same-origin',
       headers: {
         accept: 'application/json',
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(contentType ? { 'content-type': contentType } : {}),
       },
-      body: body !== undefined ? JSON.stringify(body) : null,
+      body,
     });
   } catch {
     throw new ApiError(0, 'unreachable', 'the server cannot be reached; check your connection');
@@ -109,7 +144,7 @@ async function call<K extends JsonRouteName>(
   return (data ?? null) as RouteResponse<K>;
 }
 
-export const api = { call, url };
+export const api = { call, upload, url };
 
 /** What to show for any failure: the server's message for API errors. */
 export function errorMessage(e: unknown): string {

@@ -21,6 +21,10 @@ import { adminPage } from './pages/admin.js';
 import { auditPage } from './pages/audit.js';
 import { batchNewPage } from './pages/batch-new.js';
 import { batchPage, batchesPage } from './pages/batches.js';
+import { artifactsPage } from './pages/artifacts.js';
+import { policiesPage, policyPage } from './pages/policies.js';
+import { policyFormPage } from './pages/policy-form.js';
+import { policyRolloutNewPage, policyRolloutPage, policyRolloutsPage } from './pages/policy-rollouts.js';
 import { currentLocation, link, navigate, startRouter, type Location, type Route } from './router.js';
 import { loadSession, session, setSession } from './session.js';
 
@@ -38,6 +42,24 @@ const routes: Route[] = [
   { pattern: /^\/batches$/, render: batchesPage, nav: 'batches', title: 'Batches' },
   { pattern: /^\/batches\/new$/, render: batchNewPage, nav: 'batches', title: 'New batch' },
   { pattern: /^\/batches\/([^/]+)$/, render: batchPage, nav: 'batches', title: 'Batch' },
+  { pattern: /^\/artifacts$/, render: artifactsPage, nav: 'artifacts', title: 'Artifacts' },
+  { pattern: /^\/policies$/, render: policiesPage, nav: 'policies', title: 'Policies' },
+  { pattern: /^\/policies\/new$/, render: policyFormPage, nav: 'policies', title: 'New policy' },
+  { pattern: /^\/policies\/([^/]+)\/edit$/, render: policyFormPage, nav: 'policies', title: 'Edit policy' },
+  { pattern: /^\/policies\/([^/]+)$/, render: policyPage, nav: 'policies', title: 'Policy' },
+  { pattern: /^\/policy-rollouts$/, render: policyRolloutsPage, nav: 'policy-rollouts', title: 'Rollouts' },
+  {
+    pattern: /^\/policy-rollouts\/new$/,
+    render: policyRolloutNewPage,
+    nav: 'policy-rollouts',
+    title: 'Start a rollout',
+  },
+  {
+    pattern: /^\/policy-rollouts\/([^/]+)$/,
+    render: policyRolloutPage,
+    nav: 'policy-rollouts',
+    title: 'Rollout',
+  },
   { pattern: /^\/audit$/, render: auditPage, nav: 'audit', title: 'Audit log' },
   { pattern: /^\/admin$/, render: adminPage, nav: 'admin', title: 'Administration' },
 ];

@@ -61,6 +61,21 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => load(import('./deployments.js')),
   },
   {
+    name: 'artifacts',
+    summary: 'upload, list, show or delete signed packages and agent bundles; the key to pin',
+    load: () => load(import('./artifacts.js')),
+  },
+  {
+    name: 'policies',
+    summary: 'desired state by area and label selector: packages, configs, agent version; revisions',
+    load: () => load(import('./policies.js')),
+  },
+  {
+    name: 'rollouts',
+    summary: 'roll a policy revision out in waves, with a live progress bar; pause, resume, cancel',
+    load: () => load(import('./rollouts.js')),
+  },
+  {
     name: 'controllers',
     summary: 'list the controllers of every area, or their history',
     load: () => load(import('./controllers.js')),

@@ -10,6 +10,21 @@ type AgentHealth = RouteResponse<'GET /agents/:code/health'>;
 type ServiceHealth = AgentHealth['services'][string];
 type SystemMetrics = RouteResponse<'GET /agents/:code/metrics/system'>;
 
+/** The agent's convergence on its policy: `web-prod r3 applied · web 1.2.0`, the error if any. */
+function distribution(a: AgentDetail): HTMLElement | string {
+  const d = a.distribution;
+  if (!d || !d.policy) return 'no policy';
+  const err = d.packages.find((p) => p.error)?.error ?? d.agent?.error;
+  return h(
+    'span',
+    { id: 'agent-distribution' },
+    `${d.policy} r${d.revision} `,
+    badge(d.state, d.state === 'applying' ? 'info' : d.state === 'applied' ? 'ok' : undefined),
+    ` ${d.packages.map((p) => `${p.name} ${p.version || p.desired_version}${p.drift ? ' (drift)' : ''}`).join(', ')}`,
+    err ? h('span', { class: 'muted' }, ` — ${err.code}: ${err.message}`) : null,
+  );
+}
+
 export function details(a: AgentDetail): HTMLElement {
   const labels = Object.entries(a.labels);
   return defList([
@@ -33,6 +48,7 @@ export function details(a: AgentDetail): HTMLElement {
           )
         : '',
     ],
+    ['Desired state', distribution(a)],
     ['Registered', ago(a.register_time)],
     ['Last heartbeat', ago(a.last_heartbeat)],
     [
