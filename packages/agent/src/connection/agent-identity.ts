@@ -100,13 +100,15 @@ export class AgentIdentity {
     if (!key) throw new Error('no renewal in progress');
     if (!pairValid(certPem, key)) throw new Error('the renewed certificate does not match the requested key');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    // Key first: a crash between the two writes leaves a pair that does not match, which load()
-    // ignores (the configured pair is used and renewal happens again).
-    await writeFileAtomic(join(this.dir, 'agent.key'), key, 0o600);
-    await writeFileAtomic(join(this.dir, 'agent.crt'), certPem, 0o644);
+    // The CA bundle first (trusting one more CA early is harmless, and whoever sees the new
+    // certificate sees the bundle it came with); then the key: a crash between key and
+    // certificate leaves a pair that does not match, which load() ignores (the configured pair
+    // is used and renewal happens again).
     if (caPem && splitPemBundle(caPem).length > 0) {
       await writeFileAtomic(join(this.dir, 'ca.crt'), caPem, 0o644);
     }
+    await writeFileAtomic(join(this.dir, 'agent.key'), key, 0o600);
+    await writeFileAtomic(join(this.dir, 'agent.crt'), certPem, 0o644);
     this.pendingKey = undefined;
     this.current = this.load();
     this.log.info({ not_after: this.notAfter?.toISOString() }, 'certificate renewed');
