@@ -35,9 +35,10 @@ export class S3StoreError extends OpsplaneError {
     code: 'artifact_store_unavailable' | 'artifact_store_rejected' | 'artifact_content_missing',
     message: string,
     readonly s3Status?: number,
-    cause?: unknown,
   ) {
-    super(code, message, { status: 503, ...(cause !== undefined ? { cause } : {}) });
+    // No `cause`: a socket error under it (ECONNREFUSED…) would read as "the database is down"
+    // to isDatabaseUnavailable. The message names the failure instead.
+    super(code, message, { status: 503 });
   }
 }
 
@@ -55,6 +56,13 @@ function encodeKey(key: string): string {
       encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
     )
     .join('/');
+}
+
+/** What went wrong under a failed call, in words (undici nests the socket error). */
+export function failure(e: unknown): string {
+  const err = e as { message?: string; code?: string; cause?: { message?: string; code?: string } };
+  const inner = err.cause?.code ?? err.code;
+  return [err.message, err.cause?.message, inner].filter(Boolean).join(': ');
 }
 
 const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data).digest();
@@ -86,6 +94,18 @@ export class S3Client {
       host: `${this.o.bucket}.${this.base.host}`,
       path: `${prefix}/${key !== undefined ? encodeKey(key) : ''}`,
     };
+  }
+
+  /** The headers (Authorization included) that call() would send for `key` at `now`. */
+  signedHeaders(
+    method: string,
+    key: string | undefined,
+    payloadSha256: string,
+    extra: Record<string, string>,
+    now: Date,
+  ): Record<string, string> {
+    const { host, path } = this.target(key);
+    return this.sign(method, host, path, payloadSha256, extra, now);
   }
 
   /** Signature V4 headers for one call (header auth, payload hash given). */
@@ -157,9 +177,7 @@ export class S3Client {
     } catch (e) {
       throw new S3StoreError(
         'artifact_store_unavailable',
-        `the artifact store (${this.describe()}) cannot be reached: ${(e as Error).message}`,
-        undefined,
-        e,
+        `the artifact store (${this.describe()}) cannot be reached: ${failure(e)}`,
       );
     }
     if (opts.ok.includes(res.statusCode))

@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ArtifactContentStore } from './artifact-content-store.js';
-import { S3Client, S3StoreError, type S3ClientOptions } from './s3-client.js';
+import { failure, S3Client, S3StoreError, type S3ClientOptions } from './s3-client.js';
 
 export interface S3ContentStoreOptions extends S3ClientOptions {
   prefix: string;
@@ -75,9 +75,7 @@ export class S3ContentStore implements ArtifactContentStore {
     } catch (e) {
       throw new S3StoreError(
         'artifact_store_unavailable',
-        `reading ${this.key(sha256)} from the artifact store: ${(e as Error).message}`,
-        undefined,
-        e,
+        `reading ${this.key(sha256)} from the artifact store: ${failure(e)}`,
       );
     } finally {
       res.body.destroy();
