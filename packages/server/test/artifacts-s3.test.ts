@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
 import type { Artifact } from '@opsplane/api';
 import {
   freePort,
@@ -26,6 +27,7 @@ import {
   waitFor,
   type TrackedProcess,
 } from '@opsplane/test-support';
+import { serverConfigFrom } from '../src/config.js';
 import { S3Client } from '../src/storage/s3-client.js';
 import { DatabaseContentStore } from '../src/storage/artifact-content-store.js';
 import { startTestServer, type Auth, type TestServer } from './helpers.js';
@@ -124,6 +126,33 @@ describe('artifact content in an S3 store (s3rver)', { timeout: 60_000 }, () => 
     await dir?.cleanup();
   });
 
+  it('validates server.artifacts.store and takes the keys from the environment', () => {
+    const s3 = { type: 's3', endpoint: 'http://127.0.0.1:9000', bucket: BUCKET };
+    assert.equal(serverConfigFrom({}).server.artifacts.store.type, 'database');
+    assert.throws(
+      () => serverConfigFrom({ server: { artifacts: { store: s3 } } }),
+      /server\.artifacts\.store\.access_key_id.*required with type 's3'/s,
+    );
+    assert.throws(
+      () => serverConfigFrom({ server: { artifacts: { store: { ...s3, prefix: '../x' } } } }),
+      /prefix/,
+    );
+    const cfg = serverConfigFrom(
+      { server: { artifacts: { store: s3 } } },
+      {},
+      {
+        OPSPLANE_S3_ACCESS_KEY_ID: 'AKID',
+        OPSPLANE_S3_SECRET_ACCESS_KEY: 'very-secret',
+      },
+    );
+    const store = cfg.server.artifacts.store;
+    assert.equal(store.access_key_id, 'AKID');
+    assert.equal(store.secret_access_key?.reveal(), 'very-secret');
+    assert.equal(store.region, 'us-east-1');
+    assert.equal(store.path_style, true);
+    assert.doesNotMatch(JSON.stringify(cfg), /very-secret/, 'the secret never prints');
+  });
+
   it('signs requests as AWS documents it (SigV4 header auth examples for S3)', () => {
     const c = new S3Client({
       endpoint: 'https://s3.amazonaws.com',
@@ -186,10 +215,19 @@ describe('artifact content in an S3 store (s3rver)', { timeout: 60_000 }, () => 
   });
 
   it('refuses with a code and stores nothing when the store refuses our credentials', async () => {
+    // The server starts anyway (no crash loop) and says clearly at start-up what is wrong.
+    const lines: string[] = [];
     const wrong = await startTestServer('pglite', {
       server: { artifacts: { store: storeConfig('NOT-A-KEY') } },
+      logger: pino({ level: 'info' }, { write: (l: string) => void lines.push(l) }),
     });
     try {
+      const logged = await waitFor(() => lines.find((l) => l.includes('artifact store NOT reachable')), {
+        what: 'the start-up check of the bucket logged',
+      });
+      assert.match(logged, /"code":"artifact_store_rejected"/);
+      assert.match(logged, /refused HEAD \(bucket\): AccessDenied \(HTTP 403\)/);
+      assert.doesNotMatch(lines.join(''), /S3RVER/, 'no credential in the log');
       const bytes = pkg('denied-app', '1.0.0', 64 * 1024);
       const wop = wrong.users.operator.token;
       const up = await upload(wrong, bytes, wop);

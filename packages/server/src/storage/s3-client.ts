@@ -184,7 +184,13 @@ export class S3Client {
       return { status: res.statusCode, headers: res.headers, body: res.body };
     const text = method === 'HEAD' ? '' : await res.body.text().catch(() => '');
     if (method === 'HEAD') await res.body.dump().catch(() => undefined);
-    const s3Code = /<Code>([^<]{1,64})<\/Code>/.exec(text)?.[1] ?? `HTTP ${res.statusCode}`;
+    // HEAD answers carry no XML: name the usual meaning of the status instead.
+    const s3Code =
+      /<Code>([^<]{1,64})<\/Code>/.exec(text)?.[1] ??
+      ({ 400: 'BadRequest', 403: 'AccessDenied', 404: key === undefined ? 'NoSuchBucket' : 'NotFound' }[
+        res.statusCode
+      ] as string | undefined) ??
+      'Error';
     const what = `${method} ${key ?? '(bucket)'}`;
     if (res.statusCode >= 500)
       throw new S3StoreError(
