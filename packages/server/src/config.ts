@@ -82,6 +82,56 @@ const ByteSizeSchema = z
   .min(1024)
   .max(1024 * 1024 * 1024);
 
+/**
+ * server.artifacts.store: 'database' (chunks next to the rows, the default) or 's3' (one object
+ * per artifact at `<prefix>artifacts/<sha256>` in an S3-compatible bucket). The keys may come
+ * from OPSPLANE_S3_ACCESS_KEY_ID / OPSPLANE_S3_SECRET_ACCESS_KEY instead of the file.
+ */
+export const ArtifactStoreSchema = z
+  .object({
+    type: z.enum(['database', 's3']).default('database'),
+    /** http(s)://host[:port][/path] of the S3 API (e.g. https://s3.eu-west-1.amazonaws.com). */
+    endpoint: z.url({ protocol: /^https?$/, message: 'endpoint: an http:// or https:// URL' }).optional(),
+    region: z
+      .string()
+      .regex(/^[a-z0-9-]{1,32}$/, { message: 'region: like us-east-1' })
+      .default('us-east-1'),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'bucket: 3-63 of a-z 0-9 . -' })
+      .optional(),
+    /** Prepended to every key ('' or e.g. 'opsplane/'). */
+    prefix: z
+      .string()
+      .max(200)
+      .regex(/^([A-Za-z0-9._-]+\/)*$/, { message: "prefix: path segments each ending in '/'" })
+      .default(''),
+    /** endpoint/bucket/key (MinIO and most S3-compatible stores) rather than bucket.endpoint/key. */
+    path_style: z.boolean().default(true),
+    access_key_id: z.string().min(1).max(256).optional(),
+    secret_access_key: z
+      .string()
+      .min(1)
+      .max(256)
+      .transform((v) => new SecretValue(v))
+      .optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.type !== 's3') return;
+    for (const k of ['endpoint', 'bucket', 'access_key_id', 'secret_access_key'] as const)
+      if (v[k] === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message:
+            k === 'access_key_id' || k === 'secret_access_key'
+              ? `${k} is required with type 's3' (or OPSPLANE_S3_${k.toUpperCase()})`
+              : `${k} is required with type 's3'`,
+        });
+  })
+  .prefault({});
+
 export const ServerSectionSchema = z
   .object({
     /** Address the HTTP API listens on. */
@@ -243,6 +293,8 @@ export const ServerSectionSchema = z
          * signed by the server's own key. Agents must pin them too.
          */
         trusted_keys: z.array(ArtifactPublicKeySchema).max(16).default([]),
+        /** Where artifacts' content lives (their metadata rows are always in the database). */
+        store: ArtifactStoreSchema,
       })
       .strict()
       .prefault({}),
@@ -363,6 +415,26 @@ function serverEnv(env: NodeJS.ProcessEnv): Partial<ServerSectionInput> {
   return out;
 }
 
+/** The S3 keys from the environment (they win over the file) into server.artifacts.store. */
+function withS3Secrets(merged: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const id = env.OPSPLANE_S3_ACCESS_KEY_ID;
+  const secret = env.OPSPLANE_S3_SECRET_ACCESS_KEY;
+  if (!id && !secret) return merged;
+  const artifacts = asRecord(merged.artifacts, 'server.artifacts');
+  const store = asRecord(artifacts.store, 'server.artifacts.store');
+  return {
+    ...merged,
+    artifacts: {
+      ...artifacts,
+      store: {
+        ...store,
+        ...(id ? { access_key_id: id } : {}),
+        ...(secret ? { secret_access_key: secret } : {}),
+      },
+    },
+  };
+}
+
 function asRecord(v: unknown, what: string): Record<string, unknown> {
   if (v === undefined || v === null) return {};
   if (typeof v !== 'object' || Array.isArray(v)) throw new ValidationError(`${what}: expected a mapping`);
@@ -426,7 +498,7 @@ export function parseServerConfig(
   areasFromEnv: Record<string, AreaCredentialsInput> = {},
 ): ServerConfig {
   const fileSection = asRecord((platform as Record<string, unknown>).server, `${source}: server`);
-  const merged = { ...fileSection, ...serverEnv(env), ...(overrides.server ?? {}) };
+  const merged = withS3Secrets({ ...fileSection, ...serverEnv(env), ...(overrides.server ?? {}) }, env);
   const parsed = ServerSectionSchema.safeParse(merged);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ ...i, path: ['server', ...i.path] }));

@@ -49,6 +49,8 @@ import { ArtifactSigner } from './services/artifact-signing.js';
 import { ArtifactService } from './services/artifacts.js';
 import { ConvergenceLoop } from './services/convergence.js';
 import { Distributor } from './services/distributor.js';
+import type { ContentStoreFactory } from './storage/artifact-content-store.js';
+import { S3ContentStore } from './storage/s3-content-store.js';
 import { PolicyService } from './services/policies.js';
 import { PolicyRolloutService } from './services/policy-rollouts.js';
 import { RolloutEngine } from './services/rollout-engine.js';
@@ -100,11 +102,30 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** The S3 content store server.artifacts.store asks for (undefined: content in the database). */
+function s3ContentStore(config: ServerConfig, logger: Logger): S3ContentStore | undefined {
+  const c = config.server.artifacts.store;
+  if (c.type !== 's3') return undefined;
+  // The schema requires these with type 's3'.
+  return new S3ContentStore(
+    {
+      endpoint: c.endpoint as string,
+      region: c.region,
+      bucket: c.bucket as string,
+      pathStyle: c.path_style,
+      prefix: c.prefix,
+      accessKeyId: c.access_key_id as string,
+      secretAccessKey: c.secret_access_key?.reveal() as string,
+    },
+    logger.child({ component: 'artifact-store' }),
+  );
+}
+
 /** Opens, migrates and wraps the database — the part of start-up the CLI also needs (e.g. user admin). */
 export async function openStore(
   config: ServerConfig,
   logger: Logger,
-  opts: { masterKey?: string | undefined } = {},
+  opts: { masterKey?: string | undefined; content?: ContentStoreFactory } = {},
 ): Promise<{ store: Store; database: DatabaseHandle; generatedKeyPath?: string }> {
   const s = config.server;
   const envKey = opts.masterKey ?? process.env.OPSPLANE_MASTER_KEY;
@@ -134,7 +155,7 @@ export async function openStore(
     );
     const generatedKeyPath = key.source === 'generated' && 'path' in key ? key.path : undefined;
     return {
-      store: new Store(database.db, key.box),
+      store: new Store(database.db, key.box, opts.content),
       database,
       ...(generatedKeyPath ? { generatedKeyPath } : {}),
     };
@@ -150,9 +171,13 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   const print = opts.printSecret ?? ((t: string) => void process.stdout.write(t));
   const replicaId =
     config.server.replica_id ?? `${hostname()}-${process.pid}-${randomBytes(2).toString('hex')}`;
+  const s3 = s3ContentStore(config, logger);
   const { store, database, generatedKeyPath } = await openStore(config, logger, {
     masterKey: opts.masterKey,
+    ...(s3 ? { content: () => s3 } : {}),
   });
+  // Checked, not awaited into a crash: a store that is down makes artifact calls 503 until it is up.
+  if (s3) void s3.watch();
   if (generatedKeyPath) print(masterKeyNotice(generatedKeyPath));
   let app: App | undefined;
   let platform: PlatformServices | undefined;
@@ -216,7 +241,13 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     });
     const audit = new AuditTrail(store, logger.child({ component: 'audit' }));
     // Distribution: artifacts, policies, the convergence loop (leader) and rollouts (leased).
-    const artifactService = new ArtifactService(store, audit, signer, config.server.artifacts.max_size);
+    const artifactService = new ArtifactService(
+      store,
+      audit,
+      signer,
+      config.server.artifacts.max_size,
+      logger.child({ component: 'artifacts' }),
+    );
     const dist = config.server.distribution;
     const distributor = new Distributor({
       store,
@@ -334,6 +365,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     await app?.close().catch(() => undefined);
     await platform?.stop().catch(() => undefined);
     await database.close().catch(() => undefined);
+    await s3?.close().catch(() => undefined);
     throw e;
   }
   const services = platform;
@@ -392,6 +424,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
           .stop()
           .catch((err: unknown) => logger.warn({ err }, 'stopping platform services failed'));
         await database.close();
+        await s3?.close().catch(() => undefined);
         logger.info('opsplane server stopped');
       })();
       return stopping;

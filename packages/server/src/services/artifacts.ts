@@ -1,6 +1,7 @@
 /**
- * Artifacts: upload (validated, hashed, signed, stored in the database in chunks), list, get,
- * content (with byte ranges) and delete; also how an artifact's bytes are read for the relay.
+ * Artifacts: upload (validated, hashed, signed, stored: the row in the database, the content in
+ * the store's ArtifactContentStore — database chunks or an S3 object), list, get, content (with
+ * byte ranges) and delete; also how an artifact's bytes are read for the relay.
  *
  * An upload is streamed to a temporary file while it is hashed and counted (refused past
  * artifacts.max_size), then read once to check the archive: a package has package.yaml at its
@@ -8,13 +9,14 @@
  * agent artifact is an agent bundle. Nothing is stored unless all of it holds.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
+import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import {
@@ -39,7 +41,6 @@ import {
   type ArtifactUploadQuery,
   type PolicySpec,
 } from '@opsplane/api';
-import { ARTIFACT_CHUNK_BYTES } from '../storage/artifacts-repo.js';
 import type { ArtifactRow } from '../storage/distribution-schema.js';
 import type { Store } from '../storage/store.js';
 import type { ArtifactSigner } from './artifact-signing.js';
@@ -182,6 +183,7 @@ export class ArtifactService {
     private readonly audit: AuditTrail,
     private readonly signer: ArtifactSigner,
     private readonly maxSize: number,
+    private readonly logger?: Logger,
   ) {}
 
   async list(q: ArtifactListQuery): Promise<ArtifactListResponse> {
@@ -205,7 +207,21 @@ export class ArtifactService {
 
   /** The bytes [start, end] of an artifact, chunk by chunk. */
   read(sha256: string, start: number, end: number): AsyncGenerator<Buffer> {
-    return this.store.artifacts.read(sha256, start, end);
+    return this.store.artifactContent.read(sha256, start, end);
+  }
+
+  /**
+   * read(), with its first piece already fetched: a content store that is down fails here, while
+   * the route can still answer with a status and a code (not halfway through a 200).
+   */
+  async open(sha256: string, start: number, end: number): Promise<AsyncIterable<Buffer>> {
+    const it = this.read(sha256, start, end);
+    const first = await it.next();
+    return (async function* () {
+      if (first.done) return;
+      yield first.value;
+      yield* it;
+    })();
   }
 
   async upload(
@@ -268,38 +284,51 @@ export class ArtifactService {
       }
       const existing = await this.store.artifacts.get(got.sha256);
       if (existing) return { artifact: toArtifact(existing), created: false };
-      const row = await this.audit.run(
-        caller,
-        {
-          action: 'artifact.upload',
-          targetType: 'artifact',
-          targetId: ref.sha256,
-          details: { kind: ref.kind, name: ref.name, version: ref.version, size: ref.size },
-        },
-        async (tx, spec) => {
-          const clash = await tx.artifacts.byIdentity(ref);
-          if (clash)
-            throw new ArtifactError(
-              'artifact_version_exists',
-              `${ref.kind} ${ref.name} ${ref.version} (${ref.os}/${ref.arch}) is stored already with other bytes ` +
-                `(sha256 ${clash.sha256.slice(0, 12)}…): versions are immutable — upload a new version`,
-              409,
-            );
-          const r = await tx.artifacts.insert(
-            {
+      // An external store gets the object first and the row after it (a crash leaves at most an
+      // orphan object, never a row without content); the database's chunks go in the row's
+      // transaction.
+      const content = this.store.artifactContent;
+      const external = content.placement === 'external';
+      if (external) await content.put(ref.sha256, fileChunks(got.path), got.size);
+      let row: ArtifactRow;
+      try {
+        row = await this.audit.run(
+          caller,
+          {
+            action: 'artifact.upload',
+            targetType: 'artifact',
+            targetId: ref.sha256,
+            details: { kind: ref.kind, name: ref.name, version: ref.version, size: ref.size },
+          },
+          async (tx, spec) => {
+            const clash = await tx.artifacts.byIdentity(ref);
+            if (clash)
+              throw new ArtifactError(
+                'artifact_version_exists',
+                `${ref.kind} ${ref.name} ${ref.version} (${ref.os}/${ref.arch}) is stored already with other bytes ` +
+                  `(sha256 ${clash.sha256.slice(0, 12)}…): versions are immutable — upload a new version`,
+                409,
+              );
+            await tx.artifacts.insert({
               ...ref,
               keyId: ref.key_id,
               signedBy,
               command: meta.command,
               manifest: meta.manifest ?? {},
               uploadedBy: caller.username,
-            },
-            chunksOf(gz),
-          );
-          spec.changes = changesBetween(null, toArtifact(r), ['created_at', 'signature']);
-          return r;
-        },
-      );
+            });
+            if (!external) await tx.artifactContent.put(ref.sha256, fileChunks(got.path), got.size);
+            const r = await tx.artifacts.markComplete(ref.sha256);
+            spec.changes = changesBetween(null, toArtifact(r), ['created_at', 'signature']);
+            return r;
+          },
+        );
+      } catch (e) {
+        // No row: the object is an orphan, unless the same bytes were stored meanwhile.
+        if (external && !(await this.store.artifacts.get(ref.sha256).catch(() => undefined)))
+          await content.delete(ref.sha256).catch((err: unknown) => this.orphan(ref.sha256, err));
+        throw e;
+      }
       return { artifact: toArtifact(row), created: true };
     } finally {
       await rm(got.path, { force: true });
@@ -324,14 +353,26 @@ export class ArtifactService {
               409,
             );
         }
+        // The row first (database chunks go with it); an external object after the commit.
         await tx.artifacts.delete(sha256);
         spec.changes = changesBetween(toArtifact(cur), null, ['created_at', 'signature']);
       },
     );
+    const content = this.store.artifactContent;
+    if (content.placement === 'external')
+      await content.delete(sha256).catch((err: unknown) => this.orphan(sha256, err));
+  }
+
+  /** An object left behind in the store (harmless: nothing refers to it; the same bytes reuse it). */
+  private orphan(sha256: string, err: unknown): void {
+    this.logger?.warn(
+      { sha256, err: (err as Error).message },
+      'artifact object left in the artifact store (its row is gone)',
+    );
   }
 }
 
-function* chunksOf(buf: Buffer): Generator<Buffer> {
-  for (let off = 0; off < buf.length; off += ARTIFACT_CHUNK_BYTES)
-    yield buf.subarray(off, Math.min(buf.length, off + ARTIFACT_CHUNK_BYTES));
+/** The spooled upload, streamed (never read whole for storing). */
+async function* fileChunks(path: string): AsyncGenerator<Buffer> {
+  for await (const piece of createReadStream(path, { highWaterMark: 256 * 1024 })) yield piece as Buffer;
 }

@@ -53,7 +53,7 @@ export class Distributor {
     let p = this.inFlight.get(key);
     if (!p) {
       p = ensureArtifact(pc.client, ref, (offset) =>
-        this.o.store.artifacts.read(ref.sha256, offset, ref.size - 1),
+        this.o.store.artifactContent.read(ref.sha256, offset, ref.size - 1),
       )
         .then(() => {
           this.held.set(key, Date.now());

@@ -1,14 +1,11 @@
 /**
- * Artifacts: metadata rows and their content as chunks in the database (every replica serves
- * every artifact; PGlite and PostgreSQL alike). Content goes in chunk by chunk and comes out as
- * a stream of chunks, so no artifact is ever held whole in memory by the repository.
+ * Artifacts' metadata rows (always in the database). Their content is an ArtifactContentStore's
+ * (artifact-content-store.ts): chunks in this database, or objects in an S3 store. A row is
+ * `complete` once its content is stored; only complete rows are ever served.
  */
 import { and, asc, count, desc, eq, type SQL } from 'drizzle-orm';
 import type { Database } from './database.js';
-import { artifactChunks, artifacts, type ArtifactRow } from './distribution-schema.js';
-
-/** Size of one stored chunk (the last one may be shorter). */
-export const ARTIFACT_CHUNK_BYTES = 1024 * 1024;
+import { artifacts, type ArtifactRow } from './distribution-schema.js';
 
 export type NewArtifact = Omit<ArtifactRow, 'createdAt' | 'complete'>;
 
@@ -82,21 +79,16 @@ export class ArtifactsRepo {
     return { rows, total: Number(n?.n ?? 0) };
   }
 
-  /**
-   * Stores an artifact and its content in one transaction of the caller's (so a failed upload
-   * leaves nothing). `chunks` yields the content in order, ARTIFACT_CHUNK_BYTES at a time.
-   */
-  async insert(a: NewArtifact, chunks: Iterable<Buffer> | AsyncIterable<Buffer>): Promise<ArtifactRow> {
+  /** Inserts an artifact's row, not complete yet (its content is stored next). */
+  async insert(a: NewArtifact): Promise<void> {
     await this.db.insert(artifacts).values({ ...a, complete: false });
-    let seq = 0;
-    for await (const data of chunks) {
-      await this.db.insert(artifactChunks).values({ sha256: a.sha256, seq, data });
-      seq++;
-    }
+  }
+
+  async markComplete(sha256: string): Promise<ArtifactRow> {
     const [row] = await this.db
       .update(artifacts)
       .set({ complete: true })
-      .where(eq(artifacts.sha256, a.sha256))
+      .where(eq(artifacts.sha256, sha256))
       .returning();
     return row as ArtifactRow;
   }
@@ -107,25 +99,5 @@ export class ArtifactsRepo {
       .where(eq(artifacts.sha256, sha256))
       .returning({ s: artifacts.sha256 });
     return rows.length > 0;
-  }
-
-  /**
-   * The bytes [start, end] (inclusive) of an artifact, a chunk at a time (one query per chunk:
-   * a 100 MB artifact never sits in memory).
-   */
-  async *read(sha256: string, start: number, end: number): AsyncGenerator<Buffer> {
-    const first = Math.floor(start / ARTIFACT_CHUNK_BYTES);
-    const last = Math.floor(end / ARTIFACT_CHUNK_BYTES);
-    for (let seq = first; seq <= last; seq++) {
-      const [row] = await this.db
-        .select({ data: artifactChunks.data })
-        .from(artifactChunks)
-        .where(and(eq(artifactChunks.sha256, sha256), eq(artifactChunks.seq, seq)));
-      if (!row) throw new Error(`artifact ${sha256}: chunk ${seq} is missing`);
-      const base = seq * ARTIFACT_CHUNK_BYTES;
-      const from = Math.max(0, start - base);
-      const to = Math.min(row.data.length, end - base + 1);
-      yield row.data.subarray(from, to);
-    }
   }
 }

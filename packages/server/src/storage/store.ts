@@ -5,6 +5,11 @@
  */
 import type { SecretBox } from '../security/crypto.js';
 import { AlertsRepo } from './alerts-repo.js';
+import {
+  databaseContent,
+  type ArtifactContentStore,
+  type ContentStoreFactory,
+} from './artifact-content-store.js';
 import { ArtifactsRepo } from './artifacts-repo.js';
 import { AuditRepo } from './audit-repo.js';
 import { BatchesRepo } from './batches-repo.js';
@@ -44,12 +49,15 @@ export class Store {
   readonly silences: SilencesRepo;
   readonly metrics: MetricsRepo;
   readonly artifacts: ArtifactsRepo;
+  /** Artifacts' content (in this database, or an S3 store: see artifact-content-store.ts). */
+  readonly artifactContent: ArtifactContentStore;
   readonly policies: PoliciesRepo;
   readonly policyRollouts: PolicyRolloutsRepo;
 
   constructor(
     readonly db: Database,
     readonly box: SecretBox,
+    private readonly contentStore: ContentStoreFactory = databaseContent,
   ) {
     this.users = new UsersRepo(db);
     this.sessions = new SessionsRepo(db);
@@ -69,11 +77,12 @@ export class Store {
     this.silences = new SilencesRepo(db);
     this.metrics = new MetricsRepo(db);
     this.artifacts = new ArtifactsRepo(db);
+    this.artifactContent = contentStore(db);
     this.policies = new PoliciesRepo(db);
     this.policyRollouts = new PolicyRolloutsRepo(db);
   }
 
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
-    return this.db.transaction((tx) => fn(new Store(tx, this.box)));
+    return this.db.transaction((tx) => fn(new Store(tx, this.box, this.contentStore)));
   }
 }

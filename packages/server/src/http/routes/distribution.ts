@@ -75,6 +75,8 @@ export const distributionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
       const a = await artifacts.row(req.params.sha256);
       const range = req.headers.range;
       const { start, end } = range ? parseRange(range, a.size) : { start: 0, end: a.size - 1 };
+      // Opened before the headers go: a content store that is down is a 503 with its code.
+      const body = a.size === 0 ? Buffer.alloc(0) : Readable.from(await artifacts.open(a.sha256, start, end));
       reply
         .header('content-type', 'application/gzip')
         .header('accept-ranges', 'bytes')
@@ -83,7 +85,6 @@ export const distributionRoutes: FastifyPluginAsyncZod<RouteOptions> = async (ap
         .header('content-disposition', `attachment; filename="${a.name}-${a.version}.tar.gz"`);
       if (range) reply.code(206).header('content-range', `bytes ${start}-${end}/${a.size}`);
       // A stream is sent as is (no serializer): typed as the schema's string.
-      const body = a.size === 0 ? Buffer.alloc(0) : Readable.from(artifacts.read(a.sha256, start, end));
       return reply.send(body as unknown as string);
     },
   });
