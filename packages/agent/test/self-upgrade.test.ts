@@ -8,22 +8,23 @@
  * reports the rolled back upgrade. Every version dir stays on disk.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile, readlink, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readTarGz, writeAgentBundle } from '@opsplane/kit';
+import { writeAgentBundle } from '@opsplane/kit';
 import { agentToken, type ArtifactRef, type DistributionStatus } from '@opsplane/models';
 import {
   createArtifactSigner,
+  installAgentBundle,
   signArtifact,
   startFleet,
+  startLauncherAgent,
   tempDir,
   waitFor,
   type ArtifactSigner,
   type Fleet,
+  type LauncherAgent,
 } from '@opsplane/test-support';
-import { stringify } from 'yaml';
 import { packAgentBundle } from '../src/index.js';
 import { listedAgent, pushDesired, uploadArtifact } from './relay-helpers.js';
 
@@ -35,8 +36,8 @@ describe('agent self-upgrade through the launcher', () => {
   let cleanup: () => Promise<void>;
   let fleet: Fleet;
   let signer: ArtifactSigner;
-  let launcher: ChildProcess | undefined;
-  let output = '';
+  let launcher: LauncherAgent | undefined;
+  const output = (): string => launcher?.output() ?? '';
 
   /** A signed agent bundle artifact: the built agent packed as `version`, or the given agent.mjs. */
   async function bundle(version: string, agentMjs?: string): Promise<{ bytes: Buffer; ref: ArtifactRef }> {
@@ -70,7 +71,7 @@ describe('agent self-upgrade through the launcher', () => {
           ? { d: a.distribution }
           : undefined;
       },
-      { timeoutMs: 30_000, what: `${what}\n${output}` },
+      { timeoutMs: 30_000, what: `${what}\n${output()}` },
     ).then((x) => x.d);
 
   before(async () => {
@@ -83,62 +84,25 @@ describe('agent self-upgrade through the launcher', () => {
       controllerConfig: { artifacts: { dir: join(root, 'relay-cache'), keys: [signer.publicKey] } },
     });
     // The install the deploy engine leaves: versions/1.0.0 unpacked, current → versions/1.0.0.
-    const v1 = await bundle('1.0.0');
-    for (const e of readTarGz(v1.bytes)) {
-      const rel = e.path.split('/').slice(1).join('/');
-      if (rel === '') continue;
-      const p = join(root, 'versions', '1.0.0', rel);
-      if (e.type === 'dir') await mkdir(p, { recursive: true });
-      else {
-        await mkdir(dirname(p), { recursive: true });
-        await writeFile(p, e.data ?? Buffer.alloc(0));
-      }
-    }
-    await writeFile(join(root, 'versions', '1.0.0', '.complete'), '');
-    const { symlink } = await import('node:fs/promises');
-    await symlink('versions/1.0.0', join(root, 'current'));
-    await mkdir(join(root, 'etc'), { recursive: true });
-    await writeFile(
-      join(root, 'etc', 'agent.yaml'),
-      stringify({
-        agent_code: CODE,
-        area: AREA,
-        token: agentToken(fleet.secret(AREA), AREA, CODE),
-        controllers: fleet.controllersOf(AREA).map((c) => c.url),
-        packages_dir: join(root, 'packages'),
-        data_dir: join(root, 'data'),
-        heartbeat_interval: '200ms',
-        reconnect: { initial: '50ms', max: '300ms' },
-        artifact_keys: [signer.publicKey],
-      }),
-    );
-    launcher = spawn(
-      process.execPath,
-      [
-        join(root, 'current', 'agent.mjs'),
-        '--launch',
-        '--root',
-        root,
-        '--config',
-        join(root, 'etc', 'agent.yaml'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OPSPLANE_LOG_LEVEL: 'info' } },
-    );
-    launcher.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    launcher.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    await installAgentBundle(root, (await bundle('1.0.0')).bytes, '1.0.0');
+    launcher = await startLauncherAgent(root, {
+      agent_code: CODE,
+      area: AREA,
+      token: agentToken(fleet.secret(AREA), AREA, CODE),
+      controllers: fleet.controllersOf(AREA).map((c) => c.url),
+      packages_dir: join(root, 'packages'),
+      data_dir: join(root, 'data'),
+      heartbeat_interval: '200ms',
+      reconnect: { initial: '50ms', max: '300ms' },
+      artifact_keys: [signer.publicKey],
+    });
     await until('1.0.0', () => true, 'agent 1.0.0 connected');
   });
 
   after(async () => {
-    if (launcher && launcher.exitCode === null) {
-      const exited = new Promise((r) => launcher?.once('exit', r));
-      launcher.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
-      if (launcher.exitCode === null) launcher.kill('SIGKILL');
-    }
+    await launcher?.stop();
     await fleet?.stop();
     await cleanup();
-    if (process.env.OPSPLANE_TEST_VERBOSE) process.stderr.write(output);
   });
 
   it('upgrades 1.0.0 → 2.0.0: current switched, the new version confirmed, 1.0.0 kept', async () => {
@@ -195,7 +159,7 @@ describe('agent self-upgrade through the launcher', () => {
       'the bad version is kept for inspection',
     );
     assert.ok(await stat(join(root, 'versions', '1.0.0', 'agent.mjs')));
-    assert.match(output, /bad agent/);
+    assert.match(output(), /bad agent/);
   });
 
   it('a 4.0.0 that hangs without ever connecting is rolled back at the deadline', async () => {
@@ -217,7 +181,7 @@ describe('agent self-upgrade through the launcher', () => {
     assert.equal(s.agent?.rolled_back, true);
     assert.equal(s.agent?.desired_version, '4.0.0');
     assert.match(s.agent?.error?.message ?? '', /did not confirm/);
-    assert.match(output, /hung agent/);
+    assert.match(output(), /hung agent/);
     assert.equal(await readlink(join(root, 'current')), 'versions/2.0.0');
   });
 });
