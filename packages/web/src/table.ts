@@ -4,6 +4,7 @@
  * (`sort=[-]field`), and a pager walks `page`/`pageSize`.
  */
 import { append, h, type Child } from './dom.js';
+import { navigate } from './router.js';
 
 export interface Column<T, S extends string = string> {
   label: string;
@@ -147,4 +148,17 @@ export function renderPager(
       sizes.map((n) => h('option', { value: String(n), props: { selected: n === pageSize } }, `${n} / page`)),
     ),
   );
+}
+
+/**
+ * syncRows' `init` for rows that open a page: the whole row is clickable, except the links and
+ * buttons inside it, which keep their own action.
+ */
+export function linkRows<T>(href: (item: T) => string): (tr: HTMLTableRowElement, item: T) => void {
+  return (tr, item) => {
+    tr.classList.add('clickable');
+    tr.addEventListener('click', (ev) => {
+      if (!(ev.target as Element).closest('a, button')) navigate(href(item));
+    });
+  };
 }

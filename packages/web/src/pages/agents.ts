@@ -12,14 +12,15 @@ import { canOperate } from '../session.js';
 import { pageHeader } from '../layout.js';
 import { navigate, type PageContext } from '../router.js';
 import {
+  type Column,
+  linkRows,
   messageRow,
   parseSort,
   renderHead,
   renderPager,
+  type Sort,
   sortParam,
   syncRows,
-  type Column,
-  type Sort,
 } from '../table.js';
 
 const agentHref = (code: string) => `#/agents/${encodeURIComponent(code)}`;
@@ -175,12 +176,7 @@ export function agentsPage(ctx: PageContext): void {
           s.q || s.area || s.status || s.health || s.selector
             ? 'No agent matches these filters.'
             : 'No agents yet.',
-        init: (tr, a) => {
-          tr.classList.add('clickable');
-          tr.addEventListener('click', (ev) => {
-            if (!(ev.target as Element).closest('a, button')) navigate(agentHref(a.agent_code));
-          });
-        },
+        init: linkRows((a) => agentHref(a.agent_code)),
       });
       put(
         summary,

@@ -9,9 +9,9 @@ import { ago, badge, defList, errorBox, field, h, put } from '../dom.js';
 import { filterSelect } from '../filters.js';
 import { pageHeader } from '../layout.js';
 import { progressBar } from '../progress.js';
-import { navigate, type PageContext } from '../router.js';
+import type { PageContext } from '../router.js';
 import { canOperate } from '../session.js';
-import { messageRow, renderHead, renderPager, syncRows, type Column } from '../table.js';
+import { type Column, linkRows, messageRow, renderHead, renderPager, syncRows } from '../table.js';
 
 const ACTIONS = ['start', 'stop', 'restart', 'configs'] as const;
 const STATUSES = ['running', 'done', 'failed', 'interrupted'] as const;
@@ -129,12 +129,7 @@ export function batchesPage(ctx: PageContext): void {
       put(status);
       syncRows(tbody, r.batches, (j) => j.id, COLUMNS, {
         empty: 'No batches yet.',
-        init: (tr, j) => {
-          tr.classList.add('clickable');
-          tr.addEventListener('click', (ev) => {
-            if (!(ev.target as Element).closest('a, button')) navigate(batchHref(j.id));
-          });
-        },
+        init: linkRows((j) => batchHref(j.id)),
       });
       renderPager(pager, { page: s.page, pageSize: s.pageSize, total: r.total }, (page) => {
         s.page = page;

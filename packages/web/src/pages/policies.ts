@@ -12,7 +12,7 @@ import { pageHeader } from '../layout.js';
 import { progressBar } from '../progress.js';
 import { navigate, type PageContext } from '../router.js';
 import { canOperate } from '../session.js';
-import { messageRow, renderHead, syncRows, type Column } from '../table.js';
+import { linkRows, messageRow, renderHead, syncRows, type Column } from '../table.js';
 import { policyHref } from './policy-form.js';
 import { rolloutBadge, rolloutHref } from './policy-rollouts.js';
 
@@ -68,6 +68,7 @@ export function policiesPage(ctx: PageContext): void {
     status,
     h('div', { class: 'table-wrap' }, h('table', { class: 'data', id: 'policies-table' }, thead, tbody)),
   );
+  const openRow = linkRows((p: Policy) => policyHref(p.id));
   ctx.poll(async () => {
     try {
       const r = await api.call('GET /policies');
@@ -76,10 +77,7 @@ export function policiesPage(ctx: PageContext): void {
         empty: 'No policies yet.',
         init: (tr, p) => {
           tr.dataset.name = p.name;
-          tr.classList.add('clickable');
-          tr.addEventListener('click', (ev) => {
-            if (!(ev.target as Element).closest('a, button')) navigate(policyHref(p.id));
-          });
+          openRow(tr, p);
         },
       });
     } catch (e) {

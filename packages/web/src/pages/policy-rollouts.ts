@@ -15,7 +15,7 @@ import { pageHeader } from '../layout.js';
 import { progressBar } from '../progress.js';
 import { navigate, type PageContext } from '../router.js';
 import { canOperate } from '../session.js';
-import { messageRow, renderHead, renderPager, syncRows, type Column } from '../table.js';
+import { type Column, linkRows, messageRow, renderHead, renderPager, syncRows } from '../table.js';
 
 export const rolloutHref = (id: string): string => `#/policy-rollouts/${encodeURIComponent(id)}`;
 
@@ -142,12 +142,7 @@ export function policyRolloutsPage(ctx: PageContext): void {
       put(status);
       syncRows(tbody, r.items, (x) => x.id, LIST_COLUMNS, {
         empty: 'No rollouts yet.',
-        init: (tr, x) => {
-          tr.classList.add('clickable');
-          tr.addEventListener('click', (ev) => {
-            if (!(ev.target as Element).closest('a, button')) navigate(rolloutHref(x.id));
-          });
-        },
+        init: linkRows((x) => rolloutHref(x.id)),
       });
       renderPager(pager, { page: s.page, pageSize: s.pageSize, total: r.total }, (page) => {
         s.page = page;

@@ -7,10 +7,10 @@ import type { Deployment } from '@opsplane/api';
 import { api, errorMessage } from '../api.js';
 import { ago, defList, errorBox, h, put } from '../dom.js';
 import { pageHeader } from '../layout.js';
-import { navigate, type PageContext } from '../router.js';
+import type { PageContext } from '../router.js';
 import { deployBadge, progressBar, stepLabel, stepProgress } from '../progress.js';
 import { canOperate } from '../session.js';
-import { messageRow, renderHead, syncRows, type Column } from '../table.js';
+import { type Column, linkRows, messageRow, renderHead, syncRows } from '../table.js';
 
 const deploymentHref = (d: Deployment) => `#/deployments/${encodeURIComponent(d.id)}`;
 
@@ -95,12 +95,7 @@ export function rolloutPage(ctx: PageContext): void {
       put(message);
       syncRows(tbody, r.deployments, (d) => d.id, COLUMNS, {
         empty: 'This rollout has no deployments.',
-        init: (tr, d) => {
-          tr.classList.add('clickable');
-          tr.addEventListener('click', (ev) => {
-            if (!(ev.target as Element).closest('a')) navigate(deploymentHref(d));
-          });
-        },
+        init: linkRows((d) => deploymentHref(d)),
       });
       cancel.hidden = r.status !== 'running';
       if (r.status !== 'running') poller.stop();
