@@ -12,10 +12,11 @@ import { CliError, EXIT, UsageError, defineCommand, type CliIO } from '../comman
 import { connect, listFlag, type ApiClient } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
 import { outputOption, serverOption, wantsJson } from '../client/common-options.js';
-import { ProgressDisplay, sanitize, type ProgressRow } from '../client/progress.js';
+import type { ProgressDisplay } from '../client/progress.js';
+import { sanitize, type ProgressRow } from '../client/progress.js';
 import { sseEvents } from '../client/sse.js';
 import { checkSelector } from './agents.js';
-import { EXIT_INTERRUPTED, interruptible, progressTarget } from './deployments.js';
+import { EXIT_INTERRUPTED, withProgress } from './deployments.js';
 
 /** `path[:name]`: the name the file gets on the agent defaults to the file's base name. */
 export function parseFileSpec(spec: string): { path: string; name: string } {
@@ -309,15 +310,7 @@ function finish(job: BatchJob, asJson: boolean, io: CliIO): number {
 
 /** Progress bar until the batch is over, then the results and the summary (or the JSON). */
 async function watch(api: ApiClient, job: BatchJob, asJson: boolean, io: CliIO): Promise<number> {
-  const display = new ProgressDisplay(progressTarget(io, asJson));
-  const int = interruptible();
-  let final: BatchJob | undefined;
-  try {
-    final = await followBatch(api, job, display, int.signal);
-  } finally {
-    int.dispose();
-    display.finish();
-  }
+  const final = await withProgress(io, asJson, (display, signal) => followBatch(api, job, display, signal));
   if (!final) {
     io.err(`stopped watching; batch ${job.id} runs on: opsplane batch watch ${job.id}`);
     return EXIT_INTERRUPTED;

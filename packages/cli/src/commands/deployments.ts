@@ -66,6 +66,25 @@ export function interruptible(): { signal: AbortSignal; dispose(): void } {
   return { signal: ac.signal, dispose: () => process.off('SIGINT', onSigint) };
 }
 
+/**
+ * Runs `follow` with a progress display and Ctrl-C handling; resolves with what it returned, or
+ * undefined when the operator stopped watching (the work goes on on the server).
+ */
+export async function withProgress<T>(
+  io: CliIO,
+  quiet: boolean,
+  follow: (display: ProgressDisplay, signal: AbortSignal) => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const display = new ProgressDisplay(progressTarget(io, quiet));
+  const int = interruptible();
+  try {
+    return await follow(display, int.signal);
+  } finally {
+    int.dispose();
+    display.finish();
+  }
+}
+
 /** Resolves true after `ms`, or false as soon as `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
@@ -246,15 +265,9 @@ export async function followRollout(
   asJson: boolean,
   io: CliIO,
 ): Promise<number> {
-  const display = new ProgressDisplay(progressTarget(io, asJson));
-  const int = interruptible();
-  let final: Rollout | undefined;
-  try {
-    final = await watchRollout(api, rollout, display, int.signal);
-  } finally {
-    int.dispose();
-    display.finish();
-  }
+  const final = await withProgress(io, asJson, (display, signal) =>
+    watchRollout(api, rollout, display, signal),
+  );
   if (!final) return interruptedHint('rollout', rollout.id, io);
   const s = rolloutSummary(final);
   if (asJson) io.out(json(final));
@@ -269,15 +282,9 @@ export async function followDeployment(
   asJson: boolean,
   io: CliIO,
 ): Promise<number> {
-  const display = new ProgressDisplay(progressTarget(io, asJson));
-  const int = interruptible();
-  let final: Deployment | undefined;
-  try {
-    final = await watchDeployment(api, deployment, display, int.signal);
-  } finally {
-    int.dispose();
-    display.finish();
-  }
+  const final = await withProgress(io, asJson, (display, signal) =>
+    watchDeployment(api, deployment, display, signal),
+  );
   if (!final) return interruptedHint('deployment', deployment.id, io);
   const s = deploymentSummary(final);
   if (asJson) io.out(json(final));

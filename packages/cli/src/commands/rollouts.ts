@@ -20,9 +20,10 @@ import { ApiError, connect, type ApiClient } from '../client/api.js';
 import { outputOption, serverOption, wantsJson } from '../client/common-options.js';
 import { resolvePolicy, withHints } from '../client/distribution.js';
 import { ago, json, table } from '../client/format.js';
-import { ProgressDisplay, sanitize, type ProgressRow } from '../client/progress.js';
+import type { ProgressDisplay } from '../client/progress.js';
+import { sanitize, type ProgressRow } from '../client/progress.js';
 import { sseEvents } from '../client/sse.js';
-import { EXIT_INTERRUPTED, interruptible, progressTarget } from './deployments.js';
+import { EXIT_INTERRUPTED, withProgress } from './deployments.js';
 
 const ACTIONS = ['start', 'list', 'show', 'watch', 'pause', 'resume', 'cancel'] as const;
 const START_FLAGS = [
@@ -237,15 +238,7 @@ export async function followRollout(
 }
 
 async function watch(api: ApiClient, r: PolicyRollout, asJson: boolean, io: CliIO): Promise<number> {
-  const display = new ProgressDisplay(progressTarget(io, asJson));
-  const int = interruptible();
-  let final: PolicyRollout | undefined;
-  try {
-    final = await followRollout(api, r, display, int.signal);
-  } finally {
-    int.dispose();
-    display.finish();
-  }
+  const final = await withProgress(io, asJson, (display, signal) => followRollout(api, r, display, signal));
   if (!final) {
     io.err(`stopped watching; rollout ${r.id} runs on: opsplane rollouts watch ${r.id}`);
     return EXIT_INTERRUPTED;
