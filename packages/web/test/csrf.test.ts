@@ -12,34 +12,15 @@
  * same-origin JSON requests (a token created from the page, the overview, logout) succeed.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import {
-  freePort,
-  skipUnlessAvailable,
-  startServerProcess,
-  tempDir,
-  waitFor,
-  type ServerProcess,
-} from '@opsplane/test-support';
+import { freePort, startServerProcess, tempDir, waitFor, type ServerProcess } from '@opsplane/test-support';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip } from './browser-page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-];
 const ADMIN_PASSWORD = 'csrf-test-admin-password-0123';
-const skip = skipUnlessAvailable(
-  'chromium',
-  existsSync(CHROMIUM),
-  `${CHROMIUM} is not installed (node scripts/ensure-deps.mjs installs Debian's chromium)`,
-);
+const skip = chromiumSkip;
 
 const CSV_HEADER = 'name,ip,function_area,os,username';
 

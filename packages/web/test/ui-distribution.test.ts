@@ -12,14 +12,12 @@
  * OPSPLANE_UI_SCREENSHOTS=<dir> keeps a screenshot of each page there.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import {
   packageArchive,
-  skipUnlessAvailable,
   startFleet,
   startServerProcess,
   tempDir,
@@ -27,19 +25,12 @@ import {
   type Fleet,
   type ServerProcess,
 } from '@opsplane/test-support';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip, pageTools } from './browser-page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-];
 const ADMIN_PASSWORD = 'ui-dist-admin-password-0123';
 const VIEWER = { username: 'looker', password: 'ui-dist-viewer-password-0123' };
 const AGENTS = ['dist-web-1', 'dist-web-2'];
-const skip = skipUnlessAvailable('chromium', existsSync(CHROMIUM), `${CHROMIUM} is not installed`);
+const skip = chromiumSkip;
 
 const until = <T>(fn: () => T | Promise<T>, what: string, timeoutMs = 30_000) =>
   waitFor(fn, { timeoutMs, intervalMs: 100, what });
@@ -60,8 +51,10 @@ describe('distribution pages in headless Chromium', { skip, timeout: 240_000 }, 
 
   const call = <T>(method: string, path: string, body?: unknown) =>
     (server as ServerProcess).call<T>(cookie, method, `${path}`, body);
-  const text = async (selector: string) => (await page.locator(selector).first().textContent()) ?? '';
-  const count = (selector: string) => page.locator(selector).count();
+  const { text, count, screenshot, unlabelled } = pageTools(
+    () => page,
+    () => work.path,
+  );
   const go = (hash: string) => page.goto(`${base}/${hash}`);
   const signIn = async (username: string, password: string) => {
     await page.locator('#username').waitFor();
@@ -70,29 +63,6 @@ describe('distribution pages in headless Chromium', { skip, timeout: 240_000 }, 
     await page.click('.login-form button[type=submit]');
     await page.waitForURL(/#\/$/);
   };
-  const screenshot = async (name: string) => {
-    const path = join(work.path, name);
-    const size = page.viewportSize() ?? { width: 1360, height: 860 };
-    const height = await page.evaluate(() => document.documentElement.scrollHeight);
-    await page.setViewportSize({ width: size.width, height: Math.min(Math.max(height, size.height), 3000) });
-    await page.screenshot({ path });
-    await page.setViewportSize(size);
-    const dir = process.env.OPSPLANE_UI_SCREENSHOTS;
-    if (dir) {
-      await mkdir(dir, { recursive: true });
-      await copyFile(path, join(dir, name));
-    }
-  };
-  const unlabelled = () =>
-    page.evaluate(() =>
-      [...document.querySelectorAll('input, select, textarea')]
-        .filter((el) => {
-          const e = el as HTMLInputElement;
-          if (e.type === 'hidden' || e.closest('[hidden]')) return false;
-          return !e.labels?.length && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby');
-        })
-        .map((e) => e.id || e.outerHTML.slice(0, 80)),
-    );
   const rowStatus = (agent: string) =>
     page.locator(`#rollout-agents tbody tr[data-agent="${agent}"]`).getAttribute('data-status');
   const waveStatus = (n: number) =>

@@ -12,15 +12,13 @@
  * OPSPLANE_UI_SCREENSHOTS=<dir> also keeps the screenshots there (the temp dir is removed).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import {
   freePort,
-  skipUnlessAvailable,
   startFleet,
   startServerProcess,
   tempDir,
@@ -29,18 +27,8 @@ import {
   type Fleet,
   type ServerProcess,
 } from '@opsplane/test-support';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip, pageTools } from './browser-page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ADMIN_PASSWORD = 'ui-test-admin-password-0123';
 const VIEWER = { username: 'watcher', password: 'ui-test-viewer-password-0123' };
 const XSS_HOSTNAME = '<img src=x onerror="document.body.dataset.pwned=1">evil-host';
@@ -48,11 +36,7 @@ const AGENT = 'area-1-agent-1';
 const XSS_AGENT = 'area-1-agent-2';
 /** Killed and restarted by the alert test (nothing after it needs area-2). */
 const OFFLINE_AGENT = 'area-2-agent-1';
-const skip = skipUnlessAvailable(
-  'chromium',
-  existsSync(CHROMIUM),
-  `${CHROMIUM} is not installed (node scripts/ensure-deps.mjs installs Debian's chromium)`,
-);
+const skip = chromiumSkip;
 
 const until = <T>(fn: () => T | Promise<T>, what: string, timeoutMs = 20_000) =>
   waitFor(fn, { timeoutMs, intervalMs: 100, what });
@@ -109,8 +93,10 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
   };
   const packagesOf = async (code: string) =>
     (await call<{ packages: PackageStatus[] }>('GET', `/api/v1/agents/${code}/packages`)).json.packages;
-  const text = async (selector: string) => (await page.locator(selector).first().textContent()) ?? '';
-  const count = (selector: string) => page.locator(selector).count();
+  const { text, count, screenshot, unlabelled } = pageTools(
+    () => page,
+    () => work.path,
+  );
   const go = async (hash: string) => {
     await page.goto(`${base}/${hash}`);
   };
@@ -119,21 +105,6 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
     await page.fill('#username', username);
     await page.fill('#password', password);
     await page.click('.login-form button[type=submit]');
-  };
-  const screenshot = async (name: string) => {
-    const path = join(work.path, name);
-    // The whole page, without scrolling (a full-page capture would draw the sticky header mid-page).
-    const size = page.viewportSize() ?? { width: 1360, height: 860 };
-    const height = await page.evaluate(() => document.documentElement.scrollHeight);
-    await page.setViewportSize({ width: size.width, height: Math.min(Math.max(height, size.height), 3000) });
-    await page.screenshot({ path });
-    await page.setViewportSize(size);
-    const dir = process.env.OPSPLANE_UI_SCREENSHOTS;
-    if (dir) {
-      await mkdir(dir, { recursive: true });
-      await copyFile(path, join(dir, name));
-    }
-    return path;
   };
 
   /** Extra screenshots, only when they are kept (OPSPLANE_UI_SCREENSHOTS). */
@@ -471,18 +442,6 @@ describe('web UI in headless Chromium', { skip, timeout: 300_000 }, () => {
       return r.json.total === 3 && (await alertOf('&status=firing')) === undefined;
     }, 'all agents online again');
   });
-
-  /** Controls without an accessible name (a <label>, aria-label or aria-labelledby) on the page now. */
-  const unlabelled = () =>
-    page.evaluate(() =>
-      [...document.querySelectorAll('input, select, textarea')]
-        .filter((el) => {
-          const e = el as HTMLInputElement;
-          if (e.type === 'hidden' || e.closest('[hidden]')) return false;
-          return !e.labels?.length && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby');
-        })
-        .map((e) => e.id || e.outerHTML.slice(0, 80)),
-    );
 
   it('creates, edits and imports devices in the UI (secrets write-only) and deploys the new one', async () => {
     await go('#/devices');
