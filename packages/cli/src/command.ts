@@ -135,3 +135,16 @@ export function parseCommandArgs<O extends Options>(
   const { help: _help, ...values } = parsed.values;
   return { ...values, _: parsed.positionals } as ParsedValues<O>;
 }
+
+/** `action` if it is one of `actions`, else the usage error naming them (exit 2). */
+export function actionOf<A extends string>(
+  actions: readonly A[],
+  action: string | undefined,
+  command: string,
+): A {
+  if (action !== undefined && (actions as readonly string[]).includes(action)) return action as A;
+  throw new UsageError(
+    action ? `unknown action '${action}' (${actions.join(', ')})` : `say ${actions.join(', ')}`,
+    command,
+  );
+}

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Artifact } from '@opsplane/api';
 import { ArtifactKindSchema } from '@opsplane/models';
-import { CliError, EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
+import { CliError, EXIT, UsageError, defineCommand, type CliIO, actionOf } from '../command.js';
 import { connect } from '../client/api.js';
 import { outputOption, serverOption, wantsJson } from '../client/common-options.js';
 import { artifactLabel, resolveArtifact, withHints } from '../client/distribution.js';
@@ -78,11 +78,7 @@ export default defineCommand({
   ].join('\n'),
   async run(v, io) {
     const [action, arg, ...extra] = v._;
-    if (!ACTIONS.includes(action as (typeof ACTIONS)[number]))
-      throw new UsageError(
-        action ? `unknown action '${action}' (${ACTIONS.join(', ')})` : `say ${ACTIONS.join(', ')}`,
-        'artifacts',
-      );
+    actionOf(ACTIONS, action, 'artifacts');
     if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'artifacts');
     const asJson = wantsJson(v, 'artifacts');
     const kind = v.kind;

@@ -13,7 +13,7 @@ import {
   type DeploymentStreamEvents,
   type Rollout,
 } from '@opsplane/api';
-import { CliError, EXIT, UsageError, defineCommand, processIO, type CliIO } from '../command.js';
+import { CliError, EXIT, UsageError, defineCommand, processIO, type CliIO, actionOf } from '../command.js';
 import { ApiError, connect, type ApiClient } from '../client/api.js';
 import { ago, json, table } from '../client/format.js';
 import { jsonOption, serverOption } from '../client/common-options.js';
@@ -455,11 +455,7 @@ export default defineCommand({
   ].join('\n'),
   async run(v, io) {
     const [action, ...rest] = v._;
-    if (!ACTIONS.includes(action as (typeof ACTIONS)[number]))
-      throw new UsageError(
-        action ? `unknown action '${action}' (${ACTIONS.join(', ')})` : `say ${ACTIONS.join(', ')}`,
-        'deployments',
-      );
+    actionOf(ACTIONS, action, 'deployments');
     if (v.upload !== undefined && action !== 'bundles')
       throw new UsageError('--upload goes with bundles', 'deployments');
     if (v.detach && action !== 'retry') throw new UsageError('--detach goes with retry', 'deployments');

@@ -6,7 +6,7 @@
  * applied / applying / failed, drift, errors.
  */
 import type { Policy, PolicyAgent, PolicySpec } from '@opsplane/api';
-import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
+import { EXIT, UsageError, defineCommand, type CliIO, actionOf } from '../command.js';
 import { connect } from '../client/api.js';
 import { outputOption, serverOption, wantsJson } from '../client/common-options.js';
 import { resolvePolicy, withHints } from '../client/distribution.js';
@@ -181,11 +181,7 @@ export default defineCommand({
   ].join('\n'),
   async run(v, io) {
     const [action, arg, ...extra] = v._;
-    if (!ACTIONS.includes(action as (typeof ACTIONS)[number]))
-      throw new UsageError(
-        action ? `unknown action '${action}' (${ACTIONS.join(', ')})` : `say ${ACTIONS.join(', ')}`,
-        'policies',
-      );
+    actionOf(ACTIONS, action, 'policies');
     if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`, 'policies');
     const asJson = wantsJson(v, 'policies');
     if (action !== 'create' && action !== 'update') {

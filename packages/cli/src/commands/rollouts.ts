@@ -15,7 +15,7 @@ import {
   type RolloutAgent,
   type RolloutWave,
 } from '@opsplane/api';
-import { EXIT, UsageError, defineCommand, type CliIO } from '../command.js';
+import { EXIT, UsageError, defineCommand, type CliIO, actionOf } from '../command.js';
 import { ApiError, connect, type ApiClient } from '../client/api.js';
 import { outputOption, serverOption, wantsJson } from '../client/common-options.js';
 import { resolvePolicy, withHints } from '../client/distribution.js';
@@ -304,10 +304,7 @@ export default defineCommand({
   ].join('\n'),
   async run(v, io) {
     const [action, arg, ...extra] = v._;
-    if (!ACTIONS.includes(action as (typeof ACTIONS)[number]))
-      throw usage(
-        action ? `unknown action '${action}' (${ACTIONS.join(', ')})` : `say ${ACTIONS.join(', ')}`,
-      );
+    actionOf(ACTIONS, action, 'rollouts');
     if (extra.length) throw usage(`unexpected argument '${extra[0]}'`);
     const asJson = wantsJson(v, 'rollouts');
     if (action !== 'start') {
