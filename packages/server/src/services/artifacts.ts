@@ -122,15 +122,18 @@ async function receive(body: Readable, max: number): Promise<Received> {
   return { path, sha256: hash.digest('hex'), size };
 }
 
-/** What package.yaml at the archive's top says (400s for everything wrong with it). */
-function checkPackage(gz: Buffer): {
+/** What an archive says of itself: its identity, how it starts, and its manifest as stored. */
+interface ArchiveMeta {
   name: string;
   version: string;
   os: string;
   arch: string;
   command: string;
   manifest: unknown;
-} {
+}
+
+/** What package.yaml at the archive's top says (400s for everything wrong with it). */
+function checkPackage(gz: Buffer): ArchiveMeta {
   let entries: TarEntry[];
   try {
     entries = readTarGz(gz);
@@ -233,14 +236,7 @@ export class ArtifactService {
     try {
       if (got.size === 0) throw new ArtifactError('artifact_invalid', 'the body is empty: send the tar.gz');
       const gz = await readFile(got.path);
-      let meta: {
-        name: string;
-        version: string;
-        os: string;
-        arch: string;
-        command: string;
-        manifest: unknown;
-      };
+      let meta: ArchiveMeta;
       if (q.kind === 'agent') {
         try {
           const b = await readAgentBundle(gz);
